@@ -1,0 +1,3 @@
+from imds_helpers.cli import main
+
+raise SystemExit(main())

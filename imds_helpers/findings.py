@@ -1,0 +1,130 @@
+"""Results are data: frozen dataclasses with ``to_dict()``, rendered by the caller.
+
+A step returns one or more :class:`CheckResult`; a run collects them in a :class:`Report`
+whose verdict is the worst status. Titles, explanations and fixes come from the one
+catalogue (:mod:`imds_helpers.catalog`), never from strings scattered in the steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+from imds_helpers.redact import redact_value
+
+
+class Status(str, Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {Status.SKIP: 0, Status.OK: 1, Status.WARN: 2, Status.FAIL: 3}
+
+
+def worst(statuses) -> Status:
+    """The overall verdict: the worst status; SKIP only when nothing else ran."""
+    statuses = list(statuses)
+    return max(statuses, key=lambda s: s.severity) if statuses else Status.SKIP
+
+
+@dataclass(frozen=True)
+class Commands:
+    """How to reproduce a check by hand; secrets are placeholders such as ``<secret>``."""
+
+    curl: str = ""
+    powershell: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"curl": self.curl, "powershell": self.powershell}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP attempt as recorded by the client (already redacted)."""
+
+    method: str
+    url: str
+    status: int | None
+    error: str | None          # taxonomy kind, or None on an HTTP answer
+    elapsed_ms: float
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body_excerpt: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "url": self.url,
+            "status": self.status,
+            "error": self.error,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+            "headers": dict(self.headers),
+            "body_excerpt": self.body_excerpt,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str                      # stable check id, e.g. "network.tcp", "token.system.management"
+    code: str                    # catalogue code, e.g. "IMDS-NET-002"
+    status: Status
+    title: str
+    detail: str                  # short reason with the evidence that matters
+    explanation: str = ""
+    fix: str = ""
+    elapsed_ms: float = 0.0
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    commands: Commands = field(default_factory=Commands)
+    attempts: tuple[Attempt, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "code": self.code,
+            "title": self.title,
+            "detail": self.detail,
+            "explanation": self.explanation,
+            "fix": self.fix,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+            "evidence": redact_value(dict(self.evidence)),
+            "commands": self.commands.to_dict(),
+            "attempts": [a.to_dict() for a in self.attempts],
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    target: str                  # "vm" | "arc" | "none"
+    endpoint: str
+    checks: tuple[CheckResult, ...]
+    platform: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> Status:
+        return worst(c.status for c in self.checks)
+
+    def tally(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for check in self.checks:
+            counts[check.status.value] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "target": self.target,
+            "endpoint": self.endpoint,
+            "tally": self.tally(),
+            "platform": redact_value(dict(self.platform)),
+            "checks": [c.to_dict() for c in self.checks],
+        }

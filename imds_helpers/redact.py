@@ -1,0 +1,61 @@
+"""The one redaction helper. Everything that may carry a secret goes through here
+before it is stored in a result, logged, shown or put into an exception message.
+
+Secrets we handle: bearer tokens (JWTs), the ``access_token``/``refresh_token`` fields of
+token responses, Arc challenge secrets (``Authorization: Basic <secret>``) and the bytes of
+Arc key files.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+PLACEHOLDER = "<redacted>"
+
+# header.payload.signature - the signature part may be empty (unsigned JWT).
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# "access_token": "..."  (JSON)  and  access_token=...  (form / query)
+_TOKEN_FIELD = re.compile(
+    r'(?P<key>"?(?:access_token|refresh_token|id_token)"?\s*[:=]\s*"?)(?P<value>[^"&,\s}]+)',
+    re.IGNORECASE,
+)
+_AUTH_HEADER = re.compile(r"(?P<key>\b(?:Basic|Bearer)\s+)(?P<value>[^\s\"',]+)", re.IGNORECASE)
+
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+
+
+def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Return ``text`` with every token-like and known secret value replaced."""
+    if not text:
+        return text
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, PLACEHOLDER)
+    text = _JWT.sub(PLACEHOLDER, text)
+    text = _TOKEN_FIELD.sub(lambda m: m.group("key") + PLACEHOLDER, text)
+    text = _AUTH_HEADER.sub(lambda m: m.group("key") + PLACEHOLDER, text)
+    return text
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Copy of ``headers`` with secret-bearing headers replaced by the placeholder."""
+    return {
+        name: (PLACEHOLDER if name.lower() in SECRET_HEADERS else redact_text(str(value)))
+        for name, value in headers.items()
+    }
+
+
+def redact_value(value: Any, secrets: tuple[str, ...] = ()) -> Any:
+    """Recursively redact strings inside dicts / lists / tuples (JSON-like data)."""
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if isinstance(value, Mapping):
+        return {
+            k: (PLACEHOLDER if str(k).lower() in {"access_token", "refresh_token", "id_token"}
+                else redact_value(v, secrets))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(v, secrets) for v in value)
+    return value
