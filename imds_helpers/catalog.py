@@ -36,7 +36,11 @@ CATALOG: dict[str, FindingSpec] = {}
 CATALOG.update(_rows(
 ))
 
-# --- META / TOKEN / ARC (instance metadata, tokens, Arc challenge) -------------------------
+# --- META / TOKEN (instance metadata, managed-identity tokens) -----------------------------
+CATALOG.update(_rows(
+))
+
+# --- ARC (HIMDS challenge: 401 -> realm -> key file -> Basic -> token) ----------------------
 CATALOG.update(_rows(
 ))
 
