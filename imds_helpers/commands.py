@@ -56,7 +56,7 @@ def arc_challenge(base: str, path: str, params: Mapping[str, str]) -> Commands:
     )
     powershell = (
         "try { Invoke-WebRequest -UseBasicParsing -NoProxy -Headers @{Metadata='true'} "
-        f"-Uri \"{url}\" } catch {{ $wwwAuth = $_.Exception.Response.Headers['WWW-Authenticate'] }}; "
+        f"-Uri \"{url}\" }} catch {{ $wwwAuth = $_.Exception.Response.Headers['WWW-Authenticate'] }}; "
         "$secret = Get-Content -Raw ($wwwAuth.Split('=')[1]); "
         "$r = Invoke-RestMethod -NoProxy -Headers @{Metadata='true'; Authorization=\"Basic $secret\"} "
         f"-Uri \"{url}\"; $r.access_token = '<redacted>'; $r"
