@@ -1,0 +1,168 @@
+"""Step 5: managed-identity tokens on an Azure VM.
+
+System-assigned for the guide's audience (management) and the one Azure Monitor Agent uses
+(monitor), each user-assigned identity asked for, and the identity AMA is configured with.
+Tokens are decoded for display (claims only) and dropped; they never reach a result.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+from urllib.parse import urlsplit
+
+from imds_helpers.answers import Answer, classify, error_fields
+from imds_helpers.catalog import finding
+from imds_helpers.claims import decode_claims
+from imds_helpers.commands import http_get
+from imds_helpers.findings import CheckResult, Status
+from imds_helpers.http import MetadataClient
+
+TOKEN_PATH = "/metadata/identity/oauth2/token"
+VM_TOKEN_API_VERSION = "2018-02-01"     # what MSAL / azure-identity send
+MANAGEMENT = "https://management.azure.com/"
+MONITOR = "https://monitor.azure.com/"  # the audience Azure Monitor Agent requests
+DEFAULT_RESOURCES = (MANAGEMENT, MONITOR)
+AMA_CONFIG_PATH = "/etc/default/azuremonitoragent"
+# AMA's selector names (MANAGED_IDENTITY="<name>#<id>") -> IMDS query parameter
+AMA_SELECTORS = {"mi_res_id": "msi_res_id", "msi_res_id": "msi_res_id", "client_id": "client_id", "object_id": "object_id"}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Which identity to ask for: ``selector`` is None for system-assigned."""
+
+    selector: str | None = None     # client_id | object_id | msi_res_id
+    value: str | None = None
+    source: str = "argument"        # argument | ama-config
+
+    @property
+    def label(self) -> str:
+        if self.selector is None:
+            return "system"
+        short = self.value.rsplit("/", 1)[-1] if self.selector == "msi_res_id" else (self.value or "")[:8]
+        return f"{self.selector}:{short}"
+
+
+def parse_ama_identity(text: str) -> Identity | None | str:
+    """``MANAGED_IDENTITY`` from AMA's defaults file: an Identity, None if unset, or the raw
+    value when it cannot be parsed (pure)."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export "):].strip()
+        if not line.startswith("MANAGED_IDENTITY="):
+            continue
+        try:
+            value = " ".join(shlex.split(line.split("=", 1)[1]))
+        except ValueError:
+            return line.split("=", 1)[1]
+        if not value:
+            return None
+        name, sep, ident = value.partition("#")
+        selector = AMA_SELECTORS.get(name.strip().lower())
+        if not sep or selector is None or not ident.strip():
+            return value
+        return Identity(selector, ident.strip(), source="ama-config")
+    return None
+
+
+def read_ama_identity(path: str = AMA_CONFIG_PATH) -> Identity | None | str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return parse_ama_identity(handle.read(65536))
+    except OSError:
+        return None
+
+
+def _audience_label(resource: str) -> str:
+    host = urlsplit(resource).hostname or resource
+    return {"management.azure.com": "management", "monitor.azure.com": "monitor"}.get(host, re.sub(r"[^\w.-]", "_", host))
+
+
+def check_token(
+    client: MetadataClient,
+    endpoint: str,
+    resource: str,
+    identity: Identity = Identity(),
+    *,
+    user_assigned_checked: bool = False,
+) -> CheckResult:
+    """One token request; the result holds decoded claims, never the token."""
+    params = {"api-version": VM_TOKEN_API_VERSION, "resource": resource}
+    if identity.selector:
+        params[identity.selector] = identity.value or ""
+    check_id = f"token.{identity.label}.{_audience_label(resource)}"
+    outcome = client.request(endpoint.rstrip("/") + TOKEN_PATH, params=params, headers={"Metadata": "true"})
+    answer = classify(outcome, service="vm")
+    commands = http_get(endpoint, TOKEN_PATH, params)
+    evidence = {"resource": resource, "identity": identity.label, "identity_source": identity.source}
+    code, status, detail = _interpret(answer, identity, user_assigned_checked)
+    if code == "IMDS-TOKEN-000":
+        claims = decode_claims(str(answer.body.get("access_token", ""))) if isinstance(answer.body, dict) else {}
+        if "error" in claims:
+            code, status, detail = "IMDS-TOKEN-005", None, claims["error"]
+        else:
+            evidence.update(claims=claims, expires_in=answer.body.get("expires_in"), token_type=answer.body.get("token_type"))
+            detail = _claims_line(claims)
+            if identity.source == "ama-config":
+                code = "IMDS-TOKEN-008"
+    return finding(check_id, code, detail, status=status, elapsed_ms=outcome.elapsed_ms,
+                   evidence=evidence, commands=commands, attempts=outcome.attempts)
+
+
+def _interpret(answer: Answer, identity: Identity, user_assigned_checked: bool) -> tuple[str, Status | None, str]:
+    if answer.code is not None and answer.code != "IMDS-HTTP-016":
+        return answer.code, None, answer.detail
+    body = answer.body
+    if answer.code is None:
+        if isinstance(body, dict) and body.get("access_token") and body.get("expires_in"):
+            return "IMDS-TOKEN-000", None, ""
+        return "IMDS-TOKEN-005", None, "200 without access_token/expires_in"
+    error, description = error_fields(body)
+    said = f"{error}: {description}"[:200]
+    lowered = description.lower()
+    if "identity not found" in lowered:
+        if identity.selector:
+            return "IMDS-TOKEN-002", None, f"{identity.selector} {identity.value}: {said}"
+        if user_assigned_checked:
+            return "IMDS-TOKEN-007", None, said
+        return "IMDS-TOKEN-001", None, said
+    if "multiple user assigned identities" in lowered:
+        return "IMDS-TOKEN-003", (Status.WARN if user_assigned_checked else None), said
+    if error == "invalid_resource" or "aadsts500011" in lowered or "aadsts50001" in lowered:
+        return "IMDS-TOKEN-004", None, said.split("\\r\\n")[0].split("\r\n")[0]
+    return "IMDS-TOKEN-006", None, said
+
+
+def _claims_line(claims: dict) -> str:
+    mirid = str(claims.get("xms_mirid", ""))
+    who = mirid.rsplit("/", 1)[-1] if mirid else claims.get("oid", "?")
+    return f"aud={claims.get('aud')} identity={who} expires in {claims.get('expires_in_s', '?')} s"
+
+
+def check_vm_tokens(
+    client: MetadataClient,
+    endpoint: str,
+    *,
+    resources: Sequence[str] = DEFAULT_RESOURCES,
+    identities: Iterable[Identity] = (),
+    ama_identity: Identity | None | str = None,
+) -> tuple[CheckResult, ...]:
+    """System-assigned for every resource, then each user-assigned identity, then AMA's own."""
+    identities = list(identities)
+    results: list[CheckResult] = []
+    ama_named = isinstance(ama_identity, Identity)
+    for resource in resources:
+        results.append(check_token(client, endpoint, resource, user_assigned_checked=bool(identities) or ama_named))
+    for identity in identities:
+        for resource in resources:
+            results.append(check_token(client, endpoint, resource, identity))
+    if isinstance(ama_identity, str):
+        results.append(finding("token.ama-config", "IMDS-TOKEN-009", f"MANAGED_IDENTITY={ama_identity[:120]!r}",
+                               evidence={"path": AMA_CONFIG_PATH}))
+    elif ama_named and not any(i.value and ama_identity.value and i.value.lower() == ama_identity.value.lower() for i in identities):
+        results.append(check_token(client, endpoint, MONITOR, ama_identity))
+    return tuple(results)
