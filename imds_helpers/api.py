@@ -1,0 +1,184 @@
+"""The Python API the CLI and the runbooks call: one function per step, and ``run_checks``
+that runs them in order (a visible pipeline, like papermill's ``execute.py``).
+
+    opts = check_options(target="auto", resources=[...], client_ids=[...])
+    report = run_checks(opts)            # Report: verdict, target, endpoint, checks
+    report.to_dict()                     # what --json prints and the runbooks save
+
+Steps after a failed TCP connect are recorded as SKIP instead of waiting on more timeouts,
+so a firewalled IMDS gets its verdict in about one connect timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from imds_helpers import validate
+from imds_helpers.catalog import CATALOG, FindingSpec
+from imds_helpers.findings import CheckResult, Report, Status
+from imds_helpers.http import MetadataClient, Timeouts
+from imds_helpers.tokens import AMA_CONFIG_PATH, DEFAULT_RESOURCES, Identity
+
+ENDPOINT_ENV = "IMDS_RUNBOOK_ENDPOINT"   # the one documented override (e.g. an emulator)
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    target: str = "auto"                      # auto | vm | arc
+    endpoint: str | None = None               # explicit base URL; wins over detection
+    resources: tuple[str, ...] = DEFAULT_RESOURCES
+    identities: tuple[Identity, ...] = ()     # user-assigned identities to try
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    proxy_comparison: bool = False            # opt-in: instance metadata through the proxy
+    tokens_dir: str | None = None             # Arc key directory (default: the platform's)
+    ama_config_path: str = AMA_CONFIG_PATH
+    env: Mapping[str, str] | None = None      # default: os.environ
+
+
+def check_options(
+    *,
+    target: str = "auto",
+    endpoint: str | None = None,
+    resources: Sequence[str] = (),
+    client_ids: Iterable[str] = (),
+    object_ids: Iterable[str] = (),
+    msi_res_ids: Iterable[str] = (),
+    timeout: float | None = None,
+    proxy_comparison: bool = False,
+    tokens_dir: str | None = None,
+    ama_config_path: str = AMA_CONFIG_PATH,
+    env: Mapping[str, str] | None = None,
+) -> CheckOptions:
+    """Validated options; bad input raises UsageError naming the argument."""
+    pairs = validate.identity_selectors(client_ids, object_ids, msi_res_ids)
+    return CheckOptions(
+        target=validate.target(target),
+        endpoint=validate.endpoint_url(endpoint) if endpoint else None,
+        resources=tuple(validate.resource_uri(r) for r in resources) or DEFAULT_RESOURCES,
+        identities=tuple(Identity(selector, value) for selector, value in pairs),
+        timeouts=Timeouts.from_total(validate.timeout_s(timeout)) if timeout is not None else Timeouts(),
+        proxy_comparison=bool(proxy_comparison),
+        tokens_dir=tokens_dir,
+        ama_config_path=ama_config_path,
+        env=env,
+    )
+
+
+def _env(opts: CheckOptions) -> Mapping[str, str]:
+    return os.environ if opts.env is None else opts.env
+
+
+def platform_step(opts: CheckOptions):
+    """Step 1: which platform, which endpoint and why (PlatformResult)."""
+    from imds_helpers.platform import detect_platform
+
+    endpoint = opts.endpoint or _env(opts).get(ENDPOINT_ENV) or None
+    if endpoint:
+        endpoint = validate.endpoint_url(endpoint, argument=ENDPOINT_ENV if not opts.endpoint else "--endpoint")
+    return detect_platform(opts.target, endpoint, env=_env(opts))
+
+
+def proxy_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:
+    """Step 2: proxy variables and what clients that honour them would do."""
+    from imds_helpers.proxy import analyze_proxy
+
+    results = [analyze_proxy(endpoint, env=_env(opts)).check]
+    if opts.proxy_comparison:
+        from imds_helpers.proxy import compare_through_proxy
+
+        results.append(compare_through_proxy(endpoint, env=_env(opts), timeouts=opts.timeouts))
+    return tuple(results)
+
+
+def network_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:
+    """Step 3: route, TCP connect, firewall rules."""
+    from imds_helpers.network import network_checks
+
+    return tuple(network_checks(endpoint, timeout=opts.timeouts.connect))
+
+
+def instance_step(opts: CheckOptions, endpoint: str, *, service: str, smbios_uuid: str | None = None) -> tuple[CheckResult, ...]:
+    """Step 4: the guide's instance-metadata request and the newest version."""
+    from imds_helpers.metadata import check_instance
+
+    with _client(opts) as client:
+        return check_instance(client, endpoint, service=service, smbios_uuid=smbios_uuid)
+
+
+def token_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:
+    """Step 5 (VM): system-assigned, user-assigned and AMA's configured identity."""
+    from imds_helpers.tokens import check_vm_tokens, read_ama_identity
+
+    with _client(opts) as client:
+        return check_vm_tokens(client, endpoint, resources=opts.resources, identities=opts.identities,
+                               ama_identity=read_ama_identity(opts.ama_config_path))
+
+
+def arc_environment_step(opts: CheckOptions) -> CheckResult:
+    """Step 6a (Arc): IDENTITY_ENDPOINT / IMDS_ENDPOINT as this process sees them."""
+    from imds_helpers.arc import check_arc_environment
+
+    return check_arc_environment(_env(opts))
+
+
+def arc_challenge_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:
+    """Step 6b (Arc): the 401 -> realm -> key file -> Basic -> token chain, one result per step."""
+    from imds_helpers.arc import check_arc_token
+
+    selector = {i.selector: i.value for i in opts.identities[:1]}
+    with _client(opts) as client:
+        return tuple(check_arc_token(client, endpoint, resource=opts.resources[0], tokens_dir=opts.tokens_dir, **selector))
+
+
+class _client:
+    """A MetadataClient as a context manager (closes its pooled connections)."""
+
+    def __init__(self, opts: CheckOptions) -> None:
+        self.client = MetadataClient(opts.timeouts)
+
+    def __enter__(self) -> MetadataClient:
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
+
+def skipped(check_id: str, reason: str) -> CheckResult:
+    return CheckResult(id=check_id, code="-", status=Status.SKIP, title="Not attempted", detail=reason)
+
+
+def run_checks(opts: CheckOptions | None = None) -> Report:
+    """All steps in order for the chosen target; the verdict is the worst status."""
+    opts = opts or CheckOptions()
+    platform = platform_step(opts)
+    endpoint, target = platform.endpoint, platform.target
+    checks: list[CheckResult] = [platform.check]
+    checks += proxy_step(opts, endpoint)
+    network = network_step(opts, endpoint)
+    checks += network
+    blocked = next((c for c in network if c.id == "network.tcp" and c.status is Status.FAIL), None)
+    if blocked is not None:
+        reason = f"not attempted: TCP connect failed ({blocked.code})"
+        later = ["metadata.instance", "token"] if target == "vm" else ["arc.environment", "metadata.instance", "arc.challenge"]
+        checks += [skipped(check_id, reason) for check_id in later]
+    elif target == "arc":
+        checks.append(arc_environment_step(opts))
+        checks += instance_step(opts, endpoint, service="arc")
+        checks += arc_challenge_step(opts, endpoint)
+    else:
+        checks += instance_step(opts, endpoint, service="vm", smbios_uuid=platform.evidence.get("smbios_uuid"))
+        checks += token_step(opts, endpoint)
+    return Report(target=target, endpoint=endpoint, checks=tuple(checks), platform=platform.to_dict())
+
+
+def catalog_rows() -> list[FindingSpec]:
+    """Every finding code with its words (for docs, notebooks and tests)."""
+    return list(CATALOG.values())
+
+
+def describe(results: Iterable[CheckResult]) -> list[dict[str, Any]]:
+    """Rows for a table: the fields a person reads first."""
+    return [{k: r.to_dict()[k] for k in ("id", "status", "code", "title", "detail", "fix")} for r in results]
+

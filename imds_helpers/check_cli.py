@@ -1,0 +1,75 @@
+"""``imds-runbook check``: doctor-style listing or one JSON object.
+
+Exit codes: 0 all ok, 1 any warn or fail, 2 bad usage. Imports stay light (no pandas,
+no Jupyter): this is the quick path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from imds_helpers.findings import Report, Status
+from imds_helpers.redact import redact_text
+
+LABELS = {Status.OK: "OK", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "SKIP"}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default="auto", help="auto (detect), vm (IMDS) or arc (HIMDS); default auto")
+    parser.add_argument("--endpoint", metavar="URL", help="base URL of the metadata service (wins over detection)")
+    parser.add_argument("--resource", metavar="URI", action="append", default=[],
+                        help="token audience; repeatable (default: management and monitor)")
+    parser.add_argument("--client-id", metavar="ID", action="append", default=[], help="user-assigned identity by client id")
+    parser.add_argument("--object-id", metavar="ID", action="append", default=[], help="user-assigned identity by object id")
+    parser.add_argument("--msi-res-id", metavar="ID", action="append", default=[], help="user-assigned identity by resource id")
+    parser.add_argument("--timeout", metavar="S", help="time budget per step in seconds (default 10; connect 2, read 5)")
+    parser.add_argument("--tokens-dir", metavar="DIR", help="Arc key directory (default: the platform's)")
+    parser.add_argument("--proxy-comparison", action="store_true",
+                        help="also fetch instance metadata THROUGH the configured proxy (never a token)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the listing")
+
+
+def run(args: argparse.Namespace) -> int:
+    from imds_helpers.api import check_options, run_checks
+
+    opts = check_options(
+        target=args.target, endpoint=args.endpoint, resources=args.resource, client_ids=args.client_id,
+        object_ids=args.object_id, msi_res_ids=args.msi_res_id, timeout=args.timeout,
+        proxy_comparison=args.proxy_comparison, tokens_dir=args.tokens_dir,
+    )
+    started = time.monotonic()
+    report = run_checks(opts)
+    elapsed_ms = (time.monotonic() - started) * 1000
+    if args.json:
+        data = report.to_dict()
+        data["elapsed_ms"] = round(elapsed_ms, 1)
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+    else:
+        text = render_text(report, elapsed_ms)
+    # Last line of defence: whatever a step put into the output, no token leaves.
+    sys.stdout.write(redact_text(text) + "\n")
+    return 0 if report.verdict in (Status.OK, Status.SKIP) else 1
+
+
+def render_text(report: Report, elapsed_ms: float) -> str:
+    """One line per check (status, code, id, reason), the fix under each problem, a tally."""
+    lines = [f"imds-runbook check: target {report.target}, endpoint {report.endpoint}"]
+    reason = report.platform.get("reason") if report.platform else None
+    if reason:
+        lines.append(f"  ({reason})")
+    width = max((len(c.id) for c in report.checks), default=10)
+    for check in report.checks:
+        lines.append(f"{LABELS[check.status]:<4}  {check.code:<14} {check.id:<{width}}  {check.title}: {check.detail}".rstrip(": "))
+        if check.status in (Status.WARN, Status.FAIL) and check.fix:
+            lines.append(f"{'':<20}fix: {check.fix}")
+            if check.commands.curl:
+                lines.append(f"{'':<20}try: {check.commands.curl}")
+    tally = report.tally()
+    lines.append(
+        f"Verdict: {report.verdict.value.upper()} - {tally['ok']} ok, {tally['warn']} warn, "
+        f"{tally['fail']} fail, {tally['skip']} skipped ({elapsed_ms / 1000:.1f} s)"
+    )
+    return "\n".join(lines)
