@@ -41,7 +41,7 @@ def build_parser(only: str | None = None) -> OneLineParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():
-        if only is not None and name != only:
+        if name != only:
             # Still listed in --help, but its module is not imported.
             sub.add_parser(name, help=help_text, add_help=False)
             continue

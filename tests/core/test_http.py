@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from imds_helpers.http import MetadataClient, Timeouts
+from imds_helpers.taxonomy import ErrorKind
+
+from .conftest import drip, hang, reset, respond, truncated
+
+FAST = Timeouts(connect=0.5, read=0.5, total=1.5)
+
+
+def test_success_records_one_attempt_with_evidence_headers(raw_server):
+    url = raw_server(respond("200 OK", b'{"a": "1"}'))
+    outcome = MetadataClient(FAST).request(url + "/x", params={"api-version": "2019-11-01"})
+    assert outcome.ok and outcome.json() == {"a": "1"}
+    (attempt,) = outcome.attempts
+    assert attempt.status == 200 and attempt.url.endswith("/x?api-version=2019-11-01")
+    assert attempt.headers["Server"].startswith("IMDS/")
+
+
+@pytest.mark.parametrize("handler, kind", [
+    (reset, ErrorKind.CONNECTION_RESET),
+    (hang, ErrorKind.READ_TIMEOUT),
+    (drip, ErrorKind.DEADLINE_EXCEEDED),
+    (truncated, ErrorKind.BAD_PAYLOAD),
+])
+def test_faults_are_classified_within_the_deadline(raw_server, handler, kind):
+    url = raw_server(handler)
+    started = time.monotonic()
+    outcome = MetadataClient(FAST).request(url)
+    assert outcome.error is kind
+    assert time.monotonic() - started < FAST.total + 0.6
+
+
+def test_connection_refused_is_immediate():
+    started = time.monotonic()
+    outcome = MetadataClient(FAST).request("http://127.0.0.1:9")
+    assert outcome.error is ErrorKind.CONNECT_REFUSED
+    assert time.monotonic() - started < 0.5
+
+
+def test_oversized_body_is_cut(raw_server):
+    url = raw_server(respond("200 OK", b"x" * 300_000))
+    outcome = MetadataClient(FAST, max_body_bytes=100_000).request(url)
+    assert outcome.error is ErrorKind.OVERSIZED_PAYLOAD and len(outcome.body) == 100_000
+
+
+def test_retry_after_is_honoured_only_within_budget(raw_server):
+    sleeps: list[float] = []
+    url = raw_server(respond("429 Too Many Requests", b'{"error":"too_many_requests"}', {"Retry-After": "1"}))
+    client = MetadataClient(Timeouts(connect=0.5, read=0.5, total=2.5), sleep=lambda s: (sleeps.append(s), time.sleep(s)))
+    outcome = client.request(url)
+    assert outcome.status == 429 and len(outcome.attempts) == 3
+    assert sleeps == [1.0, 1.0]
+    far = raw_server(respond("429 Too Many Requests", b"{}", {"Retry-After": "60"}))
+    outcome = MetadataClient(FAST).request(far)
+    assert len(outcome.attempts) == 1  # a 60 s wait does not fit a 1.5 s budget
+
+
+def test_non_retryable_status_is_not_retried(raw_server):
+    url = raw_server(respond("400 Bad Request", b'{"error":"invalid_request"}'))
+    assert len(MetadataClient(FAST).request(url).attempts) == 1
+
+
+def test_environment_proxies_are_ignored(raw_server, monkeypatch):
+    url = raw_server(respond("200 OK", b"{}"))
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert MetadataClient(FAST).request(url).ok
+
+
+def test_token_bodies_are_redacted_in_attempts_and_repr(raw_server):
+    secret = "eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4In0.imdsrbcanary0123456789abcdef"
+    url = raw_server(respond("200 OK", json.dumps({"access_token": secret, "expires_in": "3599"}).encode()))
+    outcome = MetadataClient(FAST).request(url)
+    assert "imdsrbcanary" not in repr(outcome)
+    assert "imdsrbcanary" not in json.dumps([a.to_dict() for a in outcome.attempts])
+    assert outcome.json()["access_token"] == secret  # the caller can still use it
+
+
+@pytest.mark.parametrize("bad", [0, -1, 5000, float("nan")])
+def test_timeouts_reject_nonsense(bad):
+    with pytest.raises(ValueError):
+        Timeouts(connect=bad)
