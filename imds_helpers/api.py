@@ -149,28 +149,73 @@ def skipped(check_id: str, reason: str) -> CheckResult:
     return CheckResult(id=check_id, code="-", status=Status.SKIP, title="Not attempted", detail=reason)
 
 
+class Session:
+    """The pipeline, one step at a time: what ``run_checks`` runs in one go and what a runbook
+    runs cell by cell. Each step returns its results and keeps them for the report."""
+
+    def __init__(self, opts: CheckOptions | None = None) -> None:
+        self.opts = opts or CheckOptions()
+        self.platform = platform_step(self.opts)
+        self.endpoint: str = self.platform.endpoint
+        self.target: str = self.platform.target
+        self.results: list[CheckResult] = [self.platform.check]
+
+    def _keep(self, results: Iterable[CheckResult]) -> tuple[CheckResult, ...]:
+        results = tuple(results)
+        self.results.extend(results)
+        return results
+
+    def _blocked(self) -> CheckResult | None:
+        return next((c for c in self.results if c.id == "network.tcp" and c.status is Status.FAIL), None)
+
+    def _unless_blocked(self, check_ids: Sequence[str], run) -> tuple[CheckResult, ...]:
+        blocked = self._blocked()
+        if blocked is not None:
+            reason = f"not attempted: TCP connect failed ({blocked.code})"
+            return self._keep(skipped(check_id, reason) for check_id in check_ids)
+        return self._keep(run())
+
+    def proxy(self) -> tuple[CheckResult, ...]:
+        return self._keep(proxy_step(self.opts, self.endpoint))
+
+    def network(self) -> tuple[CheckResult, ...]:
+        return self._keep(network_step(self.opts, self.endpoint))
+
+    def instance(self) -> tuple[CheckResult, ...]:
+        service = "arc" if self.target == "arc" else "vm"
+        smbios = self.platform.evidence.get("smbios_uuid") if service == "vm" else None
+        return self._unless_blocked(["metadata.instance"],
+                                    lambda: instance_step(self.opts, self.endpoint, service=service, smbios_uuid=smbios))
+
+    def tokens(self) -> tuple[CheckResult, ...]:
+        return self._unless_blocked(["token"], lambda: token_step(self.opts, self.endpoint))
+
+    def arc_environment(self) -> tuple[CheckResult, ...]:
+        return self._keep([arc_environment_step(self.opts)])
+
+    def arc_challenge(self) -> tuple[CheckResult, ...]:
+        return self._unless_blocked(["arc.challenge"], lambda: arc_challenge_step(self.opts, self.endpoint))
+
+    def run_all(self) -> Report:
+        self.proxy()
+        self.network()
+        if self.target == "arc":
+            self.arc_environment()
+            self.instance()
+            self.arc_challenge()
+        else:
+            self.instance()
+            self.tokens()
+        return self.report()
+
+    def report(self) -> Report:
+        return Report(target=self.target, endpoint=self.endpoint, checks=tuple(self.results),
+                      platform=self.platform.to_dict())
+
+
 def run_checks(opts: CheckOptions | None = None) -> Report:
     """All steps in order for the chosen target; the verdict is the worst status."""
-    opts = opts or CheckOptions()
-    platform = platform_step(opts)
-    endpoint, target = platform.endpoint, platform.target
-    checks: list[CheckResult] = [platform.check]
-    checks += proxy_step(opts, endpoint)
-    network = network_step(opts, endpoint)
-    checks += network
-    blocked = next((c for c in network if c.id == "network.tcp" and c.status is Status.FAIL), None)
-    if blocked is not None:
-        reason = f"not attempted: TCP connect failed ({blocked.code})"
-        later = ["metadata.instance", "token"] if target == "vm" else ["arc.environment", "metadata.instance", "arc.challenge"]
-        checks += [skipped(check_id, reason) for check_id in later]
-    elif target == "arc":
-        checks.append(arc_environment_step(opts))
-        checks += instance_step(opts, endpoint, service="arc")
-        checks += arc_challenge_step(opts, endpoint)
-    else:
-        checks += instance_step(opts, endpoint, service="vm", smbios_uuid=platform.evidence.get("smbios_uuid"))
-        checks += token_step(opts, endpoint)
-    return Report(target=target, endpoint=endpoint, checks=tuple(checks), platform=platform.to_dict())
+    return Session(opts).run_all()
 
 
 def catalog_rows() -> list[FindingSpec]:
