@@ -19,3 +19,8 @@ class UsageError(Exception):
     def __init__(self, message: str, *, argument: str | None = None) -> None:
         self.argument = argument
         super().__init__(f"{argument}: {message}" if argument else message)
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: a bad parameter stops a runbook's
+        # first cell with one line.
+        return [f"UsageError: {self}"]

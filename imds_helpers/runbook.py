@@ -1,0 +1,251 @@
+"""What the runbooks call: parameter validation, the pipeline step by step, styled tables,
+and the sidecar JSON. Notebooks stay thin: one call per cell, the result is the cell's value.
+
+    rb = runbook.start("vm", globals())   # validates the parameters cell; stops with one line
+    rb.platform()                          # each step returns a styled table of its results
+    ...
+    rb.verdict()                           # code, status, explanation, fix
+    rb.save()                              # sidecar JSON for `imds-runbook report`
+
+Parameters are one table (``PARAMETERS``); papermill's ``--help-notebook`` shows the same
+names from each notebook's parameters cell, and the runner validates YAML files with
+:func:`validate_parameters` before it starts a kernel.
+"""
+
+from __future__ import annotations
+
+import difflib
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from imds_helpers import validate
+from imds_helpers.api import CheckOptions, Session, check_options
+from imds_helpers.errors import UsageError
+from imds_helpers.findings import CheckResult, Report
+
+MANAGEMENT = "https://management.azure.com/"
+MONITOR = "https://monitor.azure.com/"
+NOTEBOOKS = {"vm": "01_azure_vm_imds", "arc": "02_arc_himds"}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: type | tuple[type, ...]
+    default: Any
+    help: str
+    runbooks: tuple[str, ...] = ("vm", "arc")
+
+
+PARAMETERS: tuple[Param, ...] = (
+    Param("host_name", str, "", "label in reports; '' = this machine's hostname"),
+    Param("endpoint", str, "", "metadata base URL; '' = detect (real endpoint) or $IMDS_RUNBOOK_ENDPOINT"),
+    Param("resources", list, [MANAGEMENT, MONITOR], "token audiences (management = the guide's, monitor = AMA's)"),
+    Param("client_ids", list, [], "user-assigned identities by client id", ("vm",)),
+    Param("object_ids", list, [], "user-assigned identities by object id", ("vm",)),
+    Param("msi_res_ids", list, [], "user-assigned identities by ARM resource id", ("vm",)),
+    Param("tokens_dir", str, "", "Arc key directory; '' = the platform's (/var/opt/azcmagent/tokens)", ("arc",)),
+    Param("timeout_s", (int, float), 10.0, "time budget per step, seconds (connect 2 s, read 5 s inside it)"),
+    Param("proxy_comparison", bool, False, "also fetch instance metadata THROUGH the configured proxy (never a token)"),
+    Param("emulator_scenario", str, "", "training: serve this emulator scenario in-process and check it"),
+    Param("sidecar_path", str, "", "where to write the JSON result; '' = results/<host_name>.json"),
+    Param("target", str, "", "set by parameter files for `imds-runbook run --notebook auto` (vm|arc)"),
+)
+# Names IPython itself puts into a notebook's namespace (never parameters).
+_IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
+
+
+def parameter_names(kind: str) -> list[str]:
+    return [p.name for p in PARAMETERS if kind in p.runbooks]
+
+
+def validate_parameters(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults filled in; unknown keys, wrong types and malformed values raise UsageError."""
+    known = {p.name: p for p in PARAMETERS if kind in p.runbooks}
+    for name in params:
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+            raise UsageError(f"unknown parameter {name!r}{hint}", argument="parameters")
+    values = {name: params.get(name, p.default) for name, p in known.items()}
+    for name, p in known.items():
+        value = values[name]
+        if value is None:
+            value = values[name] = p.default
+        if isinstance(value, bool) and p.kind is not bool or not isinstance(value, p.kind):
+            raise UsageError(f"must be {_type_name(p.kind)}, got {type(value).__name__} {value!r}", argument=name)
+        if p.kind is list and not all(isinstance(v, str) for v in value):
+            raise UsageError("must be a list of strings", argument=name)
+    if values["endpoint"]:
+        values["endpoint"] = validate.endpoint_url(values["endpoint"], argument="endpoint")
+    values["resources"] = [validate.resource_uri(r, argument="resources") for r in values["resources"]] or [MANAGEMENT]
+    values["timeout_s"] = validate.timeout_s(values["timeout_s"], argument="timeout_s")
+    if kind == "vm":
+        validate_selectors(values)
+    if values["target"] not in ("", "vm", "arc"):
+        raise UsageError(f"must be vm or arc, got {values['target']!r}", argument="target")
+    if values["emulator_scenario"]:
+        _check_scenario(kind, values["emulator_scenario"])
+    return values
+
+
+def validate_selectors(values: Mapping[str, Any]) -> None:
+    try:
+        validate.identity_selectors(values["client_ids"], values["object_ids"], values["msi_res_ids"])
+    except UsageError as err:  # name the parameter, not the CLI flag
+        message = str(err).split(": ", 1)[-1]
+        flag = (err.argument or "").lstrip("-").replace("-", "_")
+        raise UsageError(message, argument=f"{flag}s" if flag else "identities") from None
+
+
+def _check_scenario(kind: str, name: str) -> None:
+    from imds_helpers.emulator import SCENARIOS
+
+    if name not in SCENARIOS:
+        close = difflib.get_close_matches(name, list(SCENARIOS), n=1)
+        raise UsageError(f"unknown scenario {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                         argument="emulator_scenario")
+    if SCENARIOS[name].mode != kind:
+        raise UsageError(f"scenario {name!r} is for the {SCENARIOS[name].mode} runbook", argument="emulator_scenario")
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join({"str": "a string", "list": "a list", "bool": "true/false", "int": "a number",
+                        "float": "a number"}[k.__name__] for k in kinds)
+
+
+def parameters_from_namespace(kind: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-like globals of a notebook: its parameters cell plus papermill's injected one."""
+    json_like = (str, int, float, bool, list, dict, type(None))
+    return {
+        name: value for name, value in namespace.items()
+        if not name.startswith("_") and name not in _IPYTHON_NAMES and isinstance(value, json_like)
+    }
+
+
+class Runbook:
+    """One runbook run: validated parameters, the pipeline session and the sidecar."""
+
+    def __init__(self, kind: str, params: Mapping[str, Any]) -> None:
+        self.kind = kind
+        self.params = validate_parameters(kind, params)
+        self.host = self.params["host_name"] or socket.gethostname()
+        self.started_at = _now_iso()
+        self._t0 = time.monotonic()
+        self._emulator = None
+        endpoint = self.params["endpoint"] or None
+        tokens_dir = self.params.get("tokens_dir") or None
+        if self.params["emulator_scenario"]:
+            self._emulator = _start_emulator(kind, self.params["emulator_scenario"])
+            endpoint = self._emulator.base_url
+            tokens_dir = str(self._emulator.key_dir) if kind == "arc" else None
+        self.options: CheckOptions = check_options(
+            target=kind, endpoint=endpoint, resources=self.params["resources"],
+            client_ids=self.params.get("client_ids", ()), object_ids=self.params.get("object_ids", ()),
+            msi_res_ids=self.params.get("msi_res_ids", ()), timeout=self.params["timeout_s"],
+            proxy_comparison=self.params["proxy_comparison"], tokens_dir=tokens_dir,
+        )
+        self.session = Session(self.options)
+
+    # -- steps: each returns a styled table of its results ---------------------------------
+    def platform(self):
+        return table((self.session.platform.check,))
+
+    def proxy(self):
+        return table(self.session.proxy())
+
+    def network(self):
+        return table(self.session.network())
+
+    def instance(self):
+        return table(self.session.instance())
+
+    def tokens(self):
+        return table(self.session.tokens())
+
+    def arc_environment(self):
+        return table(self.session.arc_environment())
+
+    def arc_challenge(self):
+        return table(self.session.arc_challenge())
+
+    # -- the end -----------------------------------------------------------------------
+    def report(self) -> Report:
+        return self.session.report()
+
+    def verdict(self):
+        return verdict_table(self.report())
+
+    def save(self) -> str:
+        """Write the sidecar JSON (atomically) and stop the embedded emulator, if any."""
+        from imds_helpers.sidecar import build_sidecar, write_sidecar
+
+        path = Path(self.params["sidecar_path"] or Path("results") / f"{self.host}.json")
+        sidecar = build_sidecar(
+            self.report(), host=self.host, notebook=NOTEBOOKS[self.kind], parameters=self.params,
+            started_at=self.started_at, duration_s=time.monotonic() - self._t0,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_sidecar(path, sidecar)
+        self.close()
+        return f"{self.report().verdict.value.upper()}: result written to {path}"
+
+    def close(self) -> None:
+        if self._emulator is not None:
+            self._emulator.close()
+            self._emulator = None
+
+
+def start(kind: str, namespace: Mapping[str, Any]) -> Runbook:
+    """Validate the notebook's parameters and start a run (raises a one-line UsageError)."""
+    if kind not in NOTEBOOKS:
+        raise UsageError(f"runbook kind must be vm or arc, got {kind!r}")
+    return Runbook(kind, parameters_from_namespace(kind, namespace))
+
+
+def _start_emulator(kind: str, scenario: str):
+    from imds_helpers.emulator import Emulator
+
+    emulator = Emulator(mode=kind, scenario=scenario)
+    emulator.__enter__()
+    return emulator
+
+
+def _now_iso() -> str:
+    from imds_helpers.sidecar import now_iso
+
+    return now_iso()
+
+
+# -- rendering (pandas is imported here only, never on the CLI path) ------------------------
+STATUS_COLOURS = {"ok": "#d4edda", "warn": "#fff3cd", "fail": "#f8d7da", "skip": "#e2e3e5"}
+
+
+def frame(results: tuple[CheckResult, ...] | list[CheckResult], columns=("status", "code", "id", "title", "detail")):
+    import pandas as pd
+
+    rows = [{c: r.to_dict()[c] for c in columns} for r in results]
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def _style(df, uuid: str):
+    colour = lambda v: f"background-color: {STATUS_COLOURS.get(v, '')}"  # noqa: E731
+    return (df.style.set_uuid(uuid).hide(axis="index").map(colour, subset=["status"])
+            .set_properties(**{"text-align": "left", "white-space": "pre-wrap"}))
+
+
+def table(results):
+    """A styled table of step results with pass/fail colours and a fixed uuid (stable HTML)."""
+    results = tuple(results)
+    uuid = "imds-" + "-".join(r.id.replace(".", "_") for r in results[:2])
+    return _style(frame(results), uuid)
+
+
+def verdict_table(report: Report):
+    """The closing table: every check with code, status, explanation and fix."""
+    df = frame(report.checks, columns=("status", "code", "id", "title", "explanation", "fix"))
+    return _style(df, "imds-verdict")
