@@ -172,7 +172,171 @@ CATALOG.update(_rows(
 ))
 
 # --- ARC (HIMDS challenge: 401 -> realm -> key file -> Basic -> token) ----------------------
+# One row per visible step outcome of imds_helpers/arc.py; 000-004 are the good answers.
 CATALOG.update(_rows(
+    ("IMDS-ARC-000", "ok", "Arc token issued through the challenge",
+     "HIMDS challenged, the key file passed every rule and was read, and the repeated request with "
+     "`Authorization: Basic <secret>` returned a token. Its claims are shown (never the token or the secret).",
+     ""),
+    ("IMDS-ARC-001", "ok", "HIMDS answered with the challenge",
+     "The token request without Authorization got 401 with `WWW-Authenticate: Basic realm=<key file>`, "
+     "exactly what MSAL and azure-identity expect from HIMDS.",
+     ""),
+    ("IMDS-ARC-002", "ok", "Key path passes every rule",
+     "The realm is an absolute path directly inside the tokens directory (after resolving '..' and symlinks), "
+     "ends in .key, is a regular file of at most 4096 bytes and this process may read it.",
+     ""),
+    ("IMDS-ARC-003", "ok", "Key file read",
+     "The key file was read (bounded, without following symlinks); its contents can be sent verbatim as "
+     "`Authorization: Basic <secret>`.",
+     ""),
+    ("IMDS-ARC-004", "ok", "Arc endpoint variables visible",
+     "IDENTITY_ENDPOINT and IMDS_ENDPOINT are set for this process and point to HIMDS on localhost:40342, "
+     "so MSAL and azure-identity choose the Arc flow.",
+     ""),
+    ("IMDS-ARC-010", "fail", "HIMDS is not listening",
+     "Nothing accepts connections on the Arc identity endpoint (localhost:40342): the himds service "
+     "(Linux `himdsd`, Windows `himds`) is stopped, crashed, or the Connected Machine agent is not installed.",
+     "Linux: `systemctl status himdsd`, then `sudo systemctl restart himdsd`; Windows: `Get-Service himds`, "
+     "then `Restart-Service himds`. Then `azcmagent show` must list himds as running; if the agent is missing, "
+     "install or repair the Azure Connected Machine agent."),
+    ("IMDS-ARC-011", "fail", "Something other than HIMDS answers on the Arc endpoint",
+     "HIMDS always answers a token request without Authorization with 401 and a `Basic realm` challenge. This "
+     "answer did not (e.g. 200 straight away, or HTML), so another program owns the port or a proxy intercepts "
+     "it. MSAL turns this into `invalid_request` with the raw body; the JavaScript SDK says '401 is expected'.",
+     "Find the owner of the port: `sudo ss -ltnp 'sport = :40342'` / `Get-NetTCPConnection -LocalPort 40342 | "
+     "Select OwningProcess`; stop it and restart himds. Make sure localhost is excluded from any proxy."),
+    ("IMDS-ARC-012", "fail", "HIMDS answered an error instead of the challenge",
+     "The first token request (no Authorization) was refused with an HTTP error before any challenge, so no "
+     "key file was written. Usually the request itself is wrong for this agent (path, api-version, resource).",
+     "Read the error in the evidence; use the path /metadata/identity/oauth2/token with api-version=2020-06-01 "
+     "(what MSAL and azure-identity send); update the agent if it rejects that version (`azcmagent version`)."),
+    ("IMDS-ARC-013", "fail", "Challenge header missing",
+     "HIMDS answered 401 but without `WWW-Authenticate: Basic realm=<path>`, so no client can find the key file. "
+     "azure-identity: 'Did not receive a value from WWW-Authenticate header'; MSAL: 'Unrecognizable "
+     "WWW-Authenticate header'.",
+     "Check that nothing between the client and HIMDS strips headers (a local proxy); restart himds "
+     "(`systemctl restart himdsd` / `Restart-Service himds`); update the agent if it persists."),
+    ("IMDS-ARC-014", "fail", "Challenge header malformed",
+     "The WWW-Authenticate header is not exactly `Basic realm=<path>`: another scheme, no path, a quoted path, "
+     "or a path containing '='. MSAL splits the header on '=' and requires exactly two parts; azure-identity "
+     "takes the text after the first '='. Such a challenge is rejected (or misread) by the clients.",
+     "Something other than a genuine HIMDS produced this challenge, or a proxy rewrote it: compare with "
+     "`curl -si --noproxy '*' -H Metadata:true 'http://localhost:40342/metadata/identity/oauth2/token?"
+     "api-version=2020-06-01&resource=https://management.azure.com/'`; restart himds; update the agent."),
+    ("IMDS-ARC-020", "fail", "Key path is not absolute",
+     "The realm names a relative path. HIMDS always names an absolute path inside its tokens directory; a "
+     "relative one would be resolved against the caller's working directory, so it is refused and not opened.",
+     "Do not trust this endpoint: check what answers on port 40342 (`ss -ltnp`), restart himds, update the agent."),
+    ("IMDS-ARC-021", "fail", "Key path outside the tokens directory",
+     "After resolving '..' and symlinks, the realm does not point directly into the tokens directory "
+     "(/var/opt/azcmagent/tokens, or %ProgramData%\\AzureConnectedMachineAgent\\Tokens). The SDKs refuse such "
+     "paths on purpose (CVE-2024-35255 class): a fake service could make a privileged caller send the contents "
+     "of any file. The file was not opened and nothing was sent.",
+     "Treat the endpoint as untrusted: find what answers on port 40342 (`ss -ltnp`, `Get-NetTCPConnection`). "
+     "If the tokens directory itself was moved or is a symlink, restore it (`azcmagent` recreates it on restart)."),
+    ("IMDS-ARC-022", "fail", "Key file name does not end in .key",
+     "The realm names a file without the .key extension; azure-identity and msal-node refuse it, MSAL silently "
+     "reads <tokens dir>/<name>.key instead. The file was not opened.",
+     "Treat the endpoint as untrusted: find what answers on port 40342; restart himds; update the agent."),
+    ("IMDS-ARC-023", "fail", "Key file missing",
+     "The challenge names a key file that does not exist. Key files are single-use and deleted after use, so "
+     "another caller (or a retry) may have consumed it, or the agent could not write it (disk full, tokens "
+     "directory missing or not writable).",
+     "Run the check once more; if it persists check `df /var/opt`, that /var/opt/azcmagent/tokens exists "
+     "(owner root, group himds), and `journalctl -u himdsd` / the agent logs (`azcmagent logs`)."),
+    ("IMDS-ARC-024", "fail", "Key path is not a regular file",
+     "The realm names a FIFO, a directory, a device (such as /dev/zero), a socket or a symlink. HIMDS writes "
+     "plain files; reading anything else could hang or leak data, so it was not opened.",
+     "Remove the odd entry from the tokens directory (`ls -la /var/opt/azcmagent/tokens`) and restart himds; "
+     "if the challenge keeps naming such a path, treat the endpoint as untrusted."),
+    ("IMDS-ARC-025", "fail", "Key file too large",
+     "The key file is larger than 4096 bytes. MSAL ('Local key file shall not be larger than 4KB') and "
+     "azure-identity refuse it; a genuine key is a few dozen bytes. It was not read.",
+     "Delete the file and retry; if HIMDS keeps naming large files, repair or update the agent and treat the "
+     "endpoint as suspect."),
+    ("IMDS-ARC-026", "fail", "Key file not readable by this user",
+     "Only root and members of the `himds` group (Linux), or Administrators and 'Hybrid agent extension "
+     "applications' (Windows), may read HIMDS key files. This process is neither, so every client running as "
+     "this user fails after the challenge ('Permission denied', or on Windows 'Cannot find path ...key').",
+     "Run as root (`sudo`), or add the account to the group and log in again: `sudo usermod -aG himds <user>`; "
+     "on Windows run elevated or `Add-LocalGroupMember -Group 'Hybrid agent extension applications' "
+     "-Member <user>`. The agent's own services already have this access."),
+    ("IMDS-ARC-027", "warn", "Key file ends with a line break",
+     "The key file ends with a newline. Clients send the contents verbatim, and HTTP libraries refuse a header "
+     "value ending in a line break, so the token request cannot be sent. HIMDS does not write such files.",
+     "Something rewrote the key file (an editor, a script, a fake service): find it; restart himds."),
+    ("IMDS-ARC-028", "fail", "Key contents cannot be sent as a header",
+     "The key file is empty, not UTF-8 text, or contains line breaks or characters HTTP headers cannot carry. "
+     "Clients send the contents verbatim as `Authorization: Basic <contents>` and fail the same way. Nothing was "
+     "sent.",
+     "Restart himds so it writes a fresh key; if the contents stay unusable, repair or update the agent."),
+    ("IMDS-ARC-030", "fail", "Secret rejected",
+     "HIMDS answered the repeated request with 401 again: the secret did not match. The key file was already "
+     "used or expired (single use; another caller or a retry got there first), was replaced, or the "
+     "Authorization header was altered on the way.",
+     "Retry once as root or a `himds` member (`sudo`); make sure no proxy touches localhost; if it keeps "
+     "failing, restart himds and check the agent (`azcmagent show`, `journalctl -u himdsd`)."),
+    ("IMDS-ARC-031", "fail", "Arc agent cannot issue tokens (disconnected or expired)",
+     "The challenge succeeded but HIMDS could not issue a token: the Connected Machine agent is disconnected "
+     "from Azure or its identity certificate expired (`azcmagent show` says Disconnected or Expired). Typical "
+     "after the machine was offline for more than 45 days or outbound Arc endpoints are blocked.",
+     "Run `azcmagent show` and `azcmagent check`; fix outbound access or the proxy (`azcmagent config set "
+     "proxy.url ...`); if Expired, disconnect and reconnect the machine (`azcmagent disconnect` then "
+     "`azcmagent connect ...`)."),
+    ("IMDS-ARC-032", "fail", "HIMDS refused the authorised token request",
+     "The secret was accepted, but HIMDS refused the token request itself (HTTP 4xx): typically a wrong "
+     "resource/audience or api-version.",
+     "Read the error in the evidence; use the audience Azure Monitor Agent needs (https://monitor.azure.com/) "
+     "or https://management.azure.com/, and api-version=2020-06-01."),
+    ("IMDS-ARC-033", "fail", "Token answer unusable",
+     "HIMDS answered 200 but the body lacks what clients require: JSON with a non-empty access_token and "
+     "expires_in (MSAL needs expires_in; azure-identity's async client also accepts expires_on), or the token "
+     "is not a JWT.",
+     "Repeat by hand (commands below; the token is redacted) and look for an interceptor; update the agent."),
+    ("IMDS-ARC-034", "fail", "Arc did not confirm the user-assigned identity",
+     "A user-assigned identity was requested and HIMDS issued a token without echoing the selector "
+     "(client_id / object_id / msi_res_id). Legacy agents ignore selectors and return the system-assigned "
+     "identity; MSAL and azure-identity then refuse the token ('Azure Arc did not confirm the requested "
+     "user-assigned managed identity').",
+     "Use the system-assigned identity on Arc (remove the selector; AMA on Arc uses it), or update the agent "
+     "to a version that supports user-assigned identities and assign it "
+     "(`az connectedmachine identity assign --user-assigned ...`)."),
+    ("IMDS-ARC-040", "fail", "User-assigned identity refused on Arc",
+     "A user-assigned identity (client_id / object_id / msi_res_id) was requested, and HIMDS refused it before "
+     "the challenge. Arc-enabled servers have one system-assigned identity; user-assigned ones are not "
+     "supported by most agents (older clients such as azure-identity < 1.16 and msal-node refuse them "
+     "outright: 'User assigned managed identities are not supported by Azure Arc').",
+     "Request the system-assigned identity (no selector) - it is what Azure Monitor Agent uses on Arc - and grant "
+     "it the needed roles; remove client_id / mi_res_id from the AMA settings on Arc machines."),
+    ("IMDS-ARC-050", "warn", "Arc endpoint variables missing for this process",
+     "IDENTITY_ENDPOINT and IMDS_ENDPOINT are not set here. The agent sets them for services through "
+     "/lib/systemd/system.conf.d/azcmagent.conf (Linux) or machine-wide (Windows); interactive shells, sudo "
+     "and containers usually do not inherit them. Without them azure-identity (async) and most SDKs try Azure "
+     "IMDS at 169.254.169.254 instead, which times out; MSAL Python falls back to Arc only if "
+     "/opt/azcmagent/bin/himds exists.",
+     "For a test shell: `export IDENTITY_ENDPOINT=http://localhost:40342/metadata/identity/oauth2/token "
+     "IMDS_ENDPOINT=http://localhost:40342` (or `sudo --preserve-env=IDENTITY_ENDPOINT,IMDS_ENDPOINT`); services "
+     "get them after `systemctl daemon-reexec` or a reboot. On Windows open a new session (they are machine "
+     "variables). In containers pass both with `-e` and use host networking."),
+    ("IMDS-ARC-051", "warn", "Only one of the two Arc endpoint variables is set",
+     "Clients choose the Arc flow only when both IDENTITY_ENDPOINT and IMDS_ENDPOINT are set; with one of them "
+     "they fall back to Azure IMDS (169.254.169.254), which does not exist on an Arc server.",
+     "Set both: IDENTITY_ENDPOINT=http://localhost:40342/metadata/identity/oauth2/token and "
+     "IMDS_ENDPOINT=http://localhost:40342 (see /lib/systemd/system.conf.d/azcmagent.conf)."),
+    ("IMDS-ARC-052", "warn", "Arc endpoint variables point elsewhere",
+     "IDENTITY_ENDPOINT / IMDS_ENDPOINT are set but do not point to HIMDS on localhost:40342 (port 40342 is "
+     "fixed). Clients will send their token requests, and the key-file secret, to that other address.",
+     "Correct them: IDENTITY_ENDPOINT=http://localhost:40342/metadata/identity/oauth2/token, "
+     "IMDS_ENDPOINT=http://localhost:40342; find who set them (`systemctl show-environment`, shell profiles)."),
+    ("IMDS-ARC-053", "warn", "Another managed-identity source takes precedence",
+     "IDENTITY_HEADER (App Service / Service Fabric) or MSI_ENDPOINT + MSI_SECRET (Azure ML / Cloud Shell) are "
+     "set; MSAL and azure-identity check those before Arc, so they will not use HIMDS.",
+     "Unset the variables that do not belong on this machine (IDENTITY_HEADER, IDENTITY_SERVER_THUMBPRINT, "
+     "MSI_ENDPOINT, MSI_SECRET) in the service or shell environment."),
+    ("IMDS-ARC-099", "skip", "Step not attempted",
+     "An earlier step of the Arc challenge failed, so this one could not run (nothing was read or sent).",
+     "Fix the earlier step first."),
 ))
 
 
