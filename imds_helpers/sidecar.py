@@ -1,0 +1,207 @@
+"""The per-host result file ("sidecar") a runbook writes next to its executed notebook.
+
+A sidecar is one JSON object, ``Report.to_dict()`` plus host metadata::
+
+    {
+      "schema": "imds-runbook/result@1",
+      "host": "web-01",                      # host this run is about
+      "notebook": "01_azure_vm_imds",        # runbook that produced it
+      "started_at": "2026-11-26T08:00:00Z",  # ISO 8601, UTC
+      "duration_s": 3.2,
+      "parameters": {...},                   # the run's parameters, redacted
+      "verdict": "ok|warn|fail|skip",        # Report.to_dict() from here ...
+      "target": "vm|arc|none",
+      "endpoint": "http://169.254.169.254",
+      "tally": {"ok": 5, "warn": 0, "fail": 0, "skip": 1},
+      "platform": {...},
+      "checks": [{"id", "status", "code", "title", "detail", "explanation", "fix",
+                  "elapsed_ms", "evidence", "commands": {"curl", "powershell"},
+                  "attempts": [...]}, ...],   # ... to here
+      "run": {                                # optional; added by the runner
+        "status": "ok|findings|failed|timeout|dead_kernel",
+        "error": null | "one line",
+        "duration_s": 4.1,                    # wall time of the whole host run
+        "notebook_path": "/abs/web-01/web-01.ipynb" | null,
+        "html_path": "/abs/web-01/web-01.html" | null
+      }
+    }
+
+Runbooks call :func:`build_sidecar` and :func:`write_sidecar`; the runner and the report read
+sidecars with :func:`read_sidecar`, which raises :class:`SidecarError` for anything that is not
+a well-formed sidecar (the report turns that into an ``unreadable`` row, never a crash).
+This module imports only the standard library and the result model (cheap).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from imds_helpers.findings import Report, Status
+from imds_helpers.redact import PLACEHOLDER, redact_value
+
+SIDECAR_SCHEMA = "imds-runbook/result@1"
+
+RUN_STATUSES = ("ok", "findings", "failed", "timeout", "dead_kernel")
+VERDICTS = tuple(s.value for s in Status)
+
+# Parameter names whose values are secrets whatever they look like.
+_SECRET_PARAM = re.compile(
+    r"(secret|password|passwd|credential|api[_-]?key|access_token|refresh_token|id_token"
+    r"|authorization|bearer)",
+    re.IGNORECASE,
+)
+_REQUIRED = {"host": str, "notebook": str, "verdict": str, "tally": dict, "checks": list}
+
+
+class SidecarError(ValueError):
+    """A file is not a readable sidecar. ``str(err)`` is one line naming the problem."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def now_iso() -> str:
+    """The current time as an ISO 8601 UTC string (second precision), for ``started_at``."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def redact_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy of run parameters safe to store: secret-named keys replaced, values redacted."""
+    return {
+        str(k): (PLACEHOLDER if _SECRET_PARAM.search(str(k)) and v not in (None, "")
+                 else redact_value(_jsonable(v)))
+        for k, v in parameters.items()
+    }
+
+
+def build_sidecar(
+    report: Report | Mapping[str, Any],
+    *,
+    host: str,
+    notebook: str,
+    parameters: Mapping[str, Any],
+    started_at: str,
+    duration_s: float,
+) -> dict[str, Any]:
+    """The sidecar dict for one host: ``report`` (a Report or its ``to_dict()``) + metadata."""
+    body = report.to_dict() if isinstance(report, Report) else dict(report)
+    if not host:
+        raise ValueError("host must be a non-empty string")
+    sidecar: dict[str, Any] = {
+        "schema": SIDECAR_SCHEMA,
+        "host": str(host),
+        "notebook": str(notebook),
+        "started_at": str(started_at),
+        "duration_s": round(float(duration_s), 3),
+        "parameters": redact_parameters(parameters),
+    }
+    for key in ("verdict", "target", "endpoint", "tally", "platform", "checks"):
+        sidecar[key] = body.get(key, {} if key in ("tally", "platform") else
+                                [] if key == "checks" else "")
+    for key, value in body.items():  # keep anything newer Report.to_dict() adds
+        sidecar.setdefault(key, value)
+    validate_sidecar(sidecar)
+    return sidecar
+
+
+def write_sidecar(path: str | os.PathLike[str], sidecar: Mapping[str, Any]) -> Path:
+    """Write ``sidecar`` to ``path`` atomically (temporary file in the same folder + rename).
+
+    A reader never sees a half-written file: it sees the old file, or the new one.
+    """
+    validate_sidecar(sidecar, str(path))
+    target = Path(path)
+    data = json.dumps(sidecar, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    atomic_write_text(target, data)
+    return target
+
+
+def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load and validate one sidecar; raises :class:`SidecarError` if it is not one."""
+    try:
+        with open(path, "rb") as fh:
+            data = json.load(fh)
+    except OSError as err:
+        raise SidecarError(path, f"cannot read: {err.strerror or err}") from None
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+        raise SidecarError(path, f"not JSON: {_first_line(err)}") from None
+    validate_sidecar(data, str(path))
+    return data
+
+
+def validate_sidecar(data: Any, path: str = "<sidecar>") -> None:
+    """Raise :class:`SidecarError` unless ``data`` has the sidecar shape (cheap checks)."""
+    if not isinstance(data, dict):
+        raise SidecarError(path, f"expected a JSON object, got {type(data).__name__}")
+    schema = data.get("schema")
+    if schema != SIDECAR_SCHEMA:
+        raise SidecarError(path, f"schema is {schema!r}, expected {SIDECAR_SCHEMA!r}")
+    for key, kind in _REQUIRED.items():
+        if not isinstance(data.get(key), kind):
+            raise SidecarError(path, f"field {key!r} missing or not a {kind.__name__}")
+    if not data["host"]:
+        raise SidecarError(path, "field 'host' is empty")
+    if data["verdict"] not in VERDICTS:
+        raise SidecarError(path, f"verdict {data['verdict']!r} is not one of {', '.join(VERDICTS)}")
+    for i, check in enumerate(data["checks"]):
+        if not isinstance(check, dict) or not isinstance(check.get("id"), str) \
+                or check.get("status") not in VERDICTS:
+            raise SidecarError(path, f"checks[{i}] needs an 'id' and a status in {', '.join(VERDICTS)}")
+    run = data.get("run")
+    if run is not None and (not isinstance(run, dict) or run.get("status") not in RUN_STATUSES):
+        raise SidecarError(path, f"run.status must be one of {', '.join(RUN_STATUSES)}")
+
+
+def run_status_for(verdict: str) -> str:
+    """Run status of a run that completed: ``ok`` only for an ok verdict.
+
+    A ``skip`` verdict (nothing was checked) counts as ``findings``: nothing was proven.
+    """
+    return "ok" if verdict == Status.OK.value else "findings"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary sibling and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    """Parameters come from YAML: make dates, paths, tuples and sets JSON-native."""
+    if isinstance(value, (str, bool, int)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
