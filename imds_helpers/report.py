@@ -1,0 +1,388 @@
+"""Tabulate sidecar results (one JSON per host run) with pandas; render them as text,
+CSV, markdown or HTML.
+
+:func:`load_results` returns one tidy DataFrame, **one row per host x check** (a host with no
+checks - e.g. a run that timed out - has one row with empty check columns). Host columns
+repeat on each of its rows::
+
+    host, run_status, verdict, target, notebook, started_at, duration_s (run's if known),
+    ok, warn, fail, skip, failing_codes, error, path, html,      <- per sidecar
+    check_index, check_id, status, code, title, fix, elapsed_ms  <- per check
+
+``run_status`` is the runner's (``ok | findings | failed | timeout | dead_kernel``), derived
+from the verdict when a notebook ran without the runner, or ``unreadable`` for a file that
+looks like a sidecar but cannot be read (bad JSON, wrong shape) - reported, never a crash.
+JSON files that are not sidecars (no ``schema`` field, or another schema) are skipped.
+
+The tables: :func:`summary_table` (one row per sidecar), :func:`status_matrix` (host x
+check id -> status), :func:`top_findings` (code, status, title, count, fix) and
+:func:`latency_table` (check id -> n, median, p95 elapsed ms). The renderers return strings;
+:func:`write_text` writes one atomically. HTML uses pandas Styler with fixed ids
+(``set_uuid("imds_<table>")``) so the same results always give the same bytes.
+
+Colours: ok green, warn amber, fail red, skip grey (run status: findings amber;
+failed / timeout / dead_kernel / unreadable red).
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from imds_helpers.sidecar import (
+    SIDECAR_SCHEMA,
+    SidecarError,
+    atomic_write_text,
+    run_status_for,
+    validate_sidecar,
+)
+
+HOST_COLUMNS = ["host", "run_status", "verdict", "target", "notebook", "started_at",
+                "duration_s", "ok", "warn", "fail", "skip", "failing_codes", "error",
+                "path", "html"]
+CHECK_COLUMNS = ["check_index", "check_id", "status", "code", "title", "fix", "elapsed_ms"]
+COLUMNS = HOST_COLUMNS + CHECK_COLUMNS
+
+SUMMARY_COLUMNS = ["host", "run_status", "verdict", "ok", "warn", "fail", "skip",
+                   "failing_codes", "duration_s", "error", "html", "path"]
+# What fits a terminal / a markdown page.
+BRIEF_COLUMNS = ["host", "run_status", "verdict", "ok", "warn", "fail", "skip",
+                 "failing_codes", "duration_s", "error"]
+RUN_STATUS_ORDER = ["ok", "findings", "failed", "timeout", "dead_kernel", "unreadable"]
+
+_CLASS = {
+    "ok": "imds-ok", "warn": "imds-warn", "fail": "imds-fail", "skip": "imds-skip",
+    "findings": "imds-warn", "failed": "imds-fail", "timeout": "imds-fail",
+    "dead_kernel": "imds-fail", "unreadable": "imds-fail",
+}
+_CSS = """\
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1b1b1b; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #d0d0d0; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.imds-ok { background: #d8f0d8; color: #1e5e1e; }
+td.imds-warn { background: #fde9c4; color: #7a4b00; }
+td.imds-fail { background: #f8d3d3; color: #8b1a1a; }
+td.imds-skip { background: #e6e6e6; color: #555; }
+"""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_results(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+    """Read sidecars into the tidy DataFrame described in the module docstring.
+
+    ``source`` is a folder (searched recursively for ``*.json``) or an iterable of files.
+    Rows are ordered by host, start time, file and check order.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        folder = os.path.abspath(os.fspath(source))
+        if not os.path.isdir(folder):
+            raise NotADirectoryError(folder)
+        paths = sorted(str(p) for p in Path(folder).rglob("*.json"))
+        explicit = False
+    else:
+        paths = [os.path.abspath(os.fspath(p)) for p in source]
+        explicit = True
+
+    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                data = json.loads(fh.read())
+        except OSError as err:
+            _add_unreadable(cols, path, f"cannot read: {err.strerror or err}")
+            continue
+        except (ValueError, RecursionError) as err:
+            _add_unreadable(cols, path, f"not JSON: {_first_line(err)}")
+            continue
+        if not explicit and (not isinstance(data, dict) or data.get("schema") != SIDECAR_SCHEMA):
+            continue  # some other JSON file
+        try:
+            validate_sidecar(data, path)
+        except SidecarError as err:
+            _add_unreadable(cols, path, err.problem)
+            continue
+        _add_sidecar(cols, path, data)
+    df = pd.DataFrame(cols, columns=COLUMNS)
+    for col in ("duration_s", "elapsed_ms"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    for col in ("ok", "warn", "fail", "skip"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")
+    df["check_index"] = pd.to_numeric(df["check_index"], errors="coerce").astype("Int64")
+    if len(df):
+        df = df.sort_values(["host", "started_at", "path", "check_index"], kind="stable",
+                            na_position="first").reset_index(drop=True)
+    return df
+
+
+def _add_sidecar(cols: dict[str, list[Any]], path: str, data: dict[str, Any]) -> None:
+    run = data.get("run") if isinstance(data.get("run"), dict) else {}
+    verdict = data["verdict"]
+    tally = data["tally"]
+    checks = data["checks"]
+    failing = ", ".join(dict.fromkeys(
+        str(c.get("code") or c["id"]) for c in checks if c["status"] in ("warn", "fail")))
+    html = path[:-5] + ".html"
+    host_values = (
+        str(data["host"]), run.get("status") or run_status_for(verdict), verdict,
+        data.get("target"), data.get("notebook"), data.get("started_at"),
+        run.get("duration_s", data.get("duration_s")), tally.get("ok", 0), tally.get("warn", 0),
+        tally.get("fail", 0), tally.get("skip", 0), failing, run.get("error"),
+        path, html if os.path.exists(html) else None,
+    )
+    rows = checks or [None]
+    for i, check in enumerate(rows):
+        for col, value in zip(HOST_COLUMNS, host_values):
+            cols[col].append(value)
+        if check is None:
+            for col in CHECK_COLUMNS:
+                cols[col].append(None)
+            continue
+        cols["check_index"].append(i)
+        cols["check_id"].append(check["id"])
+        cols["status"].append(check["status"])
+        cols["code"].append(check.get("code"))
+        cols["title"].append(check.get("title"))
+        cols["fix"].append(check.get("fix") or None)
+        cols["elapsed_ms"].append(check.get("elapsed_ms"))
+
+
+def _add_unreadable(cols: dict[str, list[Any]], path: str, problem: str) -> None:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    row = dict.fromkeys(COLUMNS)
+    row.update(host=stem, run_status="unreadable", error=problem, path=path,
+               ok=0, warn=0, fail=0, skip=0, failing_codes="")
+    for col in COLUMNS:
+        cols[col].append(row[col])
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per sidecar: host, run status, verdict, counts, failing codes, duration, ..."""
+    out = df.drop_duplicates("path", keep="first")[SUMMARY_COLUMNS]
+    return out.reset_index(drop=True)
+
+
+def run_counts(df: pd.DataFrame) -> dict[str, int]:
+    """Number of sidecars per run status (every status listed, zeros included)."""
+    counts = df.drop_duplicates("path")["run_status"].value_counts()
+    return {s: int(counts.get(s, 0)) for s in RUN_STATUS_ORDER}
+
+
+def status_matrix(df: pd.DataFrame) -> pd.DataFrame:
+    """Host x check id -> status (the newest sidecar per host); columns in check order."""
+    checks = df[df["check_id"].notna()]
+    if checks.empty:
+        return pd.DataFrame(index=pd.Index([], name="host"))
+    newest = (checks.sort_values(["started_at", "path"], kind="stable", na_position="first")
+              .drop_duplicates(["host", "check_id"], keep="last"))
+    matrix = newest.pivot(index="host", columns="check_id", values="status")
+    order = list(dict.fromkeys(checks.sort_values("check_index", kind="stable")["check_id"]))
+    matrix = matrix.reindex(columns=order).sort_index()
+    matrix.columns.name = None
+    return matrix
+
+
+def top_findings(df: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The ``n`` most frequent warn / fail codes: code, status, title, count (sidecars), fix."""
+    bad = df[df["status"].isin(["warn", "fail"])]
+    cols = ["code", "status", "title", "count", "fix"]
+    if bad.empty:
+        return pd.DataFrame(columns=cols)
+    bad = bad.assign(code=bad["code"].fillna(bad["check_id"]),
+                     severity=bad["status"].map({"warn": 1, "fail": 2}))
+    grouped = bad.groupby("code", sort=True).agg(
+        severity=("severity", "max"), title=("title", "first"),
+        count=("path", "nunique"), fix=("fix", "first"))
+    grouped["status"] = grouped["severity"].map({1: "warn", 2: "fail"})
+    grouped = grouped.reset_index().sort_values(["count", "severity", "code"],
+                                                ascending=[False, False, True], kind="stable")
+    return grouped[cols].head(n).reset_index(drop=True)
+
+
+def latency_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per check id: number of results, median and 95th percentile of ``elapsed_ms``."""
+    checks = df[df["check_id"].notna() & df["elapsed_ms"].notna()]
+    cols = ["check_id", "n", "median_ms", "p95_ms"]
+    if checks.empty:
+        return pd.DataFrame(columns=cols)
+    grouped = checks.groupby("check_id", sort=False)["elapsed_ms"]
+    out = pd.DataFrame({
+        "n": grouped.size(),
+        "median_ms": grouped.median().round(1),
+        "p95_ms": grouped.quantile(0.95).round(1),
+    })
+    order = list(dict.fromkeys(checks.sort_values("check_index", kind="stable")["check_id"]))
+    return out.reindex(order).rename_axis("check_id").reset_index()[cols]
+
+
+# --------------------------------------------------------------------------- renderers
+
+
+def render_csv(table: pd.DataFrame) -> str:
+    """CSV with a header row, no index, ``\\n`` line ends."""
+    return table.to_csv(index=False, lineterminator="\n")
+
+
+def render_text(table: pd.DataFrame, *, max_cell: int = 48) -> str:
+    """A plain, aligned terminal table (no colours); long cells are shortened with '...'."""
+    headers = [str(c) for c in table.columns]
+    rows = [[_cell(v, max_cell) for v in row] for row in table.itertuples(index=False)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in table.columns]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if num else c.ljust(w)
+                         for c, w, num in zip(cells, widths, numeric)).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in rows)
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (pipes escaped, numbers right-aligned)."""
+    def esc(value: Any) -> str:
+        return _cell(value, 0).replace("\\", "\\\\").replace("|", "\\|")
+
+    headers = [esc(c) for c in table.columns]
+    align = ["---:" if pd.api.types.is_numeric_dtype(table[c]) else "---" for c in table.columns]
+    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
+    out.extend("| " + " | ".join(esc(v) for v in row) + " |"
+               for row in table.itertuples(index=False))
+    return "\n".join(out) + "\n"
+
+
+def render_markdown_report(df: pd.DataFrame, *, title: str = "IMDS runbook results") -> str:
+    """Counts line, summary table and top findings as one markdown document."""
+    parts = [f"# {title}", "", _counts_line(df), "", "## Hosts", "",
+             render_markdown(_display(summary_table(df)[BRIEF_COLUMNS]))]
+    findings = top_findings(df)
+    if len(findings):
+        parts += ["## Top findings", "", render_markdown(findings)]
+    return "\n".join(parts)
+
+
+def render_text_report(df: pd.DataFrame) -> str:
+    """What ``imds-runbook report`` prints on a terminal."""
+    parts = [render_text(_display(summary_table(df)[BRIEF_COLUMNS]))]
+    findings = top_findings(df)
+    if len(findings):
+        parts += ["Top findings:", render_text(findings[["code", "status", "count", "title"]])]
+    parts.append(_counts_line(df) + "\n")
+    return "\n".join(parts)
+
+
+def render_html(df: pd.DataFrame, *, title: str = "IMDS runbook results",
+                base_dir: str | os.PathLike[str] | None = None) -> str:
+    """One self-contained HTML page: counts, hosts, top findings, status matrix, latency.
+
+    Per-host report links are relative to ``base_dir`` (the folder the page is written
+    to) when given, else absolute. Output is deterministic for the same ``df``.
+    """
+    summary = summary_table(df).drop(columns=["path"])
+    matrix = status_matrix(df)
+    sections = [
+        ("Hosts", _styled(summary, "summary", status_cols=["run_status", "verdict"],
+                          link_col="html", base_dir=base_dir)),
+        ("Top findings", _styled(top_findings(df), "findings", status_cols=["status"])),
+        ("Status by check", _styled(matrix.reset_index(), "matrix",
+                                    status_cols=list(matrix.columns))),
+        ("Check latency (ms)", _styled(latency_table(df), "latency", status_cols=[])),
+    ]
+    body = [f"<h1>{html_lib.escape(title)}</h1>", f"<p>{html_lib.escape(_counts_line(df))}</p>"]
+    for heading, table_html in sections:
+        body.append(f"<h2>{html_lib.escape(heading)}</h2>\n{table_html}")
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{html_lib.escape(title)}</title>\n<style>\n{_CSS}</style>\n</head>\n"
+            "<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write a rendered report atomically (temporary sibling + rename)."""
+    target = Path(path)
+    atomic_write_text(target, text)
+    return target
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _styled(table: pd.DataFrame, name: str, *, status_cols: list[str],
+            link_col: str | None = None, base_dir: str | os.PathLike[str] | None = None) -> str:
+    if table.empty:
+        return "<p>(none)</p>"
+    table = table.reset_index(drop=True)
+    shown = table.copy()
+    if link_col is not None:
+        shown[link_col] = [_rel(v, base_dir) for v in table[link_col]]
+    classes = pd.DataFrame("", index=shown.index, columns=shown.columns)
+    for col in status_cols:
+        if col in shown.columns:
+            classes[col] = shown[col].map(lambda v: _CLASS.get(v, "") if isinstance(v, str) else "")
+    styler = (shown.style.set_uuid(f"imds_{name}").hide(axis="index")
+              .set_td_classes(classes)
+              .format(na_rep="", escape="html", precision=1))
+    if link_col is not None:
+        styler = styler.format(lambda v: f'<a href="{v}">report</a>' if v else "",
+                               subset=[link_col], escape="html", na_rep="")
+    return styler.to_html(doctype_html=False)
+
+
+def _display(table: pd.DataFrame) -> pd.DataFrame:
+    out = table.copy()
+    if "duration_s" in out.columns:
+        out["duration_s"] = out["duration_s"].round(1)
+    return out
+
+
+def _counts_line(df: pd.DataFrame) -> str:
+    counts = run_counts(df)
+    total = sum(counts.values())
+    parts = [f"{n} {status}" for status, n in counts.items() if n]
+    return f"{total} host result{'s' if total != 1 else ''}: " + (", ".join(parts) or "none")
+
+
+def _rel(value: Any, base_dir: str | os.PathLike[str] | None) -> Any:
+    if not isinstance(value, str) or not value:
+        return None
+    if base_dir is None:
+        return value
+    try:
+        return os.path.relpath(value, base_dir).replace(os.sep, "/")
+    except ValueError:  # another drive (Windows)
+        return value
+
+
+def _cell(value: Any, limit: int) -> str:
+    if value is None or (not isinstance(value, (str, list, tuple, dict)) and pd.isna(value)):
+        return "-"
+    if isinstance(value, float):
+        text = f"{value:.1f}"
+    else:
+        text = " ".join(str(value).split())
+    if limit and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+__all__ = [
+    "COLUMNS", "SUMMARY_COLUMNS", "BRIEF_COLUMNS", "RUN_STATUS_ORDER", "load_results",
+    "summary_table", "run_counts", "status_matrix", "top_findings", "latency_table",
+    "render_csv", "render_text", "render_markdown", "render_markdown_report",
+    "render_text_report", "render_html", "write_text",
+]
