@@ -251,9 +251,9 @@ def check_realm(
     dir_resolved = os.path.realpath(tokens_dir)
     evidence.update(resolved=resolved, tokens_dir_resolved=dir_resolved)
     if path.normcase(path.dirname(resolved)) != path.normcase(dir_resolved):
-        how = f"it resolves to {resolved}" if resolved != realm else "it is not"
+        how = f" (it resolves to {resolved})" if resolved != realm else ""
         broken.append((REALM_OUTSIDE_DIR, "inside the tokens directory",
-                       f"realm {realm!r} is not directly inside {tokens_dir} ({how})"))
+                       f"realm {realm!r} is not directly inside {tokens_dir}{how}"))
     if not path.basename(realm).endswith(KEY_SUFFIX):
         broken.append((REALM_NOT_KEY, "name ends with .key", f"realm {realm!r} does not name a '.key' file"))
     try:
