@@ -99,7 +99,9 @@ def token_response(*, token: str, identity: ManagedIdentity, resource: str, issu
         "resource": resource,
         "token_type": "Bearer",
     }
-    if selector is not None:
+    if selector is not None and selector[0] != "client_id":
+        # CHOICE: client_id is always the identity's own (canonical) id; other selectors are
+        # echoed as the caller spelled them.
         name, value = selector
         body[name] = value
     return body
