@@ -229,7 +229,8 @@ def check_realm(
     code; ``evidence["broken_rules"]`` lists every rule it breaks."""
     path = _pathmod(platform)
     evidence: dict[str, Any] = {"realm": realm, "tokens_dir": tokens_dir,
-                                "clients": client_views(realm, tokens_dir, platform=platform)}
+                                "clients": client_views(realm, tokens_dir, platform=platform),
+                                "who_may_read": who_may_read(platform)}
     broken: list[tuple[str, str, str]] = []      # (code, rule, detail)
 
     def verdict(st: os.stat_result | None = None) -> RealmVerdict:
@@ -243,6 +244,10 @@ def check_realm(
             detail += "; also breaks: " + ", ".join(r for _, r, _ in broken[1:])
         return RealmVerdict(code, rule, detail + "; not opened", evidence, st)
 
+    if not realm or any(ord(c) < 0x20 or ord(c) == 0x7F for c in realm):
+        broken.append((CHALLENGE_MALFORMED, "a plain path",
+                       f"realm {realm!r} is empty or contains control characters (NUL, line breaks)"))
+        return verdict()
     if not path.isabs(realm):
         broken.append((REALM_NOT_ABSOLUTE, "absolute path",
                        f"realm {realm!r} is not an absolute path; clients cannot locate the key file"))
@@ -306,6 +311,13 @@ def _describe(file_evidence: Mapping[str, Any] | None) -> str:
     if not file_evidence:
         return "mode unknown"
     return f"mode {file_evidence['mode']}, owner {file_evidence['owner']}, group {file_evidence['group']}"
+
+
+def who_may_read(platform: str = sys.platform) -> str:
+    """Who HIMDS lets read key files, as advice text."""
+    if platform.startswith("win"):
+        return "members of " + " or ".join(f"'{g}'" for g in WINDOWS_GROUPS) + " (run elevated, or add the account)"
+    return f"root, or members of group '{HIMDS_GROUP}' (sudo usermod -aG {HIMDS_GROUP} <user>, then log in again)"
 
 
 def _who(ident: Identity, platform: str) -> str:

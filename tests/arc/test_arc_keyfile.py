@@ -414,3 +414,51 @@ def test_client_views_on_windows_paths():
     assert "accepts" in views["azure_identity_async"]
     views = kf.client_views(r"C:\Windows\abc.key", tokens, platform="win32")
     assert "rejects" in views["azure_identity_async"] and tokens + r"\abc.key" in views["msal_python"]
+
+
+def test_who_may_read_advice_in_evidence(tokens):
+    key = write(tokens / "abc.key")
+    assert "himds" in kf.check_realm(str(key), str(tokens)).evidence["who_may_read"]
+    assert "Hybrid agent extension applications" in kf.who_may_read("win32")
+
+
+# ----- properties -------------------------------------------------------------------------------
+
+from contextlib import contextmanager  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@contextmanager
+def opening_forbidden():
+    real_os_open, real_open = os.open, builtins.open
+
+    def refuse(path, *a, **k):
+        raise AssertionError(f"opened {path!r}")
+
+    os.open, builtins.open = refuse, refuse
+    try:
+        yield
+    finally:
+        os.open, builtins.open = real_os_open, real_open
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=80))
+def test_any_header_parses_without_raising(header):
+    parsed = kf.parse_challenge("Basic realm=" + header)
+    assert parsed.code in (None, kf.CHALLENGE_MALFORMED, kf.CHALLENGE_MISSING)
+    if parsed.code is None:
+        assert "=" not in parsed.realm and not parsed.realm.startswith('"')
+    kf.parse_challenge(header)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(realm=st.one_of(st.text(max_size=60), st.text(max_size=40).map(lambda s: "/" + s),
+                       st.sampled_from(["/dev/zero", "/proc/self/mem", "/etc/shadow", "/", "//", "/..",
+                                        "/var/opt/azcmagent/tokens/../tokens/x.key"])))
+def test_check_realm_never_raises_nor_opens(tmp_path, realm):
+    with opening_forbidden():
+        verdict = kf.check_realm(realm, str(tmp_path))
+    assert verdict.code in CATALOG
+    assert verdict.ok is (verdict.code == kf.REALM_OK)
