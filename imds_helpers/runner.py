@@ -541,8 +541,9 @@ class _Scheduler:
             "cwd": str(plan.host_dir),
             "parameters": dict(plan.parameters),
             "kernel_name": self.kernel_name,
-            "cell_timeout": self.cell_timeout,
-            "start_timeout": min(60.0, self.host_timeout),
+            # nbclient's timeouts are whole seconds (Integer traits): round up.
+            "cell_timeout": math.ceil(self.cell_timeout),
+            "start_timeout": math.ceil(min(60.0, self.host_timeout)),
             "result": str(result_path),
         }
         process = self.ctx.Process(target=_worker_main, args=(job,), daemon=False,
