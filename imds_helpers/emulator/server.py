@@ -351,8 +351,10 @@ class Emulator:
             os.chmod(path, 0o750)
             self._own_key_dir = True
             return path
-        if not os.path.isdir(key_dir):
+        if not os.path.exists(key_dir):
             raise UsageError(f"key directory {key_dir!r} does not exist", argument="--key-dir")
+        if not os.path.isdir(key_dir):
+            raise UsageError(f"key directory {key_dir!r} is not a directory", argument="--key-dir")
         if not os.access(key_dir, os.W_OK | os.X_OK):
             raise UsageError(f"key directory {key_dir!r} is not writable", argument="--key-dir")
         return os.path.abspath(key_dir)
