@@ -110,7 +110,20 @@ def claims_table(claims: Mapping[str, Any]):
     return pd.DataFrame([{"claim": k, "value": v, "meaning": CLAIM_MEANINGS.get(k, "")} for k, v in claims.items()])
 
 
-def arc_challenge(base_url: str, tokens_dir: str, resource: str = "https://management.azure.com/") -> tuple[Exchange, ...]:
+@dataclass(frozen=True)
+class Conversation:
+    """Several exchanges in order, rendered one after the other."""
+
+    exchanges: tuple[Exchange, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"exchanges": [e.to_dict() for e in self.exchanges]}
+
+    def _repr_markdown_(self) -> str:
+        return "\n\n".join(f"**{i}.**\n\n{e._repr_markdown_()}" for i, e in enumerate(self.exchanges, 1))
+
+
+def arc_challenge(base_url: str, tokens_dir: str, resource: str = "https://management.azure.com/") -> Conversation:
     """The Arc challenge as two exchanges: the 401 with its realm, then the Basic retry.
 
     The key file is read only if it lies directly in ``tokens_dir`` (as real clients insist);
@@ -122,12 +135,12 @@ def arc_challenge(base_url: str, tokens_dir: str, resource: str = "https://manag
     first = get(base_url, "/metadata/identity/oauth2/token", params)
     realm = (first.response_headers.get("WWW-Authenticate") or "").partition("=")[2]
     if first.status != 401 or not realm:
-        return (first,)
+        return Conversation((first,))
     path = os.path.realpath(realm)
     if os.path.dirname(path) != os.path.realpath(tokens_dir) or not path.endswith(".key"):
-        return (first, Exchange(f"(not reading {realm}: outside {tokens_dir} or not .key)", {}, None,
-                                error="realm refused"))
+        return Conversation((first, Exchange(f"(not reading {realm}: outside {tokens_dir} or not .key)", {}, None,
+                                             error="realm refused")))
     with open(path, encoding="utf-8") as handle:
         secret = handle.read(4097)
     second = get(base_url, "/metadata/identity/oauth2/token", params, headers={"Authorization": f"Basic {secret}"})
-    return first, second
+    return Conversation((first, second))
