@@ -12,7 +12,7 @@ makes; that is how the emulator may own 169.254.169.254:80 there and nowhere els
 
 from __future__ import annotations
 
-import email.message
+import errno
 import ipaddress
 import logging
 import os
@@ -68,6 +68,13 @@ def only_loopback_interface() -> bool:
 
 
 def check_bind_allowed(host: str, allow_remote: bool) -> None:
+    if host.lower() != "localhost":
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            # No name resolution: the emulator never sends a DNS query.
+            raise UsageError(f"{host!r} is not an IP address; give an address or 'localhost'",
+                             argument="--host") from None
     if is_loopback(host) or allow_remote or only_loopback_interface():
         return
     raise UsageError(
@@ -268,8 +275,10 @@ class Emulator:
             self._server = server_cls((host.strip("[]"), port), _Handler)
         except OSError as err:
             self._cleanup_files()
+            culprit = ("--host" if isinstance(err, socket.gaierror)
+                       or err.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) else "--port")
             raise UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}",
-                             argument="--port") from None
+                             argument=culprit) from None
         self._server.emulator = self
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -396,11 +405,3 @@ class Emulator:
         with self._log_lock:
             self.request_log.append(entry)
         log.debug("%s %s -> %s", entry["method"], entry["path"], entry["status"])
-
-
-def _message(headers: dict[str, str]) -> email.message.Message:
-    """Case-insensitive header mapping like the one http.server builds (for tests)."""
-    msg = email.message.Message()
-    for key, value in headers.items():
-        msg[key] = value
-    return msg

@@ -159,7 +159,7 @@ def test_loopback_always_allowed(host, monkeypatch):
     server.check_bind_allowed(host, allow_remote=False)
 
 
-@pytest.mark.parametrize("host", ["169.254.169.254", "0.0.0.0", "10.0.0.4", "::", "example.com"])
+@pytest.mark.parametrize("host", ["169.254.169.254", "0.0.0.0", "10.0.0.4", "::"])
 def test_non_loopback_needs_allow_remote_or_lo_only_namespace(host, monkeypatch):
     monkeypatch.setattr(server, "only_loopback_interface", lambda: False)
     with pytest.raises(UsageError, match="allow-remote"):
@@ -167,6 +167,12 @@ def test_non_loopback_needs_allow_remote_or_lo_only_namespace(host, monkeypatch)
     server.check_bind_allowed(host, allow_remote=True)
     monkeypatch.setattr(server, "only_loopback_interface", lambda: True)
     server.check_bind_allowed(host, allow_remote=False)
+
+
+@pytest.mark.parametrize("allow_remote", [False, True])
+def test_host_names_are_refused_without_resolving(allow_remote):
+    with pytest.raises(UsageError, match="not an IP address"):
+        server.check_bind_allowed("imds.example.invalid", allow_remote=allow_remote)
 
 
 def test_only_loopback_interface_matches_this_machine():
