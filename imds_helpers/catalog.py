@@ -34,6 +34,220 @@ CATALOG: dict[str, FindingSpec] = {}
 
 # --- PLAT / PROXY / NET (platform, proxy, network path) ------------------------------------
 CATALOG.update(_rows(
+    # Platform: which service this machine should use, and what in the environment points elsewhere.
+    ("IMDS-PLAT-000", "ok", "Azure VM detected; using Azure IMDS",
+     "The SMBIOS chassis asset tag is 7783-7084-3265-9085-8269-3286-77 (\"MSFT AZURE VM\"), which only Azure "
+     "VMs carry, so the checks use Azure IMDS at http://169.254.169.254.",
+     "Nothing to fix."),
+    ("IMDS-PLAT-001", "ok", "Azure Arc-enabled server detected; using HIMDS",
+     "The Arc agent (himds) is installed, or IDENTITY_ENDPOINT and IMDS_ENDPOINT point at localhost:40342, and "
+     "this is not an Azure VM, so the checks use the Arc local identity service at http://localhost:40342.",
+     "Nothing to fix."),
+    ("IMDS-PLAT-002", "warn", "Both an Azure VM and the Arc agent detected",
+     "This Azure VM also has the Azure Connected Machine (Arc) agent installed. Microsoft does not support Arc on "
+     "Azure VMs; tools choose between IMDS and HIMDS by guesswork (Azure Monitor Agent uses HIMDS while the himdsd "
+     "service runs), and the data collection rules must be associated with the resource that is actually used.",
+     "Remove the Arc agent from the Azure VM (`azcmagent disconnect`, then uninstall), or, for an Arc test set-up, "
+     "follow Microsoft's \"evaluate Arc on an Azure VM\" steps consistently. Associate the DCR with the resource "
+     "whose endpoint is shown here."),
+    ("IMDS-PLAT-003", "warn", "Neither an Azure VM nor an Arc-enabled server",
+     "No Azure asset tag and no Arc agent were found. Outside Azure nothing answers on 169.254.169.254, so every "
+     "later check will time out; Hyper-V, WSL, other clouds and on-premises servers look like this.",
+     "Run the tool on the Azure VM or Arc-enabled server itself. On a non-Azure machine, onboard it to Azure Arc "
+     "(then HIMDS at localhost:40342 serves identity). If this is an Azure VM, check that the DMI tables are "
+     "readable (`cat /sys/class/dmi/id/chassis_asset_tag`)."),
+    ("IMDS-PLAT-004", "ok", "Endpoint chosen explicitly",
+     "The endpoint came from the command line or from IMDS_RUNBOOK_ENDPOINT (for example an emulator), so "
+     "platform detection did not choose it; what was detected is still recorded.",
+     "Nothing to fix. Unset IMDS_RUNBOOK_ENDPOINT to let the tool choose."),
+    ("IMDS-PLAT-005", "warn", "Hosted managed-identity environment",
+     "IDENTITY_ENDPOINT with IDENTITY_HEADER, or MSI_ENDPOINT, are set: App Service, Azure Functions, Container "
+     "Apps, Service Fabric, Azure Machine Learning or Cloud Shell. There the platform's own endpoint issues "
+     "tokens, not IMDS or HIMDS, so this tool's checks do not describe what your code uses.",
+     "Troubleshoot the hosting service's managed identity instead (its docs describe IDENTITY_ENDPOINT). Use this "
+     "tool on VMs and Arc-enabled servers."),
+    ("IMDS-PLAT-006", "warn", "Running inside a container",
+     "Container markers were found (/.dockerenv, /run/.containerenv, a container cgroup or KUBERNETES_SERVICE_HOST). "
+     "From a container, IMDS is reached only through the host's NAT or host networking, and Kubernetes may "
+     "intercept or block it; on Arc, localhost:40342 inside the container is the container itself.",
+     "Run the checks on the host as well. For Docker use host networking or make sure the bridge NAT passes "
+     "169.254.169.254; on AKS check pod identity / PodLinkLocalAccess settings; for Arc, call HIMDS from the host "
+     "(containers cannot reach the host's localhost)."),
+    ("IMDS-PLAT-007", "warn", "Arc agent installed but its HIMDS service is not running",
+     "The Arc agent is installed but its identity service (himdsd on Linux, himds on Windows) is stopped or "
+     "failed, so nothing listens on localhost:40342 and token requests are refused.",
+     "Linux: `sudo systemctl restart himdsd` and `sudo journalctl -u himdsd`; Windows: `Restart-Service himds`. "
+     "Then `azcmagent show` should list the services as running and the agent as Connected."),
+    ("IMDS-PLAT-008", "warn", "Arc agent installed but IDENTITY_ENDPOINT / IMDS_ENDPOINT not set here",
+     "The Arc agent sets IDENTITY_ENDPOINT and IMDS_ENDPOINT for services (on Linux through "
+     "/lib/systemd/system.conf.d/azcmagent.conf). Interactive shells, sudo and containers often lack them, and "
+     "then azure-identity and other SDKs try 169.254.169.254 instead of HIMDS and time out.",
+     "For a test, export IDENTITY_ENDPOINT=http://localhost:40342/metadata/identity/oauth2/token and "
+     "IMDS_ENDPOINT=http://localhost:40342. For services, restart them (or reboot) after the agent install so "
+     "they inherit the variables; Windows: sign out and back in."),
+    ("IMDS-PLAT-009", "warn", "SDK token requests redirected by AZURE_POD_IDENTITY_AUTHORITY_HOST",
+     "azure-identity and MSAL send managed-identity token requests to AZURE_POD_IDENTITY_AUTHORITY_HOST instead "
+     "of 169.254.169.254 (pod identity, test emulators). If it is left over, SDK calls go somewhere else than "
+     "these checks.",
+     "Unset AZURE_POD_IDENTITY_AUTHORITY_HOST unless pod identity or an emulator is intended."),
+
+    # Proxy: would clients send metadata requests to a proxy? IMDS rejects proxied requests.
+    ("IMDS-PROXY-000", "ok", "No proxy configured",
+     "No proxy is configured in this source (environment variables, WinHTTP or Internet Options), so clients "
+     "connect to the metadata endpoint directly.",
+     "Nothing to fix."),
+    ("IMDS-PROXY-001", "ok", "Proxy configured; metadata endpoint bypassed",
+     "A proxy is configured, but the no-proxy/bypass list covers the metadata endpoint, so clients go direct.",
+     "Nothing to fix. Keep 169.254.169.254 (and localhost,127.0.0.1 on Arc) in the bypass list when the proxy "
+     "settings change."),
+    ("IMDS-PROXY-002", "warn", "Proxy configured and not bypassed for the metadata endpoint",
+     "Clients that honour the proxy variables (Python requests, azure-identity, azure-core, curl, many agents) "
+     "would send metadata requests to the proxy. IMDS rejects proxied requests (it refuses X-Forwarded-For) and a "
+     "proxy cannot reach this machine's link-local or localhost addresses, so the result is 400/403/502/504 "
+     "errors or timeouts. This tool itself bypasses proxies, so its own checks can pass while other clients fail.",
+     "Add the endpoint to both NO_PROXY and no_proxy: `NO_PROXY=169.254.169.254,localhost,127.0.0.1` "
+     "(localhost,127.0.0.1 matter for Arc). For services, set it where the proxy is set (systemd drop-in, "
+     "/etc/environment). Do not rely on wildcards such as 169.254.*."),
+    ("IMDS-PROXY-003", "warn", "curl and Python clients disagree about the proxy",
+     "curl and Python requests read the proxy variables differently: curl ignores HTTP_PROXY in upper case for "
+     "http:// URLs, older curl ignores CIDR entries in NO_PROXY, and requests matches IP addresses only exactly or "
+     "by CIDR. A manual curl test can therefore succeed while azure-identity or the agent goes through the proxy, "
+     "or the other way round.",
+     "Set both spellings consistently (http_proxy and HTTP_PROXY, no_proxy and NO_PROXY) and list 169.254.169.254 "
+     "(and localhost,127.0.0.1 for Arc) literally in no_proxy; test with `curl --noproxy '*'` and without."),
+    ("IMDS-PROXY-004", "warn", "WinHTTP proxy does not bypass the metadata endpoint",
+     "The machine-wide WinHTTP proxy (netsh winhttp) is set and its bypass list does not cover the endpoint. "
+     "Services that use WinHTTP send metadata requests to the proxy, which IMDS rejects. <local> covers only "
+     "names without a dot, so it never covers 169.254.169.254 or 127.0.0.1.",
+     "`netsh winhttp set proxy proxy-server=\"<proxy:port>\" bypass-list=\"<local>;169.254.169.254;localhost;127.0.0.1\"` "
+     "(keep the existing entries), then restart the agent service."),
+    ("IMDS-PROXY-005", "ok", "WinHTTP proxy set; metadata endpoint bypassed",
+     "The machine-wide WinHTTP proxy is set, and its bypass list covers the metadata endpoint.",
+     "Nothing to fix."),
+    ("IMDS-PROXY-006", "warn", "Internet Options proxy applies to the metadata endpoint",
+     "The user's Internet Options (WinINet) proxy is on and its exceptions do not cover the endpoint. Windows "
+     "PowerShell, .NET Framework programs and Python on Windows (when no proxy variable is set) use it, per user - "
+     "the SYSTEM account has its own settings.",
+     "In Internet Options > Connections > LAN settings > Advanced, add 169.254.169.254 (and localhost;127.0.0.1 "
+     "for Arc) to the exceptions, or set ProxyOverride by policy; in PowerShell 7 use Invoke-RestMethod -NoProxy."),
+    ("IMDS-PROXY-007", "warn", "Proxy auto-configuration script in use",
+     "Internet Options point at a PAC script (AutoConfigURL); the script decides per URL whether to use a proxy, "
+     "so whether metadata requests are proxied cannot be told from the settings.",
+     "Make the PAC script return DIRECT for 169.254.169.254 and localhost (isInNet(host, \"169.254.0.0\", "
+     "\"255.255.0.0\")), or test the client with the proxy explicitly disabled."),
+    ("IMDS-PROXY-009", "skip", "WinHTTP proxy settings not readable",
+     "The output of `netsh winhttp show proxy` could not be read, so the WinHTTP proxy is unknown.",
+     "Run `netsh winhttp show proxy` by hand and check the bypass list for 169.254.169.254."),
+
+    # Network path: route, TCP connect, firewall.
+    ("IMDS-NET-000", "ok", "Route to the metadata address uses the primary interface",
+     "The kernel routes the metadata address through the interface of the default route, as Azure requires "
+     "(IMDS answers only requests from the primary NIC and its primary IP).",
+     "Nothing to fix."),
+    ("IMDS-NET-001", "ok", "Endpoint on loopback; no route involved",
+     "The endpoint is localhost or a loopback address (Arc HIMDS, an emulator), so no route, NIC or gateway is "
+     "involved.",
+     "Nothing to fix."),
+    ("IMDS-NET-002", "fail", "No route to the metadata address",
+     "The routing table has no usable route to 169.254.169.254 (no host route and no default route, or an "
+     "unreachable/blackhole/prohibit route), so connections fail immediately with \"network unreachable\". On "
+     "Azure the route comes from DHCP (option 121); static IP configurations and imported images often lose it.",
+     "Re-enable DHCP on the primary NIC (Azure requires it) or restore the route: Linux `sudo ip route add "
+     "169.254.169.254/32 via <gateway> dev <primary NIC>` and make it persistent in netplan/NetworkManager; "
+     "Windows `route -p add 169.254.169.254 mask 255.255.255.255 <gateway>`. Restore the default route too."),
+    ("IMDS-NET-003", "warn", "Metadata route leaves through a non-primary interface",
+     "The route to 169.254.169.254 uses a different interface than the default route. Azure answers metadata "
+     "requests only from the primary NIC, so requests through a secondary NIC time out (common with multi-NIC "
+     "VMs, policy routing, failover-cluster adapters and Docker bridges).",
+     "Route 169.254.169.254/32 via the primary NIC's gateway: Linux `sudo ip route replace 169.254.169.254/32 via "
+     "<gateway> dev <primary NIC>`; Windows `route -p add 169.254.169.254 mask 255.255.255.255 <gateway> if "
+     "<primary interface index>`. Fix DHCP on the secondary NIC so it does not install the route."),
+    ("IMDS-NET-004", "warn", "Metadata address assigned to this machine",
+     "169.254.169.254 is configured on a local interface, so a program on this machine (a mock, emulator, test "
+     "harness or leftover configuration) answers instead of Azure IMDS.",
+     "If this is not a deliberate test set-up, remove the address (`sudo ip addr del 169.254.169.254/32 dev "
+     "<interface>`; Windows `Remove-NetIPAddress -IPAddress 169.254.169.254`) and the program that uses it."),
+    ("IMDS-NET-005", "warn", "Metadata route uses a secondary source address",
+     "The route to 169.254.169.254 is on the primary NIC but uses a different source address than the default "
+     "route. IMDS answers only the primary IP configuration, so requests from a secondary IP time out.",
+     "Make the route use the primary address: `sudo ip route replace 169.254.169.254/32 via <gateway> dev <NIC> "
+     "src <primary IP>`, or add an outbound SNAT to the primary IP on appliances (NVAs)."),
+    ("IMDS-NET-009", "skip", "Route could not be determined",
+     "No routing command or table could be read (ip, route print or netstat missing, or their output not "
+     "recognised).",
+     "Run `ip route get 169.254.169.254` (Linux), `Find-NetRoute -RemoteIPAddress 169.254.169.254` (Windows) or "
+     "`netstat -rn` by hand."),
+    ("IMDS-NET-010", "ok", "TCP connection succeeded",
+     "A TCP connection to the endpoint was opened and closed; the elapsed time and the local source address "
+     "are recorded.",
+     "Nothing to fix."),
+    ("IMDS-NET-011", "fail", "TCP connect timed out",
+     "Nothing answered the connection attempt: packets are silently dropped. Usual causes: not an Azure VM, a "
+     "firewall DROP rule, the request leaving through a secondary NIC or IP, or (Arc) a host firewall.",
+     "Check the route and firewall findings; look for DROP rules (`sudo iptables-save | grep 169.254`, "
+     "`Get-NetFirewallRule -Direction Outbound -Action Block`) and confirm the platform."),
+    ("IMDS-NET-012", "fail", "TCP connection refused",
+     "The connection was refused at once: nothing listens on that port, or a firewall REJECT rule answers for "
+     "it. On Arc this usually means the HIMDS service is stopped; on an Azure VM, a REJECT rule or a local "
+     "program that took over the address.",
+     "Arc: `sudo systemctl restart himdsd` / `Restart-Service himds`, then `azcmagent show`. VM: look for REJECT "
+     "rules (`sudo iptables-save | grep -i reject`) and remove them."),
+    ("IMDS-NET-013", "fail", "Network unreachable",
+     "The kernel (or a REJECT rule answering icmp-net-unreachable) says the network is unreachable: there is "
+     "no route to the address.",
+     "Restore the route to 169.254.169.254 via the primary NIC (see the route finding); renew DHCP; check "
+     "`ip route get 169.254.169.254` / `route print`."),
+    ("IMDS-NET-014", "fail", "Host unreachable",
+     "\"No route to host\": an unreachable route, a REJECT rule (icmp-host-unreachable / admin-prohibited) or "
+     "an ARP failure on the path to the address.",
+     "Look for REJECT rules and unreachable routes (`ip route show table all | grep unreachable`); make sure the "
+     "route goes through the primary NIC's gateway."),
+    ("IMDS-NET-015", "fail", "Connection reset during connect",
+     "The connection was reset while it was being opened, typically by a security product or an interceptor "
+     "in the path.",
+     "Check endpoint-protection / EDR network rules and local proxies or interceptors that handle 169.254.169.254."),
+    ("IMDS-NET-016", "fail", "Connection blocked by local policy",
+     "The operating system refused to open the connection (permission denied): a \"prohibit\" route, an "
+     "outbound firewall or SELinux/AppArmor policy, or an endpoint-protection product blocked it before any "
+     "packet left.",
+     "Check `ip route get 169.254.169.254` for prohibit routes, outbound firewall rules, SELinux denials "
+     "(`ausearch -m avc`) and EDR policies for this process."),
+    ("IMDS-NET-017", "fail", "TCP connect failed (other error)",
+     "The connection failed with an error outside the usual set (for example a blackhole route gives "
+     "\"invalid argument\", or the name did not resolve); the error and errno are recorded.",
+     "Read the recorded error; check `ip route get <address>` for blackhole routes and the endpoint's host name."),
+    ("IMDS-NET-020", "ok", "No firewall rule blocks or redirects the endpoint",
+     "The iptables/nftables rules that were read neither drop, reject, restrict by user nor redirect new "
+     "connections to the endpoint.",
+     "Nothing to fix."),
+    ("IMDS-NET-021", "fail", "Firewall blocks the metadata endpoint",
+     "An output rule (or a DROP policy) drops or rejects new connections to the endpoint for every user. Typical "
+     "sources: hardening scripts, `ufw deny out`, the BlockAzureIMDS rule left from Arc-on-Azure-VM tests, or "
+     "legacy images.",
+     "Remove the rule (`sudo iptables -D OUTPUT <rule>` / `sudo nft delete rule ...`, and from the saved "
+     "configuration) or add an ACCEPT before it for the Azure Monitor Agent's user. If access must be limited, "
+     "limit it per user (owner match) as Microsoft suggests, not for everyone."),
+    ("IMDS-NET-022", "warn", "Firewall lets only some users reach the endpoint",
+     "Owner-match rules accept some users (usually root, uid 0) and drop or reject everyone else. Processes "
+     "running as other users - including agents that do not run as root and tools run without sudo - time out.",
+     "Run the client as an allowed user, or add an ACCEPT for the agent's uid before the DROP: `sudo iptables -I "
+     "OUTPUT -d 169.254.169.254 -p tcp --dport 80 -m owner --uid-owner <uid> -j ACCEPT`."),
+    ("IMDS-NET-023", "warn", "Firewall redirects metadata traffic elsewhere",
+     "A DNAT/REDIRECT rule sends connections for the endpoint to another address or port - for example AKS "
+     "pod identity (NMI), a metadata proxy (OpenStack/Calico, GCP-style), or an agent's test pod. Whatever "
+     "listens there answers instead of Azure IMDS.",
+     "Confirm the redirect is intended (pod identity, a security proxy). If not, delete the rule (`sudo iptables "
+     "-t nat -D <chain> <rule>`) and find what created it; otherwise troubleshoot the component it redirects to."),
+    ("IMDS-NET-025", "warn", "Firewall rule may block the endpoint",
+     "A DROP/REJECT rule could apply to connections to the endpoint, depending on matches this check cannot "
+     "evaluate (marks, sets, interfaces, rate limits).",
+     "Read the rule listed in the detail and check whether it matches the agent's traffic; test with the agent's "
+     "user and watch the rule counters (`sudo iptables -L OUTPUT -v -n`)."),
+    ("IMDS-NET-029", "skip", "Firewall rules not readable",
+     "No firewall rules could be read: iptables/nft are missing, reading them needs root, or the operating "
+     "system is not Linux.",
+     "Rerun with sudo, or inspect by hand: `sudo iptables-save`, `sudo nft list ruleset`; Windows "
+     "`Get-NetFirewallRule -Direction Outbound -Action Block -Enabled True`."),
 ))
 
 # --- META / TOKEN (instance metadata, managed-identity tokens) -----------------------------

@@ -1,0 +1,503 @@
+"""Which metadata service this machine should use, and why: Azure VM (IMDS at
+``http://169.254.169.254``), Azure Arc-enabled server (HIMDS at ``http://localhost:40342``),
+both, or neither.
+
+Evidence, each recorded whether or not it is conclusive:
+
+* DMI chassis asset tag ``7783-7084-3265-9085-8269-3286-77`` - proof of an Azure VM.
+  Hyper-V vendor/product strings are only a hint; the SMBIOS UUID is kept for a vmId
+  cross-check against IMDS later.
+* The Arc agent's ``himds`` binary on disk (installed, not just running) and the state of
+  its service (``himdsd`` on Linux, ``himds`` on Windows).
+* Environment: ``IDENTITY_ENDPOINT`` + ``IMDS_ENDPOINT`` (Arc); ``IDENTITY_HEADER``,
+  ``MSI_ENDPOINT``, ``MSI_SECRET``, ``IDENTITY_SERVER_THUMBPRINT``, ``AZUREPS_HOST_ENVIRONMENT``
+  (App Service, Functions, Azure ML, Service Fabric, Cloud Shell - hosted identity endpoints
+  that are not this tool's target); ``AZURE_POD_IDENTITY_AUTHORITY_HOST`` (SDKs send token
+  requests elsewhere).
+* Container markers (``/.dockerenv``, ``/run/.containerenv``, cgroup paths,
+  ``KUBERNETES_SERVICE_HOST``): a container reaches IMDS only through the host's NAT, and
+  ``localhost`` inside it is not the host's HIMDS.
+
+Choosing the endpoint - an explicit choice always wins:
+
+1. ``endpoint=`` argument;
+2. environment variable ``IMDS_RUNBOOK_ENDPOINT`` - the one documented override, used to
+   point the tool at an emulator (e.g. ``IMDS_RUNBOOK_ENDPOINT=http://127.0.0.1:8080``);
+3. ``target="vm"`` / ``"arc"``: that service's default address (Arc: ``IMDS_ENDPOINT`` when set);
+4. ``target="auto"``: Arc when only Arc is detected; when both are, Arc if its service runs
+   (as Azure Monitor Agent decides), else IMDS; otherwise IMDS.
+
+This module also holds the one subprocess runner used by the host checks: every command
+gets a timeout, and a missing binary, a permission error or a timeout is returned as
+evidence, never raised.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from imds_helpers.catalog import finding
+from imds_helpers.errors import UsageError
+from imds_helpers.findings import CheckResult, Commands
+from imds_helpers.parsers.container import parse_cgroup
+from imds_helpers.parsers.dmi import is_azure_asset_tag, looks_like_hyperv, parse_dmi_value, vmid_candidates
+from imds_helpers.parsers.services import ServiceState, parse_sc_query, parse_systemctl_show
+
+IMDS_ENDPOINT = "http://169.254.169.254"
+HIMDS_ENDPOINT = "http://localhost:40342"
+HIMDS_PORT = 40342
+OVERRIDE_ENV = "IMDS_RUNBOOK_ENDPOINT"
+COMMAND_TIMEOUT = 2.0
+# PowerShell needs 1-3 s just to start on a cold VM; 2 s would time out on healthy machines.
+POWERSHELL_TIMEOUT = 6.0
+LINUX_HIMDS = "/opt/azcmagent/bin/himds"
+LINUX_HIMDS_UNIT = "himdsd"
+WINDOWS_HIMDS_SERVICE = "himds"
+TARGETS = ("auto", "vm", "arc")
+
+# Hosted managed-identity environments (MSAL's source order), with the variables that mark them.
+_HOSTED = (
+    ("Service Fabric", ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT")),
+    ("App Service / Azure Functions / Container Apps", ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")),
+    ("Azure Machine Learning", ("MSI_ENDPOINT", "MSI_SECRET")),
+    ("Cloud Shell", ("MSI_ENDPOINT",)),
+)
+# Shown by value; the others (IDENTITY_HEADER, MSI_SECRET, ...) are secrets: presence only.
+_ENV_SHOWN = ("IDENTITY_ENDPOINT", "IMDS_ENDPOINT", "MSI_ENDPOINT", "AZUREPS_HOST_ENVIRONMENT",
+              "AZURE_POD_IDENTITY_AUTHORITY_HOST", "KUBERNETES_SERVICE_HOST", OVERRIDE_ENV, "container")
+_ENV_PRESENCE = ("IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_SECRET")
+
+
+# --- running commands ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CommandOutput:
+    argv: tuple[str, ...]
+    returncode: int | None           # None when the command did not run to completion
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None         # "not_found" | "permission_denied" | "timeout" | "os_error: ..."
+    elapsed_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.returncode == 0
+
+    @property
+    def text(self) -> str:
+        """stdout and stderr together: tools print their verdicts on either."""
+        return self.stdout + ("\n" + self.stderr if self.stderr else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"argv": list(self.argv), "returncode": self.returncode, "error": self.error,
+                "elapsed_ms": round(self.elapsed_ms, 1), "stdout": self.stdout[:2000], "stderr": self.stderr[:500]}
+
+
+Runner = Callable[[Sequence[str], float], CommandOutput]
+
+
+def run_command(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandOutput:
+    """Run ``argv`` (no shell) with a timeout and the C locale; never raises."""
+    args = tuple(argv)
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(args, capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return CommandOutput(args, None, error="not_found", elapsed_ms=_ms(start))
+    except PermissionError:
+        return CommandOutput(args, None, error="permission_denied", elapsed_ms=_ms(start))
+    except subprocess.TimeoutExpired as exc:
+        return CommandOutput(args, None, _decode(exc.stdout), _decode(exc.stderr), error="timeout", elapsed_ms=_ms(start))
+    except (OSError, ValueError) as exc:
+        return CommandOutput(args, None, error=f"os_error: {exc}", elapsed_ms=_ms(start))
+    return CommandOutput(args, proc.returncode, _decode(proc.stdout), _decode(proc.stderr), elapsed_ms=_ms(start))
+
+
+def _decode(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data if isinstance(data, str) else data.decode("utf-8", errors="replace")
+
+
+def _ms(start: float) -> float:
+    return (time.monotonic() - start) * 1000.0
+
+
+def current_os() -> str:
+    """"linux" | "windows" | "darwin" | "freebsd" | other ``sys.platform`` values."""
+    if sys.platform.startswith("win"):
+        return "windows"
+    if sys.platform.startswith("freebsd"):
+        return "freebsd"
+    return sys.platform
+
+
+# --- reading the host ----------------------------------------------------------------------
+
+def host_path(root: str, path: str) -> str:
+    """``path`` (absolute, POSIX) inside the tree ``root`` - tests pass a fake tree."""
+    return os.path.join(root, path.lstrip("/"))
+
+
+def read_host_file(root: str, path: str, limit: int = 65536) -> tuple[str | None, str | None]:
+    """(text, None) or (None, reason): "missing", "permission_denied", "os_error: ..."."""
+    try:
+        with open(host_path(root, path), "rb") as handle:
+            return handle.read(limit).decode("utf-8", errors="replace"), None
+    except FileNotFoundError:
+        return None, "missing"
+    except PermissionError:
+        return None, "permission_denied"
+    except OSError as exc:
+        return None, f"os_error: {exc.strerror or exc}"
+
+
+@dataclass(frozen=True)
+class PlatformResult:
+    kind: str                      # "vm" | "arc" | "both" | "none"
+    target: str                    # "vm" | "arc"
+    endpoint: str                  # base URL without trailing slash
+    reason: str                    # why this endpoint
+    evidence: Mapping[str, Any]
+    check: CheckResult             # the main finding: what was detected and chosen
+    notes: tuple[CheckResult, ...] = ()   # further findings: container, Arc service, env, SDK redirect
+
+    @property
+    def checks(self) -> tuple[CheckResult, ...]:
+        return (self.check, *self.notes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "target": self.target, "endpoint": self.endpoint, "reason": self.reason,
+                "evidence": dict(self.evidence), "check": self.check.to_dict(),
+                "notes": [n.to_dict() for n in self.notes]}
+
+
+def normalise_endpoint(value: str, *, argument: str = "endpoint") -> str:
+    """``http(s)://host[:port]`` without path or trailing slash; UsageError otherwise."""
+    text = (value or "").strip()
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"invalid port in {text!r}", argument=argument) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"expected a URL such as http://127.0.0.1:8080, got {text!r}", argument=argument)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise UsageError(f"give only scheme, host and port, got {text!r}", argument=argument)
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _is_arc_endpoint(endpoint: str, env: Mapping[str, str]) -> bool:
+    parts = urlsplit(endpoint)
+    if parts.port == HIMDS_PORT:
+        return True
+    arc = env.get("IMDS_ENDPOINT", "")
+    return bool(arc) and arc.rstrip("/") == endpoint
+
+
+def detect_platform(
+    target: str = "auto",
+    endpoint: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    root: str = "/",
+    run: Runner = run_command,
+    os_name: str | None = None,
+) -> PlatformResult:
+    """Detect Azure VM / Arc / both / neither and choose the endpoint (see module docstring).
+
+    ``env`` defaults to ``os.environ``; ``root`` is the file-system root to inspect (tests
+    pass a fake tree); ``run`` runs commands; ``os_name`` defaults to this machine's OS.
+    Raises :class:`UsageError` only for a bad ``target`` or a malformed explicit endpoint.
+    """
+    if target not in TARGETS:
+        raise UsageError(f"must be one of {', '.join(TARGETS)}, got {target!r}", argument="target")
+    env = dict(os.environ if env is None else env)
+    os_name = os_name or current_os()
+
+    explicit, explicit_source = None, ""
+    if endpoint:
+        explicit, explicit_source = normalise_endpoint(endpoint, argument="endpoint"), "the endpoint argument"
+    elif env.get(OVERRIDE_ENV, "").strip():
+        explicit = normalise_endpoint(env[OVERRIDE_ENV], argument=OVERRIDE_ENV)
+        explicit_source = f"{OVERRIDE_ENV}"
+
+    azure = _azure_vm_evidence(root, run, os_name)
+    arc = _arc_evidence(env, root, run, os_name)
+    container = _container_evidence(env, root)
+    hosted = _hosted_environment(env)
+    evidence = {
+        "os": os_name,
+        "env": _env_evidence(env),
+        "azure_vm": azure,
+        "arc": arc,
+        "container": container,
+        "hosted_environment": hosted,
+    }
+    is_vm = bool(azure.get("azure_asset_tag"))
+    is_arc = bool(arc["installed"] or arc["env_points_to_himds"])
+    kind = "both" if is_vm and is_arc else "vm" if is_vm else "arc" if is_arc else "none"
+
+    chosen_target, chosen_endpoint, reason = _choose(target, explicit, explicit_source, kind, arc, env)
+    evidence["choice"] = {"requested_target": target, "explicit_endpoint": explicit, "explicit_source": explicit_source}
+
+    commands = _commands(os_name)
+    check = _main_check(kind, chosen_target, chosen_endpoint, reason, explicit, hosted, evidence, commands)
+    notes = _notes(kind, chosen_target, arc, container, env, evidence, commands, os_name)
+    return PlatformResult(kind=kind, target=chosen_target, endpoint=chosen_endpoint, reason=reason,
+                          evidence=evidence, check=check, notes=notes)
+
+
+def _choose(target: str, explicit: str | None, explicit_source: str, kind: str, arc: Mapping[str, Any],
+            env: Mapping[str, str]) -> tuple[str, str, str]:
+    if explicit:
+        if target != "auto":
+            return target, explicit, f"endpoint {explicit} given by {explicit_source}; target {target} given explicitly"
+        inferred = "arc" if _is_arc_endpoint(explicit, env) else "vm"
+        why = "port 40342 / IMDS_ENDPOINT means Arc" if inferred == "arc" else "not the Arc port, so IMDS rules apply"
+        return inferred, explicit, f"endpoint {explicit} given by {explicit_source}; target {inferred} ({why})"
+    if target == "vm":
+        return "vm", IMDS_ENDPOINT, "target vm given explicitly: Azure IMDS at its fixed address"
+    if target == "arc":
+        endpoint, why = _arc_endpoint(env)
+        return "arc", endpoint, f"target arc given explicitly: {why}"
+    if kind == "arc":
+        endpoint, why = _arc_endpoint(env)
+        return "arc", endpoint, f"Arc agent detected and no Azure VM asset tag: {why}"
+    if kind == "both":
+        if arc["service"].get("kind") == "running":
+            endpoint, why = _arc_endpoint(env)
+            return "arc", endpoint, ("Azure VM and Arc agent both detected; the Arc service is running, "
+                                     f"so Arc is used (as Azure Monitor Agent decides): {why}")
+        return "vm", IMDS_ENDPOINT, ("Azure VM and Arc agent both detected; the Arc service is not running, "
+                                     "so Azure IMDS is used (as Azure Monitor Agent decides)")
+    if kind == "vm":
+        return "vm", IMDS_ENDPOINT, "Azure VM detected (DMI chassis asset tag): Azure IMDS"
+    return "vm", IMDS_ENDPOINT, "neither an Azure VM nor Arc detected: trying Azure IMDS, the default"
+
+
+def _arc_endpoint(env: Mapping[str, str]) -> tuple[str, str]:
+    value = env.get("IMDS_ENDPOINT", "").strip()
+    if value:
+        try:
+            return normalise_endpoint(value, argument="IMDS_ENDPOINT"), f"IMDS_ENDPOINT={value}"
+        except UsageError:
+            return HIMDS_ENDPOINT, f"IMDS_ENDPOINT={value!r} is not a URL; using the fixed HIMDS address"
+    return HIMDS_ENDPOINT, "HIMDS at its fixed address (IMDS_ENDPOINT not set)"
+
+
+# --- evidence ------------------------------------------------------------------------------
+
+def _env_evidence(env: Mapping[str, str]) -> dict[str, Any]:
+    shown = {k: env[k] for k in _ENV_SHOWN if env.get(k)}
+    present = {k: "<set>" for k in _ENV_PRESENCE if env.get(k)}
+    return {**shown, **present}
+
+
+def _hosted_environment(env: Mapping[str, str]) -> str:
+    if env.get("AZUREPS_HOST_ENVIRONMENT", "").lower().startswith("cloud-shell"):
+        return "Cloud Shell"
+    for name, variables in _HOSTED:
+        if all(env.get(v) for v in variables):
+            return name
+    return ""
+
+
+def _azure_vm_evidence(root: str, run: Runner, os_name: str) -> dict[str, Any]:
+    if os_name == "windows":
+        return _azure_vm_evidence_windows(run)
+    found: dict[str, Any] = {"source": "/sys/class/dmi/id"}
+    for name in ("chassis_asset_tag", "sys_vendor", "product_name", "product_uuid"):
+        text, problem = read_host_file(root, f"/sys/class/dmi/id/{name}", limit=512)
+        if text is None:
+            found[name] = None
+            found[f"{name}_error"] = problem
+        else:
+            parsed = parse_dmi_value(text)
+            found[name] = parsed.value if parsed.kind == "value" else ""
+    # cloud-init's rule: no /sys/firmware/efi means a BIOS boot, a generation 1 VM. When
+    # /sys/firmware itself is hidden (containers) the generation is unknown.
+    gen2 = os.path.isdir(host_path(root, "/sys/firmware/efi")) if os.path.isdir(host_path(root, "/sys/firmware")) else None
+    _summarise_dmi(found, gen2=gen2)
+    return found
+
+
+def _azure_vm_evidence_windows(run: Runner) -> dict[str, Any]:
+    script = ("$e=Get-CimInstance Win32_SystemEnclosure; $p=Get-CimInstance Win32_ComputerSystemProduct; "
+              "$s=Get-CimInstance Win32_ComputerSystem; "
+              "$e.SMBIOSAssetTag; $s.Manufacturer; $s.Model; $p.UUID")
+    out = run(["powershell", "-NoProfile", "-NonInteractive", "-Command", script], POWERSHELL_TIMEOUT)
+    found: dict[str, Any] = {"source": "Win32_SystemEnclosure / Win32_ComputerSystem(Product)", "command": out.to_dict()}
+    lines = [ln.strip() for ln in out.stdout.splitlines()] if out.ok else []
+    values = (lines + ["", "", "", ""])[:4]
+    for name, value in zip(("chassis_asset_tag", "sys_vendor", "product_name", "product_uuid"), values):
+        found[name] = value if out.ok else None
+    _summarise_dmi(found, gen2=None)
+    return found
+
+
+def _summarise_dmi(found: dict[str, Any], *, gen2: bool | None) -> None:
+    tag = found.get("chassis_asset_tag") or ""
+    found["azure_asset_tag"] = is_azure_asset_tag(tag)
+    found["hyperv_guest"] = looks_like_hyperv(found.get("sys_vendor") or "", found.get("product_name") or "")
+    uuid = found.get("product_uuid") or ""
+    found["vmid_candidates"] = list(vmid_candidates(uuid, gen2=gen2))
+    if found.get("product_uuid_error") == "permission_denied":
+        found["product_uuid_note"] = "readable by root only; run with sudo to cross-check the vmId"
+
+
+def _arc_evidence(env: Mapping[str, str], root: str, run: Runner, os_name: str) -> dict[str, Any]:
+    if os_name == "windows":
+        program_files = env.get("ProgramFiles") or env.get("PROGRAMFILES") or r"C:\Program Files"
+        binary = program_files.rstrip("\\/") + "\\AzureConnectedMachineAgent\\himds.exe"
+        installed = os.path.isfile(binary)
+        out = run(["sc", "query", WINDOWS_HIMDS_SERVICE], COMMAND_TIMEOUT)
+        service = _service_state(out, parse_sc_query)
+    else:
+        binary = LINUX_HIMDS
+        installed = os.path.isfile(host_path(root, LINUX_HIMDS))
+        out = run(["systemctl", "show", LINUX_HIMDS_UNIT, "--property=LoadState,ActiveState,SubState"],
+                  COMMAND_TIMEOUT)
+        service = _service_state(out, parse_systemctl_show)
+    identity, imds = env.get("IDENTITY_ENDPOINT", ""), env.get("IMDS_ENDPOINT", "")
+    points = bool(identity and imds and not env.get("IDENTITY_HEADER")) and _port_of(imds) == HIMDS_PORT
+    return {"binary": binary, "installed": installed, "service": service,
+            "env_points_to_himds": points, "env_identity_endpoint_set": bool(identity),
+            "env_imds_endpoint_set": bool(imds)}
+
+
+def _port_of(url: str) -> int | None:
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None
+
+
+def _service_state(out: CommandOutput, parse: Callable[[str], ServiceState]) -> dict[str, Any]:
+    if out.error is not None:
+        return {"kind": "unknown", "error": out.error, "command": " ".join(out.argv)}
+    state = parse(out.text)
+    return {**state.to_dict(), "command": " ".join(out.argv), "returncode": out.returncode}
+
+
+def _container_evidence(env: Mapping[str, str], root: str) -> dict[str, Any]:
+    markers: list[str] = []
+    for path in ("/.dockerenv", "/run/.containerenv"):
+        if os.path.exists(host_path(root, path)):
+            markers.append(path)
+    runtime = ""
+    for path in ("/proc/1/cgroup", "/proc/self/cgroup"):
+        text, _ = read_host_file(root, path)
+        hint = parse_cgroup(text or "")
+        if hint.kind == "container":
+            markers.append(f"{path}: {hint.line}")
+            runtime = runtime or hint.runtime
+            break
+    if env.get("KUBERNETES_SERVICE_HOST"):
+        markers.append("KUBERNETES_SERVICE_HOST is set")
+        runtime = runtime or "kubernetes"
+    if env.get("container"):
+        markers.append(f"container={env['container']}")
+        runtime = runtime or env["container"]
+    if not runtime and "/.dockerenv" in markers:
+        runtime = "docker"
+    if not runtime and "/run/.containerenv" in markers:
+        runtime = "podman"
+    return {"in_container": bool(markers), "runtime": runtime, "markers": markers}
+
+
+# --- findings ------------------------------------------------------------------------------
+
+def _commands(os_name: str) -> Commands:
+    return Commands(
+        curl=("cat /sys/class/dmi/id/chassis_asset_tag; ls -l /opt/azcmagent/bin/himds; "
+              "systemctl status himdsd --no-pager; env | grep -E 'IDENTITY_|IMDS_|MSI_'"),
+        powershell=("(Get-CimInstance Win32_SystemEnclosure).SMBIOSAssetTag; "
+                    "Test-Path \"$env:ProgramFiles\\AzureConnectedMachineAgent\\himds.exe\"; "
+                    "Get-Service himds; Get-ChildItem env: | Where-Object Name -match 'IDENTITY_|IMDS_|MSI_'"),
+    )
+
+
+def _main_check(kind: str, target: str, endpoint: str, reason: str, explicit: str | None, hosted: str,
+                evidence: Mapping[str, Any], commands: Commands) -> CheckResult:
+    summary = {"kind": kind, "target": target, "endpoint": endpoint, "reason": reason}
+    if hosted:
+        return finding("platform.detect", "IMDS-PLAT-005",
+                       f"{hosted} identity variables are set; that service's own endpoint, not IMDS/HIMDS, "
+                       f"serves managed identity here. Checking {endpoint} anyway: {reason}.",
+                       evidence={**summary, "hosted_environment": hosted}, commands=commands)
+    if explicit:
+        return finding("platform.detect", "IMDS-PLAT-004", f"{reason} (detected platform: {kind}).",
+                       evidence=summary, commands=commands)
+    code = {"vm": "IMDS-PLAT-000", "arc": "IMDS-PLAT-001", "both": "IMDS-PLAT-002", "none": "IMDS-PLAT-003"}[kind]
+    detail = f"{reason}."
+    azure = evidence["azure_vm"]
+    if kind == "none" and azure.get("hyperv_guest"):
+        detail += " This is a Hyper-V guest, but without the Azure asset tag: on-premises Hyper-V or Azure Stack."
+    if kind == "none" and azure.get("chassis_asset_tag") is None:
+        detail += " The DMI asset tag could not be read."
+    return finding("platform.detect", code, detail, evidence=summary, commands=commands)
+
+
+def _notes(kind: str, target: str, arc: Mapping[str, Any], container: Mapping[str, Any], env: Mapping[str, str],
+           evidence: Mapping[str, Any], commands: Commands, os_name: str) -> tuple[CheckResult, ...]:
+    notes: list[CheckResult] = []
+    if container["in_container"]:
+        runtime = container["runtime"] or "unknown runtime"
+        if target == "arc":
+            detail = (f"Running in a container ({runtime}). localhost:40342 here is the container itself, not "
+                      "the host's HIMDS; and the Arc key file path is a host path.")
+        else:
+            detail = (f"Running in a container ({runtime}). IMDS is reachable only if the host's NAT or host "
+                      "networking lets 169.254.169.254 through.")
+        notes.append(finding("platform.container", "IMDS-PLAT-006", detail,
+                             evidence=dict(container), commands=commands))
+    service = arc["service"]
+    if arc["installed"] and service.get("kind") in ("stopped", "failed", "not_found", "transitioning"):
+        name = WINDOWS_HIMDS_SERVICE if os_name == "windows" else LINUX_HIMDS_UNIT
+        notes.append(finding("platform.arc_service", "IMDS-PLAT-007",
+                             f"The Arc agent is installed ({arc['binary']}) but service {name} is "
+                             f"{service.get('state') or service.get('kind')}.",
+                             evidence=dict(service), commands=commands))
+    if arc["installed"] and not (arc["env_identity_endpoint_set"] and arc["env_imds_endpoint_set"]):
+        missing = [v for v, s in (("IDENTITY_ENDPOINT", arc["env_identity_endpoint_set"]),
+                                  ("IMDS_ENDPOINT", arc["env_imds_endpoint_set"])) if not s]
+        notes.append(finding("platform.arc_env", "IMDS-PLAT-008",
+                             f"The Arc agent is installed but {' and '.join(missing)} "
+                             f"{'is' if len(missing) == 1 else 'are'} not set in this environment.",
+                             evidence={"missing": missing, "binary": arc["binary"]}, commands=commands))
+    redirect = env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "").strip()
+    if redirect:
+        notes.append(finding("platform.sdk_redirect", "IMDS-PLAT-009",
+                             f"AZURE_POD_IDENTITY_AUTHORITY_HOST={redirect}: azure-identity and MSAL send "
+                             "managed-identity token requests there instead of 169.254.169.254.",
+                             evidence={"AZURE_POD_IDENTITY_AUTHORITY_HOST": redirect}, commands=commands))
+    return tuple(notes)
+
+
+def is_loopback_host(host: str) -> bool:
+    """localhost or a loopback address: no route, NIC or gateway is involved."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+__all__ = [
+    "CommandOutput", "PlatformResult", "Runner", "detect_platform", "normalise_endpoint", "run_command",
+    "current_os", "read_host_file", "host_path", "is_loopback_host", "IMDS_ENDPOINT", "HIMDS_ENDPOINT",
+    "OVERRIDE_ENV",
+]
