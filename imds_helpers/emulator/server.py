@@ -360,6 +360,8 @@ class Emulator:
             os.chmod(path, 0o750)
             self._own_key_dir = True
             return path
+        # CHOICE: a given key directory must already exist; the emulator never creates it (it
+        # would otherwise make /var/opt/azcmagent/tokens on a real host).
         if not os.path.exists(key_dir):
             raise UsageError(f"key directory {key_dir!r} does not exist", argument="--key-dir")
         if not os.path.isdir(key_dir):

@@ -349,6 +349,8 @@ class Service:
         uamis: list[ManagedIdentity] = ids["user_assigned"]
         selector = selectors[0] if selectors else None
         if selector is not None:
+            # CHOICE: selectors match user-assigned identities only, case-insensitively; the
+            # system-assigned identity's own ids are not selectors ("Identity not found").
             name, value = selector
             attr = {"client_id": "client_id", "object_id": "object_id"}.get(name, "msi_res_id")
             identity = next((u for u in uamis if getattr(u, attr).lower() == value.lower()), None)
@@ -380,6 +382,9 @@ class Service:
 
     def _issue(self, identity: ManagedIdentity, resource: str, selector: tuple[str, str] | None,
                *, bypass: bool = False) -> Response:
+        # CHOICE: like IMDS, tokens are cached per (identity, resource) until 5 minutes before
+        # expiry, so expires_in shrinks between calls (the T1 recording shows 86104 next to
+        # ext_expires_in 86399); bypass_cache=true issues a fresh one.
         now = int(time.time())
         key = (identity.object_id, resource)
         with self._lock:
@@ -446,6 +451,8 @@ class Service:
         for paths in evicted:
             self._remove(paths)
         headers: list[tuple[str, str]] = []
+        # arc-no-challenge-header: the key file is still written (the agent did its part; the
+        # header is what went missing), it is removed at close().
         if scenario.get("challenge_header"):
             headers.append((P.ARC_CHALLENGE_HEADER, f"Basic realm={realm}"))
         return _json(401, P.ARC_CHALLENGE_BODY, headers=headers, server_header=False,
@@ -556,6 +563,8 @@ class Service:
 
     # ---- body faults ----------------------------------------------------------------------
     def _apply_faults(self, resp: Response, scenario: Scenario) -> Response:
+        # CHOICE: body and transport faults apply to every answer of the scenario, error answers
+        # included (a broken proxy or NIC does not look at status codes).
         body_fault = scenario.get("body")
         is_json = (resp.content_type or "").startswith("application/json") and resp.body
         if body_fault == "malformed_json" and is_json:
