@@ -95,7 +95,9 @@ def test_status_matrix_top_findings_latency(mixed: Path):
     assert top.loc[0, "fix"] == "fix for IMDS-TOKEN-004"
     assert len(report.top_findings(df, 1)) == 1
 
-    latency = report.latency_table(df).set_index("check_id")
+    latency = report.latency_table(df)
+    assert list(latency.index) == ["network.tcp", "token.system"]
+    assert list(latency.columns) == ["median_ms", "p95_ms", "n"]
     assert latency.loc["token.system", "n"] == 3
     assert latency.loc["token.system", "median_ms"] == 60.0
     assert latency.loc["token.system", "p95_ms"] == 78.0      # numpy linear interpolation
