@@ -1,0 +1,477 @@
+"""The network path to the metadata endpoint: route and source address, a timed TCP
+connect, and firewall rules that mention the address.
+
+Each check returns one :class:`CheckResult`; nothing here raises for network trouble, a
+missing tool or a permission problem - those are findings too. Commands run through the
+injectable ``run`` (``imds_helpers.platform.run_command``: 2 s timeout, C locale); what they
+print is parsed by the pure functions in :mod:`imds_helpers.parsers`, and the decisions
+(``assess_route``, ``parsers.firewall.analyze``) are pure as well.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+from imds_helpers.catalog import finding
+from imds_helpers.findings import CheckResult, Commands
+from imds_helpers.parsers.dhcp import DhcpLease, parse_lease
+from imds_helpers.parsers.firewall import FirewallAnalysis, Packet, Ruleset, analyze
+from imds_helpers.parsers.iproute import RouteLookup, parse_ip_route_get, parse_ip_route_show
+from imds_helpers.parsers.iptables import parse_iptables
+from imds_helpers.parsers.netstat import parse_netstat_rn
+from imds_helpers.parsers.nft import parse_nft_ruleset
+from imds_helpers.parsers.procroute import parse_proc_net_route
+from imds_helpers.parsers.routeprint import parse_route_print
+from imds_helpers.parsers.routes import REFUSING_TYPES, Route, RouteTable, default_route, lookup
+from imds_helpers.platform import (CommandOutput, Runner, current_os, host_path, is_loopback_host,
+                                   read_host_file, run_command)
+from imds_helpers.taxonomy import ErrorKind
+
+IMDS_ADDRESS = "169.254.169.254"
+DEFAULT_CONNECT_TIMEOUT = 2.0
+# Where DHCP clients keep leases (systemd-networkd, dhclient, NetworkManager's dhclient, dhcpcd dumps).
+LEASE_GLOBS = ("/run/systemd/netif/leases/*", "/var/lib/dhcp/dhclient*.lease*", "/var/lib/dhclient/*.lease*",
+               "/var/lib/NetworkManager/*.lease")
+
+# errno values (POSIX and WinSock) -> taxonomy kind
+_ERRNO_KIND = {
+    errno.ECONNREFUSED: ErrorKind.CONNECT_REFUSED, 10061: ErrorKind.CONNECT_REFUSED,
+    errno.ETIMEDOUT: ErrorKind.CONNECT_TIMEOUT, 10060: ErrorKind.CONNECT_TIMEOUT,
+    errno.ENETUNREACH: ErrorKind.NETWORK_UNREACHABLE, 10051: ErrorKind.NETWORK_UNREACHABLE,
+    errno.EHOSTUNREACH: ErrorKind.HOST_UNREACHABLE, 10065: ErrorKind.HOST_UNREACHABLE,
+    errno.ECONNRESET: ErrorKind.CONNECTION_RESET, 10054: ErrorKind.CONNECTION_RESET,
+    errno.ECONNABORTED: ErrorKind.CONNECTION_RESET, 10053: ErrorKind.CONNECTION_RESET,
+}
+# Refused by local policy rather than by the network: a "prohibit" route gives EACCES, an
+# OUTPUT rule or SELinux EPERM, WinSock 10013; a blackhole route gives EINVAL.
+_POLICY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, 10013})
+
+_TCP_CODES = {
+    ErrorKind.CONNECT_TIMEOUT: "IMDS-NET-011",
+    ErrorKind.CONNECT_REFUSED: "IMDS-NET-012",
+    ErrorKind.NETWORK_UNREACHABLE: "IMDS-NET-013",
+    ErrorKind.HOST_UNREACHABLE: "IMDS-NET-014",
+    ErrorKind.CONNECTION_RESET: "IMDS-NET-015",
+}
+
+
+def classify_socket_error(exc: BaseException) -> ErrorKind:
+    """Taxonomy kind of a failed ``connect()``."""
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return ErrorKind.CONNECT_TIMEOUT
+    if isinstance(exc, ConnectionRefusedError):
+        return ErrorKind.CONNECT_REFUSED
+    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError)):
+        return ErrorKind.CONNECTION_RESET
+    code = getattr(exc, "winerror", None) or getattr(exc, "errno", None)
+    return _ERRNO_KIND.get(code, ErrorKind.TRANSPORT_ERROR) if isinstance(code, int) else ErrorKind.TRANSPORT_ERROR
+
+
+# --- TCP -------------------------------------------------------------------------------------
+
+def _tcp_commands(host: str, port: int) -> Commands:
+    shown = f"[{host}]" if ":" in host else host
+    arc = port == 40342
+    url = f"http://{shown}:{port}/metadata/instance?api-version={'2020-06-01' if arc else '2021-02-01'}"
+    return Commands(
+        curl=(f"curl --noproxy '*' --connect-timeout 2 -m 5 -sS -o /dev/null "
+              f"-w 'connect %{{time_connect}}s, HTTP %{{http_code}}\\n' -H Metadata:true \"{url}\""),
+        powershell=f"Test-NetConnection {host} -Port {port}",
+    )
+
+
+def check_tcp(host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> CheckResult:
+    """Open (and close) a TCP connection within ``timeout`` seconds in total; nothing is sent.
+
+    Evidence: ``elapsed_ms``, ``error_kind`` and ``errno`` of a failure, the local
+    ``source_address`` the kernel chose, and each address tried.
+    """
+    commands = _tcp_commands(host, port)
+    start = time.monotonic()
+    deadline = start + timeout
+    base = {"host": host, "port": port, "timeout_s": timeout}
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError) as exc:
+        return finding("network.tcp", "IMDS-NET-017", f"Could not resolve {host}: {exc}.",
+                       elapsed_ms=_elapsed(start), evidence={**base, "error_kind": ErrorKind.TRANSPORT_ERROR.value,
+                                                             "error": str(exc)}, commands=commands)
+    attempts: list[dict[str, Any]] = []
+    for family, socktype, proto, _, sockaddr in dict.fromkeys((i[0], i[1], i[2], "", i[4]) for i in infos):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            attempts.append({"address": sockaddr[0], "error_kind": ErrorKind.CONNECT_TIMEOUT.value,
+                             "errno": None, "error": "deadline reached before this address was tried",
+                             "elapsed_ms": 0.0})
+            break
+        attempt_start = time.monotonic()
+        sock = socket.socket(family, socktype, proto)
+        try:
+            sock.settimeout(remaining)
+            sock.connect(sockaddr)
+            source = sock.getsockname()[0]
+            elapsed = _elapsed(attempt_start)
+            attempts.append({"address": sockaddr[0], "error_kind": None, "source_address": source,
+                             "elapsed_ms": round(elapsed, 1)})
+            return finding("network.tcp", "IMDS-NET-010",
+                           f"Connected to {sockaddr[0]}:{port} in {elapsed:.0f} ms from {source}.",
+                           elapsed_ms=_elapsed(start),
+                           evidence={**base, "address": sockaddr[0], "elapsed_ms": round(elapsed, 1),
+                                     "source_address": source, "error_kind": None, "attempts": attempts},
+                           commands=commands)
+        except OSError as exc:
+            kind = classify_socket_error(exc)
+            attempts.append({"address": sockaddr[0], "error_kind": kind.value, "errno": getattr(exc, "errno", None),
+                             "error": str(exc) or type(exc).__name__, "elapsed_ms": round(_elapsed(attempt_start), 1)})
+        finally:
+            sock.close()
+    # IMDS and HIMDS listen on IPv4: when localhost also resolved to ::1, the IPv4 attempt tells more.
+    chosen = next((a for a in attempts if "." in str(a["address"])), attempts[-1] if attempts else None)
+    if chosen is None:
+        return finding("network.tcp", "IMDS-NET-017", f"{host} resolved to no usable address.",
+                       elapsed_ms=_elapsed(start), evidence={**base, "error_kind": ErrorKind.TRANSPORT_ERROR.value},
+                       commands=commands)
+    kind = ErrorKind(chosen["error_kind"])
+    code = _TCP_CODES.get(kind, "IMDS-NET-017")
+    if kind is ErrorKind.TRANSPORT_ERROR and chosen.get("errno") in _POLICY_ERRNOS:
+        code = "IMDS-NET-016"
+    detail = (f"TCP connect to {chosen['address']}:{port} failed after {chosen['elapsed_ms']:.0f} ms: "
+              f"{kind.value} ({chosen['error']}).")
+    return finding("network.tcp", code, detail, elapsed_ms=_elapsed(start),
+                   evidence={**base, "address": chosen["address"], "elapsed_ms": chosen["elapsed_ms"],
+                             "error_kind": kind.value, "errno": chosen.get("errno"), "source_address": None,
+                             "attempts": attempts},
+                   commands=commands)
+
+
+def _elapsed(start: float) -> float:
+    return (time.monotonic() - start) * 1000.0
+
+
+# --- route -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RouteFacts:
+    """What the route check learned; the firewall check uses interface and source."""
+
+    code: str
+    detail: str
+    route: Route | None = None
+    primary: Route | None = None
+    lookup_kind: str = ""
+
+    @property
+    def interface(self) -> str | None:
+        return self.route.interface if self.route else None
+
+    @property
+    def source(self) -> str | None:
+        return self.route.source if self.route else None
+
+
+def assess_route(address: str, lookup_result: RouteLookup | None, table: RouteTable | None,
+                 leases: Iterable[DhcpLease] = ()) -> RouteFacts:
+    """Decide the route finding from parsed evidence (pure).
+
+    ``lookup_result`` is what the kernel answered (``ip route get``); without it the route
+    is looked up in ``table``. The table's default route names the primary interface.
+    """
+    routes = table.routes if table is not None and table.kind == "routes" else ()
+    primary = default_route(routes)
+    route: Route | None = None
+    if lookup_result is not None and lookup_result.kind in ("route", "local"):
+        route = lookup_result.route
+    elif lookup_result is not None and lookup_result.kind in ("unreachable", "host_unreachable", "prohibited", "blackhole"):
+        return RouteFacts("IMDS-NET-002", f"The kernel has no usable route to {address}: {lookup_result.message}."
+                          + _lease_hint(address, leases), primary=primary, lookup_kind=lookup_result.kind)
+    elif routes:
+        route = lookup(routes, address)
+    else:
+        return RouteFacts("IMDS-NET-009", f"The route to {address} could not be determined.",
+                          lookup_kind=lookup_result.kind if lookup_result else "")
+    kind = lookup_result.kind if lookup_result is not None else "table"
+    if route is None or route.type in REFUSING_TYPES:
+        what = f"a {route.type} route ({route.raw})" if route is not None else "no route"
+        return RouteFacts("IMDS-NET-002", f"The routing table has {what} for {address}"
+                          + ("" if primary else " and no default route") + "." + _lease_hint(address, leases),
+                          route=route, primary=primary, lookup_kind=kind)
+    if route.type == "local":
+        return RouteFacts("IMDS-NET-004", f"{address} is an address of this machine ({route.raw}); a local "
+                          "program, not Azure, answers on it.", route=route, primary=primary, lookup_kind=kind)
+    via = f"via {route.gateway}" if route.gateway else "on-link"
+    where = f"{via} dev {route.interface}" + (f" src {route.source}" if route.source else "")
+    if primary is None:
+        why = ("there is no default route" if routes else "the routing table was not available")
+        return RouteFacts("IMDS-NET-000", f"{address} is routed {where}; {why}, so it cannot be compared with the "
+                          "primary interface.", route=route, primary=None, lookup_kind=kind)
+    if route.interface and primary.interface and route.interface != primary.interface:
+        return RouteFacts("IMDS-NET-003", f"{address} is routed {where}, but the primary interface (default route) "
+                          f"is {primary.interface}.", route=route, primary=primary, lookup_kind=kind)
+    if route.source and primary.source and route.source != primary.source:
+        return RouteFacts("IMDS-NET-005", f"{address} is routed {where}, but the primary address (default route "
+                          f"source) is {primary.source}.", route=route, primary=primary, lookup_kind=kind)
+    return RouteFacts("IMDS-NET-000", f"{address} is routed {where} - the primary interface.",
+                      route=route, primary=primary, lookup_kind=kind)
+
+
+def _lease_hint(address: str, leases: Iterable[DhcpLease]) -> str:
+    for lease in leases:
+        offered = [r for r in lease.routes_to(address) if r.destination != "0.0.0.0/0"]
+        if offered:
+            r = offered[0]
+            return (f" The DHCP lease offers {r.destination} via {r.gateway} ({lease.format}), so it was not applied"
+                    " - check the DHCP client or a static network configuration.")
+    return ""
+
+
+def _route_commands(address: str) -> Commands:
+    return Commands(curl=f"ip route get {address}; ip route show",
+                    powershell=(f"Find-NetRoute -RemoteIPAddress {address}; "
+                                f"Get-NetRoute -DestinationPrefix {address}/32; route print -4"))
+
+
+def read_leases(root: str = "/") -> tuple[DhcpLease, ...]:
+    """Parsed DHCP leases found under ``root`` (unreadable files are skipped)."""
+    leases = []
+    for pattern in LEASE_GLOBS:
+        for path in sorted(glob.glob(host_path(root, pattern)))[:16]:
+            try:
+                with open(path, "rb") as handle:
+                    text = handle.read(65536).decode("utf-8", errors="replace")
+            except OSError:
+                continue
+            lease = parse_lease(text)
+            if lease.kind == "lease":
+                leases.append(lease)
+    return tuple(leases)
+
+
+def _route_facts(address: str, run: Runner, os_name: str, root: str) -> tuple[RouteFacts, dict[str, Any]]:
+    evidence: dict[str, Any] = {"address": address, "os": os_name}
+    lookup_result: RouteLookup | None = None
+    table: RouteTable | None = None
+    if os_name == "windows":
+        out = run(["route", "print", "-4"], 2.0)
+        evidence["route_print"] = _cmd(out)
+        table = parse_route_print(out.stdout) if out.error is None else None
+    elif os_name in ("freebsd", "darwin", "openbsd", "netbsd"):
+        out = run(["netstat", "-rn", "-f", "inet"], 2.0)
+        evidence["netstat"] = _cmd(out)
+        table = parse_netstat_rn(out.stdout) if out.error is None else None
+    else:
+        get = run(["ip", "route", "get", address], 2.0)
+        evidence["ip_route_get"] = _cmd(get)
+        if get.error is None:
+            lookup_result = parse_ip_route_get(get.text)
+            evidence["lookup"] = lookup_result.to_dict()
+            show = run(["ip", "route", "show"], 2.0)
+            evidence["ip_route_show"] = _cmd(show)
+            table = parse_ip_route_show(show.stdout) if show.error is None else None
+        else:
+            text, problem = read_host_file(root, "/proc/net/route")
+            evidence["proc_net_route"] = problem or "read"
+            table = parse_proc_net_route(text) if text is not None else None
+    if table is not None:
+        evidence["table"] = {"kind": table.kind, "format": table.format, "routes": [r.raw for r in table.routes]}
+    leases = read_leases(root) if os_name not in ("windows",) else ()
+    facts = assess_route(address, lookup_result, table, leases)
+    if facts.code == "IMDS-NET-002" and leases:
+        evidence["dhcp_leases"] = [lease.to_dict() for lease in leases]
+    evidence.update({"route": facts.route.to_dict() if facts.route else None,
+                     "primary": facts.primary.to_dict() if facts.primary else None,
+                     "interface": facts.interface, "source_address": facts.source})
+    return facts, evidence
+
+
+def _cmd(out: CommandOutput) -> dict[str, Any]:
+    return {"argv": " ".join(out.argv), "returncode": out.returncode, "error": out.error,
+            "output": out.text.strip()[:1500]}
+
+
+def check_route(address: str = IMDS_ADDRESS, *, run: Runner = run_command, os_name: str | None = None,
+                root: str = "/") -> CheckResult:
+    """The route and source address the kernel uses for ``address`` (see :func:`assess_route`)."""
+    os_name = os_name or current_os()
+    if is_loopback_host(address):
+        return _loopback_route(address)
+    facts, evidence = _route_facts(address, run, os_name, root)
+    return finding("network.route", facts.code, facts.detail, evidence=evidence, commands=_route_commands(address))
+
+
+def _loopback_route(address: str) -> CheckResult:
+    return finding("network.route", "IMDS-NET-001", f"{address} is on loopback: no route, NIC or gateway is involved.",
+                   evidence={"address": address, "interface": "loopback"}, commands=_route_commands(address))
+
+
+# --- firewall --------------------------------------------------------------------------------
+
+def _firewall_commands(address: str) -> Commands:
+    return Commands(
+        curl=f"sudo iptables-save | grep -n '{address}\\|owner\\|-P OUTPUT'; sudo nft list ruleset | grep -n '{address}'",
+        powershell=("Get-NetFirewallRule -Direction Outbound -Enabled True -Action Block | "
+                    "Get-NetFirewallAddressFilter | Where-Object RemoteAddress -match '" + address.rsplit(".", 2)[0] + "'"),
+    )
+
+
+def _uid_names(rulesets: Iterable[Ruleset]) -> dict[str, int]:
+    names: dict[str, int] = {}
+    try:
+        import pwd
+    except ImportError:
+        return names
+    for ruleset in rulesets:
+        for rule in ruleset.rules:
+            for part in (rule.uid_owner or "").split("-"):
+                part = part.strip()
+                if part and not part.isdigit() and part not in names:
+                    try:
+                        names[part] = pwd.getpwnam(part).pw_uid
+                    except (KeyError, OSError):
+                        continue
+    return names
+
+
+def read_rulesets(run: Runner) -> tuple[list[Ruleset], dict[str, Any]]:
+    """iptables (``iptables-save``, else ``iptables -S`` per table) and ``nft list ruleset``."""
+    evidence: dict[str, Any] = {}
+    rulesets: list[Ruleset] = []
+    save = run(["iptables-save"], 2.0)
+    evidence["iptables-save"] = _cmd_short(save)
+    if save.ok:
+        rulesets.append(parse_iptables(save.stdout))
+    elif save.error == "not_found":
+        texts = []
+        for table in ("filter", "nat", "mangle", "raw"):
+            out = run(["iptables", "-t", table, "-S"], 2.0)
+            evidence[f"iptables -t {table} -S"] = _cmd_short(out)
+            if out.ok:
+                texts.append(f"*{table}\n{out.stdout}")
+        if texts:
+            rulesets.append(parse_iptables("\n".join(texts)))
+    nft = run(["nft", "list", "ruleset"], 2.0)
+    evidence["nft list ruleset"] = _cmd_short(nft)
+    if nft.ok:
+        parsed = parse_nft_ruleset(nft.text)
+        if rulesets and parsed.iptables_nft_tables:
+            # Those tables repeat the iptables rules already read; counting them twice adds nothing.
+            keep = tuple(r for r in parsed.rules if r.table not in parsed.iptables_nft_tables)
+            chains = tuple(c for c in parsed.chains if c.table not in parsed.iptables_nft_tables)
+            parsed = Ruleset(kind="rules" if keep or chains else "empty", source="nft", rules=keep, chains=chains,
+                             skipped_lines=parsed.skipped_lines, iptables_nft_tables=parsed.iptables_nft_tables)
+        rulesets.append(parsed)
+    evidence["rulesets"] = [r.to_dict() for r in rulesets]
+    return rulesets, evidence
+
+
+def _cmd_short(out: CommandOutput) -> dict[str, Any]:
+    problem = out.error or (None if out.returncode == 0 else (out.stderr.strip().splitlines() or [""])[-1][:300])
+    return {"returncode": out.returncode, "error": problem}
+
+
+_VERDICT_WORDS = {"drop": "dropped", "reject": "rejected", "other": "handed to a userspace queue"}
+
+
+def assess_firewall(address: str, port: int, analysis: FirewallAnalysis) -> tuple[str, str]:
+    """(code, detail) for a firewall analysis (pure)."""
+    target = f"{address}:{port}"
+    if analysis.kind == "blocked":
+        v = analysis.blocked[0]
+        return "IMDS-NET-021", f"New connections to {target} are {_VERDICT_WORDS[v.verdict]} for every user by: {v.decided_by}"
+    if analysis.kind == "owner_restricted":
+        allowed = ", ".join(v.label for v in analysis.allowed)
+        blocked = ", ".join(f"{v.label} ({v.verdict})" for v in analysis.blocked)
+        rule = analysis.blocked[0].decided_by
+        return "IMDS-NET-022", f"Only {allowed} may connect to {target}; blocked: {blocked} - by: {rule}"
+    if analysis.kind == "redirected":
+        r = analysis.redirects[0]
+        return "IMDS-NET-023", (f"Connections to {target} are redirected to {r.to or 'a local port'} "
+                                f"(chain {r.chain}, applies to {r.applies_to}): {r.text}")
+    if analysis.kind == "conditional":
+        return "IMDS-NET-025", (f"A rule may block {target} depending on conditions this check cannot see: "
+                                f"{analysis.conditional[0]}")
+    mentioned = f"; {len(analysis.mentions)} rule(s) mention {address} and allow it" if analysis.mentions else ""
+    return "IMDS-NET-020", f"No firewall rule blocks or redirects {target} ({analysis.rule_count} rules read{mentioned})."
+
+
+def check_firewall(address: str = IMDS_ADDRESS, port: int = 80, *, run: Runner = run_command,
+                   os_name: str | None = None, source: str | None = None,
+                   out_interface: str | None = None) -> CheckResult:
+    """Rules that drop, reject, restrict by user, or redirect new TCP connections to
+    ``address:port``. ``source``/``out_interface`` (from the route) sharpen rules that match
+    on them. Linux only; elsewhere, or without permission to read rules, the result is SKIP."""
+    os_name = os_name or current_os()
+    commands = _firewall_commands(address)
+    if os_name != "linux":
+        return finding("network.firewall", "IMDS-NET-029",
+                       f"Firewall rules are read on Linux only; on {os_name} check them by hand (see commands).",
+                       evidence={"os": os_name}, commands=commands)
+    rulesets, evidence = read_rulesets(run)
+    usable = [r for r in rulesets if r.kind in ("rules", "empty")]
+    if not usable:
+        reasons = "; ".join(f"{k}: {v['error']}" for k, v in evidence.items() if isinstance(v, dict) and v.get("error"))
+        return finding("network.firewall", "IMDS-NET-029",
+                       f"No firewall rules could be read ({reasons or 'no iptables or nft output'}); reading "
+                       "them usually needs root.", evidence=evidence, commands=commands)
+    if out_interface is None and is_loopback_host(address):
+        out_interface = "lo"
+    packet = Packet(address=address, port=port, source=source, out_interface=out_interface)
+    analysis = analyze(usable, packet, uid_names=_uid_names(usable))
+    code, detail = assess_firewall(address, port, analysis)
+    if code == "IMDS-NET-022" and hasattr(os, "geteuid"):
+        uid = os.geteuid()
+        mine = next((v for v in analysis.verdicts if v.uid == str(uid)), None) or analysis.verdicts[-1]
+        detail += f". This tool runs as uid {uid}: {'allowed' if mine.verdict == 'accept' else 'blocked'}"
+    evidence.update({"packet": {"address": address, "port": port, "source": source, "out_interface": out_interface},
+                     "analysis": analysis.to_dict()})
+    if hasattr(os, "geteuid"):
+        evidence["this_process_uid"] = os.geteuid()
+    return finding("network.firewall", code, detail, evidence=evidence, commands=commands)
+
+
+# --- all three -------------------------------------------------------------------------------
+
+def endpoint_host_port(endpoint_url: str) -> tuple[str, int]:
+    parts = urlsplit(endpoint_url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 80
+    return host, port
+
+
+def network_checks(endpoint_url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT, run: Runner = run_command,
+                   os_name: str | None = None, root: str = "/") -> tuple[CheckResult, ...]:
+    """Route, TCP connect and firewall for the endpoint's host and port, in that order.
+
+    For a loopback endpoint (Arc's ``localhost:40342``, an emulator on 127.0.0.1) the route
+    is trivially loopback and no route command is run.
+    """
+    os_name = os_name or current_os()
+    host, port = endpoint_host_port(endpoint_url)
+    if is_loopback_host(host):
+        route = _loopback_route(host)
+        address = "127.0.0.1" if host.lower() == "localhost" else host.strip("[]")
+        source, iface = address, ("lo" if os_name == "linux" else None)
+    else:
+        address = host
+        facts, evidence = _route_facts(address, run, os_name, root)
+        route = finding("network.route", facts.code, facts.detail, evidence=evidence,
+                        commands=_route_commands(address))
+        source, iface = facts.source, facts.interface
+    tcp = check_tcp(host, port, timeout=timeout)
+    firewall = check_firewall(address, port, run=run, os_name=os_name, source=source, out_interface=iface)
+    return route, tcp, firewall
+
+
+__all__ = [
+    "IMDS_ADDRESS", "RouteFacts", "assess_firewall", "assess_route", "check_firewall", "check_route",
+    "check_tcp", "classify_socket_error", "endpoint_host_port", "network_checks", "read_leases", "read_rulesets",
+]
