@@ -40,6 +40,7 @@ from imds_helpers.catalog import finding
 from imds_helpers.findings import CheckResult, Commands, worst
 from imds_helpers.parsers.netsh import WinHttpProxy, parse_winhttp_show_proxy
 from imds_helpers.parsers.wininet import WinInetProxy, parse_wininet
+from imds_helpers.platform import Runner, current_os, run_command
 
 PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
                    "no_proxy", "NO_PROXY")
@@ -332,6 +333,15 @@ def read_wininet_registry() -> Mapping[str, Any] | None:
     except OSError:
         return None
     return values
+
+
+def windows_proxy_inputs(run: Runner = run_command, os_name: str = "") -> tuple[str | None, Mapping[str, Any] | None]:
+    """On Windows: (``netsh winhttp show proxy`` output, this user's WinINet values) for
+    :func:`analyze_proxy`; (None, None) elsewhere or when unreadable."""
+    if (os_name or current_os()) != "windows":
+        return None, None
+    out = run(["netsh", "winhttp", "show", "proxy"], 2.0)
+    return (out.stdout if out.error is None else None), read_wininet_registry()
 
 
 # --- the analysis ----------------------------------------------------------------------------

@@ -418,3 +418,12 @@ def test_real_native_nft_drop(imds_listener):
         subprocess.run(["nft", "delete", "table", "inet", "imds_runbook_test"], capture_output=True, timeout=10)
     assert tcp.code == "IMDS-NET-011"
     assert firewall.code == "IMDS-NET-021" and "ip daddr 169.254.169.254 tcp dport 80" in firewall.detail
+
+
+@netns
+@needs_iptables
+def test_real_input_rule_dropping_replies(imds_listener):
+    with iptables_rule("INPUT", "-s", IMDS, "-j", "DROP"):
+        route, tcp, firewall = network_checks(f"http://{IMDS}", timeout=1.0)
+    assert tcp.code == "IMDS-NET-011"
+    assert firewall.code == "IMDS-NET-021" and "drops the replies" in firewall.detail

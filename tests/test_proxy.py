@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.utils import select_proxy
 
-from imds_helpers.proxy import (analyze_proxy, curl_decision, curl_noproxy_match, hide_credentials, proxy_for,
+from imds_helpers.platform import CommandOutput
+from imds_helpers.proxy import (analyze_proxy, curl_noproxy_match, windows_proxy_inputs, hide_credentials, proxy_for,
                                 requests_decision, windows_bypass_match)
 
 IMDS = "http://169.254.169.254"
@@ -158,6 +159,19 @@ def test_wininet_settings():
     assert pac.check.code == "IMDS-PROXY-007"
     off = analyze_proxy(IMDS, env={}, wininet={"ProxyEnable": 0, "ProxyServer": "proxy:8080"})
     assert [c.code for c in off.checks] == ["IMDS-PROXY-000", "IMDS-PROXY-000"]
+
+
+def test_windows_inputs_only_on_windows():
+    calls = []
+
+    def run(argv, timeout):
+        calls.append((tuple(argv), timeout))
+        return CommandOutput(tuple(argv), 0, real("windows_netsh_winhttp_set_proxy_output_with_proxy.txt"))
+
+    assert windows_proxy_inputs(run, os_name="linux") == (None, None) and calls == []
+    output, wininet = windows_proxy_inputs(run, os_name="windows")
+    assert "testProxy:8999" in output and calls == [(("netsh", "winhttp", "show", "proxy"), 2.0)]
+    assert wininet is None   # no winreg here
 
 
 def test_worst_check_is_reported():

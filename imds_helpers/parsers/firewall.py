@@ -324,6 +324,13 @@ def analyze(rulesets: Iterable[Ruleset], packet: Packet, *, uid_names: Mapping[s
         verdicts.append(UserVerdict(key, label, verdict, decided_by))
         conditional.extend(walk.conditional)
 
+    reply_blocks, reply_conditional = _reply_blocks(rules, chains, packet)
+    if reply_blocks:
+        # Replies from the address are dropped on the way in: nobody gets an answer.
+        verdicts = [UserVerdict(v.uid, v.label, "drop", f"{reply_blocks[0]} (drops the replies)")
+                    if v.verdict == "accept" else v for v in verdicts]
+    conditional.extend(reply_conditional)
+    conditional.extend(_unreached_blocks(rules, chains, packet, names))
     redirects = _redirects(rules, chains, packet, names)
     mentions = tuple(dict.fromkeys(r.text for r in rules if r.mentions(packet.address)))
     cond = tuple(dict.fromkeys(conditional))
@@ -342,13 +349,55 @@ def analyze(rulesets: Iterable[Ruleset], packet: Packet, *, uid_names: Mapping[s
                             mentions=mentions, rule_count=len(rules))
 
 
+def _hook_chains(rules: list[FirewallRule], chains: list[Chain], hooks: tuple[str, ...]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for chain in chains:
+        if chain.hook in hooks:
+            found.update((chain.table, name) for name in _reachable(rules, chain.table, chain.name))
+    return found
+
+
+def _reply_blocks(rules: list[FirewallRule], chains: list[Chain], packet: Packet) -> tuple[list[str], list[str]]:
+    """INPUT rules that drop packets *from* the address (the SYN-ACK). Replies belong to an
+    established connection, so rules limited to NEW/INVALID do not touch them."""
+    input_chains = _hook_chains(rules, chains, ("input",))
+    definite, maybe = [], []
+    for rule in rules:
+        if rule.action not in BLOCKING or (rule.table, rule.chain) not in input_chains or rule.source_negated:
+            continue
+        if not any(_covers(s, packet.address) is True for s in rule.sources):
+            continue
+        states = {s.lower() for s in rule.ctstates}
+        if states and (("established" in states) == rule.ctstate_negated):
+            continue
+        if rule.conditions or rule.dports or rule.dports_unknown or rule.destinations or rule.protocol_negated:
+            maybe.append(rule.text)    # ports/addresses of the reply side: not evaluated here
+        elif rule.protocol in (None, "tcp", "6", "all", "0"):
+            definite.append(rule.text)
+    return definite, maybe
+
+
+def _unreached_blocks(rules: list[FirewallRule], chains: list[Chain], packet: Packet,
+                      names: Mapping[str, int]) -> list[str]:
+    """DROP/REJECT rules for the address in chains no hook reaches in the rules read - the
+    caller is probably missing from a pasted fragment, so they may well apply."""
+    reached = _hook_chains(rules, chains, ("output", "input", "prerouting", "forward", "postrouting"))
+    found = []
+    for rule in rules:
+        if rule.action not in BLOCKING or (rule.table, rule.chain) in reached:
+            continue
+        if rule.mentions(packet.address) and any(rule_matches(rule, packet, uid, names) is not False
+                                                 for uid in (0, OTHER_USERS_UID)):
+            found.append(f"{rule.text} (in chain {rule.chain}, not reached from OUTPUT in the rules read)")
+    return found
+
+
 def _redirects(rules: list[FirewallRule], chains: list[Chain], packet: Packet,
                names: Mapping[str, int]) -> tuple[Redirect, ...]:
     hooks: dict[tuple[str, str], str] = {}
-    for chain in chains:
-        if chain.hook in ("output", "prerouting"):
-            for name in _reachable(rules, chain.table, chain.name):
-                hooks.setdefault((chain.table, name), chain.hook)
+    for hook in ("output", "prerouting"):
+        for key in _hook_chains(rules, chains, (hook,)):
+            hooks.setdefault(key, hook)
     found = []
     for rule in rules:
         if rule.action not in REDIRECTING:

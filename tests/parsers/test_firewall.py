@@ -157,3 +157,19 @@ def test_nft_inet_table_with_sets_and_counters():
     assert [r.action for r in rules.rules] == ["ACCEPT", "REJECT"]
     result = analyze([rules], IMDS)
     assert result.kind == "owner_restricted" and _verdicts(result) == {"0": "accept", "other": "reject"}
+
+
+def test_input_rule_dropping_replies_blocks_everyone():
+    rules = parse_iptables("-A INPUT -s 169.254.169.254/32 -j DROP\n")
+    result = analyze([rules], IMDS)
+    assert result.kind == "blocked" and "drops the replies" in result.verdicts[0].decided_by
+    established_ok = parse_iptables("-A INPUT -s 169.254.169.254/32 -m conntrack --ctstate NEW -j DROP\n")
+    assert analyze([established_ok], IMDS).kind == "clear"
+    port_specific = parse_iptables("-A INPUT -s 169.254.169.254/32 -p tcp --sport 80 -j DROP\n")
+    assert analyze([port_specific], IMDS).kind == "conditional"
+
+
+def test_drop_in_a_chain_whose_caller_is_not_shown_is_conditional():
+    rules = parse_iptables("-N ufw-user-output\n-A ufw-user-output -d 169.254.169.254 -j DROP\n")
+    result = analyze([rules], IMDS)
+    assert result.kind == "conditional" and "not reached from OUTPUT" in result.conditional[0]
