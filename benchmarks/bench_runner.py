@@ -1,0 +1,98 @@
+"""Does ``run_hosts`` scale with workers? (a script, not a timed test)
+
+Runs the same N hosts (default 20) with workers=1 and workers=2 in one process and prints
+the wall times and the speed-up side by side. Target: >= 1.6x on a 2-core machine.
+The forkserver (papermill pre-imported) is warmed up first, so both sides pay the same.
+
+    .venv/bin/python benchmarks/bench_runner.py [--hosts N] [--workers 1,2] [--real-vm]
+
+Default: the trivial stand-in runbook (tests/runner/notebooks). ``--real-vm`` runs the real
+notebooks/01_azure_vm_imds.ipynb against the embedded IMDS emulator on loopback; run it
+inside the private namespace: ``tests/isolated.sh .venv/bin/python benchmarks/bench_runner.py --real-vm``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from imds_helpers.runner import RunSummary, run_hosts  # noqa: E402
+
+STAND_IN = REPO / "tests" / "runner" / "notebooks"
+
+
+@contextlib.contextmanager
+def real_vm_setup() -> Iterator[tuple[str, Path | None]]:
+    """Parameter text and notebooks dir for the real VM runbook against the emulator."""
+    # TODO(bench): once notebooks/ and the emulator scenarios settle, add an --arc variant
+    # (Emulator(mode="arc"), tokens_dir=emu.key_dir) and a mix of fault scenarios.
+    from imds_helpers.emulator import Emulator
+
+    with Emulator(mode="vm") as emu:
+        yield f"endpoint: '{emu.base_url}'\ntimeout_s: 5\n", None
+
+
+@contextlib.contextmanager
+def stand_in_setup() -> Iterator[tuple[str, Path | None]]:
+    yield "behaviour: ok\n", STAND_IN
+
+
+def one_run(text: str, notebooks_dir: Path | None, hosts: int, workers: int,
+            root: Path) -> RunSummary:
+    params = root / f"params-{workers}"
+    params.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(hosts):
+        path = params / f"host-{i:03d}.yaml"
+        path.write_text(text)
+        files.append(path)
+    return run_hosts(files, notebook="vm", out_dir=root / f"out-{workers}", workers=workers,
+                     cell_timeout=60, host_timeout=120, notebooks_dir=notebooks_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--real-vm", action="store_true",
+                        help="the real VM runbook against the IMDS emulator")
+    args = parser.parse_args()
+    counts = [int(w) for w in args.workers.split(",")]
+
+    setup = real_vm_setup if args.real_vm else stand_in_setup
+    label = "real VM runbook + emulator" if args.real_vm else "stand-in runbook"
+    with setup() as (text, notebooks_dir), tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        warm = one_run(text, notebooks_dir, 1, 1, root / "warm-up")   # forkserver + imports
+        print(f"{label}: warm-up host {warm.rows[0].status} in {time.perf_counter() - t0:.1f} s")
+
+        results: dict[int, float] = {}
+        for workers in counts:
+            summary = one_run(text, notebooks_dir, args.hosts, workers, root)
+            bad = [r for r in summary.rows if r.status not in ("ok", "findings")]
+            if bad:
+                raise SystemExit(f"{len(bad)} host(s) did not complete: {bad[0].host}: "
+                                 f"{bad[0].status} {bad[0].error}")
+            results[workers] = summary.duration_s
+
+        base = results[counts[0]]
+        print(f"\n{args.hosts} hosts   " + "   ".join(f"workers={w:<2}" for w in counts))
+        print("wall s     " + "   ".join(f"{results[w]:10.1f}" for w in counts))
+        print("s / host   " + "   ".join(f"{results[w] / args.hosts:10.2f}" for w in counts))
+        print("speed-up   " + "   ".join(f"{base / results[w]:9.2f}x" for w in counts))
+        if 2 in results and 1 in results:
+            ratio = results[1] / results[2]
+            print(f"\nworkers=2 vs 1: {ratio:.2f}x (target >= 1.6x: {'met' if ratio >= 1.6 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
