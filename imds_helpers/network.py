@@ -29,7 +29,7 @@ from imds_helpers.parsers.netstat import parse_netstat_rn
 from imds_helpers.parsers.nft import parse_nft_ruleset
 from imds_helpers.parsers.procroute import parse_proc_net_route
 from imds_helpers.parsers.routeprint import parse_route_print
-from imds_helpers.parsers.routes import REFUSING_TYPES, Route, RouteTable, default_route, lookup
+from imds_helpers.parsers.routes import REFUSING_TYPES, Route, RouteTable, default_route, is_ip, lookup
 from imds_helpers.platform import (CommandOutput, Runner, current_os, host_path, is_loopback_host,
                                    read_host_file, run_command)
 from imds_helpers.taxonomy import ErrorKind
@@ -206,7 +206,9 @@ def assess_route(address: str, lookup_result: RouteLookup | None, table: RouteTa
         return RouteFacts("IMDS-NET-004", f"{address} is an address of this machine ({route.raw}); a local "
                           "program, not Azure, answers on it.", route=route, primary=primary, lookup_kind=kind)
     via = f"via {route.gateway}" if route.gateway else "on-link"
-    where = f"{via} dev {route.interface}" + (f" src {route.source}" if route.source else "")
+    # Windows tables name the interface by its address, Linux/BSD by device name.
+    device = f"interface {route.interface}" if route.interface and is_ip(route.interface) else f"dev {route.interface}"
+    where = f"{via} {device}" + (f" src {route.source}" if route.source else "")
     if primary is None:
         why = ("there is no default route" if routes else "the routing table was not available")
         return RouteFacts("IMDS-NET-000", f"{address} is routed {where}; {why}, so it cannot be compared with the "
