@@ -439,8 +439,17 @@ def run_hosts(
 ) -> RunSummary:
     """Execute the runbook once per parameter file; return the per-host summary.
 
+    ``notebook``: ``"vm"``, ``"arc"`` or ``"auto"`` (each file's ``target``, default vm).
+    ``cell_timeout`` limits each cell (rounded up to whole seconds, as nbclient wants);
+    ``host_timeout`` limits each host's whole run, kernel start included.
+    ``notebooks_dir`` replaces the repository's ``notebooks/`` (tests, benchmarks).
     ``progress`` (if given) is called in the calling thread with each finished
     :class:`HostRun`, in completion order. Raises UsageError (nothing written) for bad input.
+
+    Workers come from a ``multiprocessing`` forkserver, which imports the caller's main
+    module the way ``ProcessPoolExecutor`` does: a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard (console scripts, ``python -m``, pytest and
+    Jupyter kernels are fine as they are).
     """
     _check_number("--workers", workers, integer=True)
     _check_number("--cell-timeout", cell_timeout)
