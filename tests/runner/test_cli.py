@@ -113,7 +113,7 @@ def test_run_bad_usage_writes_nothing(tmp_path: Path):
 def test_cli_modules_import_no_pandas_or_papermill():
     code = ("import sys, imds_helpers.cli, imds_helpers.run_cli, imds_helpers.report_cli, "
             "imds_helpers.runner, imds_helpers.sidecar; "
-            "heavy = {'pandas', 'papermill', 'nbconvert', 'nbclient'} & set(sys.modules); "
+            "heavy = {'pandas', 'papermill', 'nbformat', 'nbconvert', 'nbclient', 'jupyter_client', 'IPython'} & set(sys.modules); "
             "print(sorted(heavy))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
