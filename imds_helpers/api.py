@@ -84,11 +84,12 @@ def proxy_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:
     """Step 2: proxy variables and what clients that honour them would do."""
     from imds_helpers.proxy import analyze_proxy
 
-    results = [analyze_proxy(endpoint, env=_env(opts)).check]
+    results = list(analyze_proxy(endpoint, env=_env(opts)).checks)
     if opts.proxy_comparison:
-        from imds_helpers.proxy import compare_through_proxy
+        from imds_helpers.proxy_compare import compare_through_proxy
 
-        results.append(compare_through_proxy(endpoint, env=_env(opts), timeouts=opts.timeouts))
+        results.append(compare_through_proxy(endpoint, env=_env(opts), timeouts=opts.timeouts,
+                                             service="arc" if opts.target == "arc" else "vm"))
     return tuple(results)
 
 
@@ -158,7 +159,7 @@ class Session:
         self.platform = platform_step(self.opts)
         self.endpoint: str = self.platform.endpoint
         self.target: str = self.platform.target
-        self.results: list[CheckResult] = [self.platform.check]
+        self.results: list[CheckResult] = list(self.platform.checks)
 
     def _keep(self, results: Iterable[CheckResult]) -> tuple[CheckResult, ...]:
         results = tuple(results)

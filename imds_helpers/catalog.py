@@ -385,6 +385,27 @@ CATALOG.update(_rows(
      "Expected `MANAGED_IDENTITY=mi_res_id#<resource id>` (or client_id#/object_id#); fix the extension settings."),
 ))
 
+# --- PROXY comparison (opt-in request through the proxy; instance metadata only) -----------
+CATALOG.update(_rows(
+    ("IMDS-PROXY-010", "skip", "No proxy to compare",
+     "No proxy applies to the endpoint, so there is no request through a proxy to compare with.", ""),
+    ("IMDS-PROXY-011", "warn", "The proxy relays metadata requests",
+     "Instance metadata also answered THROUGH the proxy: the proxy can reach the metadata address. Clients "
+     "that send token requests through it expose tokens to the proxy.",
+     "Bypass the proxy for the metadata address anyway (NO_PROXY=169.254.169.254,localhost,127.0.0.1) and "
+     "block the metadata address on the proxy."),
+    ("IMDS-PROXY-012", "warn", "Through the proxy the request fails",
+     "The same instance-metadata request sent THROUGH the proxy fails (see detail): this is what a client "
+     "that does not bypass the proxy experiences - e.g. IMDS rejecting X-Forwarded-For, or the proxy's own "
+     "error page.",
+     "Add the metadata address to the bypass list (NO_PROXY / WinHTTP bypass-list) for every client and agent."),
+    ("IMDS-PROXY-013", "warn", "Proxy unreachable",
+     "The configured proxy did not accept the connection; clients that honour the proxy variables fail "
+     "before they reach the metadata service.",
+     "Fix or remove the proxy setting, and bypass it for the metadata address."),
+))
+
+
 # --- ARC (HIMDS challenge: 401 -> realm -> key file -> Basic -> token) ----------------------
 # One row per visible step outcome of imds_helpers/arc.py; 000-004 are the good answers.
 CATALOG.update(_rows(

@@ -153,7 +153,7 @@ class Runbook:
 
     # -- steps: each returns a styled table of its results ---------------------------------
     def platform(self):
-        return table((self.session.platform.check,))
+        return table(self.session.platform.checks)
 
     def proxy(self):
         return table(self.session.proxy())

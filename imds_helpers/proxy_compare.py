@@ -1,0 +1,44 @@
+"""The opt-in comparison request THROUGH the configured proxy: instance metadata only,
+never a token request, to show the failure a proxy causes for clients that do not bypass
+it (IMDS rejects proxied requests via X-Forwarded-For; a proxy cannot reach HIMDS on the
+machine's own localhost)."""
+
+from __future__ import annotations
+
+from imds_helpers.answers import classify
+from imds_helpers.catalog import finding
+from imds_helpers.commands import http_get
+from imds_helpers.findings import CheckResult
+from imds_helpers.http import MetadataClient, Timeouts
+from imds_helpers.metadata import INSTANCE_PATH, METADATA_HEADERS, SEED_API_VERSION
+from imds_helpers.proxy import hide_credentials, proxy_for
+
+CHECK_ID = "proxy.comparison"
+
+
+def compare_through_proxy(endpoint: str, *, env=None, timeouts: Timeouts | None = None,
+                          service: str = "vm") -> CheckResult:
+    proxy = proxy_for(endpoint, env)
+    if proxy is None:
+        return finding(CHECK_ID, "IMDS-PROXY-010", f"no proxy applies to {endpoint}; nothing to compare")
+    shown_proxy = hide_credentials(proxy)
+    params = {"api-version": SEED_API_VERSION, "format": "json"}
+    client = MetadataClient(timeouts or Timeouts(), proxies={"http": proxy, "https": proxy})
+    try:
+        outcome = client.request(endpoint.rstrip("/") + INSTANCE_PATH, params=params, headers=METADATA_HEADERS,
+                                 retry=False, secrets=(proxy,))
+    finally:
+        client.close()
+    answer = classify(outcome, service=service)
+    curl = http_get(endpoint, INSTANCE_PATH, params)
+    commands = type(curl)(curl=curl.curl.replace("--noproxy '*'", f"-x {shown_proxy}"),
+                          powershell=curl.powershell.replace("-NoProxy", f"-Proxy {shown_proxy}"))
+    evidence = {"proxy": shown_proxy, "error_kind": answer.kind, "through_proxy_code": answer.code}
+    if answer.code is None:
+        code, detail = "IMDS-PROXY-011", f"through {shown_proxy}: HTTP {outcome.status}, instance document returned"
+    elif outcome.status is None:
+        code, detail = "IMDS-PROXY-013", f"through {shown_proxy}: {answer.detail}"
+    else:
+        code, detail = "IMDS-PROXY-012", f"through {shown_proxy}: {answer.detail}"
+    return finding(CHECK_ID, code, detail, elapsed_ms=outcome.elapsed_ms, evidence=evidence,
+                   commands=commands, attempts=outcome.attempts)
