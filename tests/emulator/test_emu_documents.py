@@ -131,3 +131,29 @@ def test_for_version_does_not_mutate():
     doc = D.vm_instance(new_machine("vm"))
     D.for_version(doc, "2017-04-02")
     assert "physicalZone" in doc["compute"]
+
+
+def _paths(node, prefix=()):
+    yield prefix, node
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, prefix + (str(i),))
+
+
+def test_route_filtering_reaches_every_node(vmc):
+    """Every node of the document by route: leaves as bare text, containers as JSON."""
+    doc = vmc.instance(api_version="2025-04-07").json()
+    count = 0
+    for path, node in _paths(doc):
+        sub = "".join("/" + p for p in path)
+        if isinstance(node, (dict, list)):
+            r = vmc.instance(sub, api_version="2025-04-07")
+            assert r.status == 200 and r.json() == node, sub
+        else:
+            r = vmc.instance(sub, api_version="2025-04-07", format="text")
+            assert r.status == 200 and r.text == node, sub
+        count += 1
+    assert count > 100

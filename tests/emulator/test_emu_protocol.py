@@ -1,5 +1,29 @@
 """VM-mode protocol: the documented error cases E1-E21 of imds-protocol.md §1.11 that apply to
-an emulator, plus headers, verbs, versions and the non-identity categories."""
+an emulator, plus headers, verbs, versions and the non-identity categories.
+
+Where each case is tested:
+  E1, E2 missing header ............ test_e1_*, test_e2_* (here)
+  E3 X-Forwarded-For ............... test_e3_* (here); vm-forwarded-rejected (test_emu_scenarios)
+  E4 api-version ................... test_e4_* (here); vm-old-api-versions (test_emu_scenarios)
+  E5 leaf without format=text ...... test_e5_* (here)
+  E6 unknown path .................. test_e6_* (here)
+  E7 verbs ......................... test_e7_* (here)
+  E8 duplicate parameter ........... test_e8_* (here)
+  E9 rate limits ................... test_e9_* (here); vm-throttled (test_emu_scenarios)
+  E10 updating (410) ............... vm-updating (test_emu_scenarios, test_emu_api)
+  E11 token 404 .................... vm-token-404-then-ok (test_emu_scenarios)
+  E12 server error ................. vm-transient-5xx, vm-persistent-5xx (test_emu_scenarios)
+  E13 Identity not found ........... test_emu_tokens; vm-no-identity, vm-identity-propagating
+  E14 several UAMIs ................ test_emu_tokens; vm-multiple-user-assigned
+  E15 unknown resource ............. test_emu_tokens; vm-unknown-resource
+  E16 other 4xx codes .............. not emulated (no trigger is documented)
+  E17 LB parameter errors .......... LB 405 text here; other LB texts not emulated
+  E18 no load balancer ............. vm-no-loadbalancer (test_emu_scenarios)
+  E19 LB outage 503 ................ vm-transient-5xx (its 503 body is the E19 text)
+  E20 scheduled events bad POST .... test_e20_* (here)
+  E21 Docker Desktop 403 ........... vm-docker-desktop-403 (test_emu_scenarios, conformance)
+  E22 timeout / refused ............ vm-accept-then-hang (test_emu_scenarios, conformance)
+"""
 
 from __future__ import annotations
 
