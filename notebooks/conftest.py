@@ -13,8 +13,13 @@ NEEDS_REAL_ENDPOINTS = ("01_azure_vm_imds.ipynb", "02_arc_himds.ipynb")
 _running: list = []
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    if os.environ.get("IMDS_RUNBOOK_NETNS") != "1" or not session.config.getoption("nbval", default=False):
+def _needs_endpoints(item) -> bool:
+    return item is not None and os.path.basename(str(item.fspath)) in NEEDS_REAL_ENDPOINTS
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Started for the runbooks' cells only: other tests bind the same real addresses.
+    if _running or not _needs_endpoints(item) or os.environ.get("IMDS_RUNBOOK_NETNS") != "1":
         return
     from imds_helpers.emulator import Emulator
 
@@ -22,9 +27,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     _running.append(Emulator(mode="arc", host="127.0.0.1", port=40342, key_dir="/var/opt/azcmagent/tokens").__enter__())
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    while _running:
-        _running.pop().close()
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if not _needs_endpoints(nextitem):
+        while _running:
+            _running.pop().close()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
