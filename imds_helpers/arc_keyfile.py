@@ -45,6 +45,7 @@ KEY_TOO_LARGE = "IMDS-ARC-025"
 KEY_UNREADABLE = "IMDS-ARC-026"
 KEY_TRAILING_NEWLINE = "IMDS-ARC-027"
 KEY_NOT_SENDABLE = "IMDS-ARC-028"
+KEY_ROOT_ONLY = "IMDS-ARC-029"
 
 _O_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
             | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0))
@@ -123,7 +124,8 @@ class RealmVerdict:
 
     @property
     def ok(self) -> bool:
-        return self.code == REALM_OK
+        """The file may be read (a warning such as root-only still lets the chain go on)."""
+        return self.code in (REALM_OK, KEY_ROOT_ONLY)
 
 
 @dataclass(frozen=True)
@@ -297,6 +299,12 @@ def check_realm(
     if not os.access(realm, os.R_OK, **effective):
         broken.append((KEY_UNREADABLE, "readable by this user",
                        f"this process cannot read {realm} ({_describe(evidence['file'])}); {_who(ident, platform)}"))
+    elif not broken and platform.startswith("linux") and ident.is_root and not st.st_mode & stat.S_IRGRP:
+        # Root reads anything; the agents and extensions that rely on the himds group do not.
+        evidence["broken_rules"] = []
+        return RealmVerdict(KEY_ROOT_ONLY, "readable by the himds group",
+                            f"{realm} ({_describe(evidence['file'])}) is readable here only because this check "
+                            "runs as root: the himds group has no read permission", evidence, st)
     return verdict(st)
 
 

@@ -501,6 +501,13 @@ CATALOG.update(_rows(
      "The key file ends with a newline. Clients send the contents verbatim, and HTTP libraries refuse a header "
      "value ending in a line break, so the token request cannot be sent. HIMDS does not write such files.",
      "Something rewrote the key file (an editor, a script, a fake service): find it; restart himds."),
+    ("IMDS-ARC-029", "warn", "Key file readable only by root",
+     "The key file grants no read permission to its group, so only root can read it. This check runs as root "
+     "and got through, but Azure Monitor Agent's components and other extensions that read key files as members "
+     "of the himds group fail with 'permission denied'.",
+     "Let himds recreate its key files with group read: `systemctl restart himdsd`; check that the tokens "
+     "directory and files belong to group himds (`ls -l /var/opt/azcmagent/tokens`) and that nothing (a hardening "
+     "script, umask policy) strips group permissions."),
     ("IMDS-ARC-028", "fail", "Key contents cannot be sent as a header",
      "The key file is empty, not UTF-8 text, or contains line breaks or characters HTTP headers cannot carry. "
      "Clients send the contents verbatim as `Authorization: Basic <contents>` and fail the same way. Nothing was "

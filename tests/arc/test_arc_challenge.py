@@ -164,12 +164,18 @@ def test_bad_arguments_stop_before_anything_is_sent(emu, client):
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="root reads a mode-0000 file")
-def test_unreadable_key_is_read_by_root(emu, client):
+def test_unreadable_key_is_read_by_root_but_flagged_for_the_himds_group(emu, client):
     emu.set_scenario("arc-key-unreadable")
     results = check_arc_token(client, emu.base_url, tokens_dir=emu.key_dir)
-    assert_chain(results, None, "IMDS-ARC-000")
+    assert [r.code for r in results] == ["IMDS-ARC-001", "IMDS-ARC-029", "IMDS-ARC-003", "IMDS-ARC-000"]
+    assert results[1].status is Status.WARN and "himds group" in results[1].detail
     assert results[1].evidence["file"]["mode"] == "0o0"
     assert results[1].evidence["process"]["root"] is True
+
+
+def test_group_readable_key_read_by_root_is_plain_ok(emu, client):
+    results = check_arc_token(client, emu.base_url, tokens_dir=emu.key_dir)
+    assert results[1].code == "IMDS-ARC-002"
 
 
 CHILD = r"""
