@@ -22,6 +22,10 @@ from imds_helpers.http import MetadataClient, Timeouts
 from imds_helpers.tokens import AMA_CONFIG_PATH, DEFAULT_RESOURCES, Identity
 
 ENDPOINT_ENV = "IMDS_RUNBOOK_ENDPOINT"   # the one documented override (e.g. an emulator)
+# Instance-metadata failures that say "whatever answers here cannot serve tokens either":
+# asking again would only repeat the same timeout or garbage, so later steps are skipped.
+UNUSABLE_SERVICE = frozenset({"IMDS-HTTP-004", "IMDS-HTTP-005", "IMDS-HTTP-006", "IMDS-HTTP-007",
+                              "IMDS-HTTP-008", "IMDS-HTTP-009", "IMDS-HTTP-010"})
 
 
 @dataclass(frozen=True)
@@ -166,13 +170,18 @@ class Session:
         self.results.extend(results)
         return results
 
-    def _blocked(self) -> CheckResult | None:
-        return next((c for c in self.results if c.id == "network.tcp" and c.status is Status.FAIL), None)
+    def _blocked(self) -> str | None:
+        """Why later HTTP steps cannot succeed, if an earlier result already shows it."""
+        for check in self.results:
+            if check.id == "network.tcp" and check.status is Status.FAIL:
+                return f"not attempted: TCP connect failed ({check.code})"
+            if check.id == "metadata.instance" and check.code in UNUSABLE_SERVICE:
+                return f"not attempted: the service's answers are unusable ({check.code} in metadata.instance)"
+        return None
 
     def _unless_blocked(self, check_ids: Sequence[str], run) -> tuple[CheckResult, ...]:
-        blocked = self._blocked()
-        if blocked is not None:
-            reason = f"not attempted: TCP connect failed ({blocked.code})"
+        reason = self._blocked()
+        if reason is not None:
             return self._keep(skipped(check_id, reason) for check_id in check_ids)
         return self._keep(run())
 

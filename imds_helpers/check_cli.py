@@ -12,7 +12,7 @@ import sys
 import time
 
 from imds_helpers.findings import Report, Status
-from imds_helpers.redact import redact_text
+from imds_helpers.redact import redact_text, redact_value
 
 LABELS = {Status.OK: "OK", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "SKIP"}
 
@@ -43,14 +43,14 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     report = run_checks(opts)
     elapsed_ms = (time.monotonic() - started) * 1000
+    # Last line of defence: whatever a step put into the output, no token leaves.
     if args.json:
-        data = report.to_dict()
+        data = redact_value(report.to_dict())
         data["elapsed_ms"] = round(elapsed_ms, 1)
         text = json.dumps(data, indent=2, ensure_ascii=False)
     else:
-        text = render_text(report, elapsed_ms)
-    # Last line of defence: whatever a step put into the output, no token leaves.
-    sys.stdout.write(redact_text(text) + "\n")
+        text = redact_text(render_text(report, elapsed_ms))
+    sys.stdout.write(text + "\n")
     return 0 if report.verdict in (Status.OK, Status.SKIP) else 1
 
 

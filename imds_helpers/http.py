@@ -29,6 +29,9 @@ from imds_helpers.taxonomy import ErrorKind
 
 # Microsoft's identity guidance: retry 404, 410, 429 and 5xx; never other 4xx.
 RETRY_STATUSES = frozenset({404, 410, 429} | set(range(500, 600)))
+# A diagnosis wants a verdict, not patience: at most this many attempts per request, and no
+# retry after a read timeout (a service that holds a connection 5 s will do it again).
+MAX_ATTEMPTS = 4
 # Instance documents are ~10 KB; anything this large is not an IMDS answer.
 MAX_BODY_BYTES = 1024 * 1024
 EXCERPT_CHARS = 240
@@ -152,6 +155,7 @@ class MetadataClient:
         sleep: Sleep = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         max_body_bytes: int = MAX_BODY_BYTES,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.timeouts = timeouts or Timeouts()
         if session is None:
@@ -162,6 +166,7 @@ class MetadataClient:
         self._sleep = sleep
         self._clock = clock
         self._max_body = max_body_bytes
+        self._max_attempts = max_attempts
 
     def __repr__(self) -> str:
         return f"MetadataClient(timeouts={self.timeouts!r})"
@@ -189,9 +194,9 @@ class MetadataClient:
         while True:
             outcome = self._once(method, url, params, headers, deadline, secrets)
             attempts.append(outcome.attempts[0])
-            retryable = retry and (
-                outcome.status in retry_statuses
-                or outcome.error in (ErrorKind.CONNECTION_RESET, ErrorKind.READ_TIMEOUT, ErrorKind.BAD_PAYLOAD)
+            retryable = retry and len(attempts) < self._max_attempts and (
+                outcome.status in retry_statuses and outcome.error is None
+                or outcome.error in (ErrorKind.CONNECTION_RESET, ErrorKind.BAD_PAYLOAD)
             )
             wait = self._retry_wait(outcome, backoff)
             remaining = deadline - self._clock()
@@ -243,7 +248,8 @@ class MetadataClient:
             try:
                 status = response.status_code
                 resp_headers = dict(response.headers)
-                body, error = self._read_body(response, deadline)
+                # The read timeout bounds the whole answer, not just each recv.
+                body, error = self._read_body(response, min(deadline, self._clock() + self.timeouts.read))
             finally:
                 response.close()
         except requests.exceptions.RequestException as exc:

@@ -17,10 +17,10 @@ PLACEHOLDER = "<redacted>"
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # "access_token": "..."  (JSON)  and  access_token=...  (form / query)
 _TOKEN_FIELD = re.compile(
-    r'(?P<key>"?(?:access_token|refresh_token|id_token)"?\s*[:=]\s*"?)(?P<value>[^"&,\s}]+)',
+    r'(?P<key>"?(?:access_token|refresh_token|id_token)"?\s*[:=]\s*"?)(?P<value>[^"&,\s}\\]+)',
     re.IGNORECASE,
 )
-_AUTH_HEADER = re.compile(r"(?P<key>\b(?:Basic|Bearer)\s+)(?P<value>[^\s\"',]+)", re.IGNORECASE)
+_AUTH_HEADER = re.compile(r"(?P<key>\b(?:Basic|Bearer)\s+)(?P<value>[^\s\"'\\,]+)", re.IGNORECASE)
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
