@@ -19,6 +19,7 @@ class Case:
     expect: dict[str, str]                 # check id -> finding code
     fails: bool                            # verdict must be FAIL (else: must not be FAIL)
     args: tuple[str, ...] = field(default=())   # extra `imds-runbook check` arguments
+    cli_timeout: float = 2.0               # `--timeout` for the CLI run (the API runs with defaults)
 
 
 def _vm_ok(**extra: str) -> dict[str, str]:
@@ -41,7 +42,7 @@ MATRIX: tuple[Case, ...] = (
     Case("vm-multiple-user-assigned", {"token.system.management": "IMDS-TOKEN-003"}, True),
     Case("vm-unknown-resource", {"token.system.management": "IMDS-TOKEN-004", "token.system.monitor": "IMDS-TOKEN-004"}, True),
     Case("vm-throttled", {"metadata.instance": "IMDS-HTTP-011", "token.system.management": "IMDS-HTTP-011"}, False),
-    Case("vm-updating", _vm_ok(), False),
+    Case("vm-updating", _vm_ok(), False, cli_timeout=6.0),   # 410 for 3 s: the retries must outlast it
     Case("vm-transient-5xx", _vm_ok(), False),
     Case("vm-token-404-then-ok", _vm_ok(), False),
     Case("vm-identity-propagating", {"token.system.management": "IMDS-TOKEN-001"}, True),

@@ -48,7 +48,7 @@ def test_api(case):
 def test_cli_json_and_text(case):
     mode = SCENARIOS[case.scenario].mode
     with Emulator(mode=mode, scenario=case.scenario) as emu:
-        run = subprocess.run([sys.executable, "-m", "imds_helpers", "check", "--json", "--timeout", "2",
+        run = subprocess.run([sys.executable, "-m", "imds_helpers", "check", "--json", "--timeout", str(case.cli_timeout),
                               *_args(case, emu)], capture_output=True, text=True, timeout=120)
         assert run.returncode == (1 if case.fails or json.loads(run.stdout)["verdict"] != "ok" else 0), run.stderr
         assert run.stderr == ""
