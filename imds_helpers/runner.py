@@ -179,6 +179,7 @@ class HostPlan:
     param_file: Path | None
     parameters: Mapping[str, Any]      # from the file, plus sidecar_path / host_name
     host_dir: Path
+    environment: Mapping[str, str] = field(default_factory=dict)  # extra env for this host's kernel
 
     @property
     def notebook_path(self) -> Path:
@@ -225,12 +226,14 @@ def plan_hosts(
     out = _check_out_dir(Path(out_dir))
 
     entries: list[tuple[Path | None, dict[str, Any], str]] = []
+    environments: dict[str, dict[str, str]] = {}
     if not param_files:
         entries.append((None, {}, _local_host_name()))
     for raw in param_files:
         path = Path(raw)
         params = _load_param_file(path)
         host = _host_from(params, path)
+        environments[host.lower()] = _environment_from(params, path)
         entries.append((path, params, host))
 
     declared: dict[Path, set[str] | None] = {}
@@ -258,7 +261,8 @@ def plan_hosts(
                       "sidecar_path": str((host_dir / f"{host}.json").resolve())}
         plans.append(HostPlan(host=host, kind=kind, notebook=nb_path.resolve(),
                               param_file=path, parameters=parameters,
-                              host_dir=host_dir.resolve()))
+                              host_dir=host_dir.resolve(),
+                              environment=environments.get(host.lower(), {})))
     return plans
 
 
@@ -284,6 +288,22 @@ def notebook_parameters(nb_path: Path) -> set[str] | None:
                 names.update(t.id for t in targets if isinstance(t, ast.Name))
             return names
     return None
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _environment_from(params: dict[str, Any], path: Path) -> dict[str, str]:
+    """``environment``: variables for this host's kernel (consumed here, not a notebook
+    parameter) - e.g. the proxy settings an agent runs with, to reproduce what it sees."""
+    env = params.pop("environment", None)
+    if env is None:
+        return {}
+    if not isinstance(env, dict) or not all(
+            isinstance(k, str) and _ENV_NAME.match(k) and isinstance(v, (str, int, float)) and not isinstance(v, bool)
+            for k, v in env.items()):
+        raise UsageError("'environment' must map variable names to strings", argument=str(path))
+    return {k: str(v) for k, v in env.items()}
 
 
 def _host_from(params: dict[str, Any], path: Path) -> str:
@@ -553,6 +573,7 @@ class _Scheduler:
             "log": str(plan.log_path),
             "cwd": str(plan.host_dir),
             "parameters": dict(plan.parameters),
+            "environment": dict(plan.environment),
             "kernel_name": self.kernel_name,
             # nbclient's timeouts are whole seconds (Integer traits): round up.
             "cell_timeout": math.ceil(self.cell_timeout),

@@ -25,7 +25,9 @@ Canned answers
                                   that passed header/api-version checks (so probes don't count)
   ``for_seconds`` (float|None)    ``respond`` only during the first N s after the scenario started
 Transport / body faults (applied to every answer)
-  ``transport``: None | "reset" (RST via SO_LINGER 0 after reading the request) | "hang"
+  ``transport``: None | "blackhole" (connections are never completed: the listen queue is
+      kept full, so the kernel drops every SYN - what a firewall DROP rule looks like from
+      the client) | "reset" (RST via SO_LINGER 0 after reading the request) | "hang"
       (accept, never read or answer) | "slow_drip" (headers, then the body 1 byte per
       ``drip_interval`` s) | "truncate" (Content-Length larger than the bytes sent, then close)
   ``body``: None | "malformed_json" | "oversized" (valid JSON padded to ``oversized_bytes``)
@@ -194,6 +196,9 @@ _ROWS: tuple[Scenario, ...] = (
     _row("vm-connection-reset", "vm",
          "The TCP connection is reset (RST) after every request is read",
          transport="reset"),
+    _row("vm-firewalled", "vm",
+         "IMDS is firewalled: connection attempts are never answered (SYNs dropped, as behind an iptables DROP rule)",
+         transport="blackhole"),
     _row("vm-accept-then-hang", "vm",
          "TCP connections are accepted but never answered (a black hole past the handshake)",
          transport="hang"),

@@ -92,6 +92,16 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
+    # "blackhole": stop accepting and keep the (length-0) listen queue full, so the kernel
+    # drops new SYNs and clients see a connect timeout - real kernel behaviour, no iptables.
+    blackholed = False
+
+    def _handle_request_noblock(self) -> None:
+        if self.blackholed:
+            time.sleep(0.05)  # the listening socket stays readable; do not spin
+            return
+        super()._handle_request_noblock()
+
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
@@ -284,6 +294,23 @@ class Emulator:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"imds-emulator-{self.port}", daemon=True)
         self._thread.start()
+        self._filler: socket.socket | None = None
+        self._apply_listen_mode()
+
+    def _apply_listen_mode(self) -> None:
+        """Enter or leave the "blackhole" transport, which lives on the listening socket."""
+        want = self._service.scenario.get("transport") == "blackhole"
+        if want and not self._server.blackholed:
+            self._server.blackholed = True
+            self._server.socket.listen(0)
+            # One completed connection fills a length-0 queue; every later SYN is dropped.
+            self._filler = socket.create_connection((self.host.strip("[]"), self.port), timeout=2)
+        elif not want and self._server.blackholed:
+            self._server.socket.listen(self._server.request_queue_size)
+            self._server.blackholed = False
+            if self._filler is not None:
+                self._filler.close()
+                self._filler = None
 
     # ---- public API -----------------------------------------------------------------------
     @property
@@ -304,6 +331,7 @@ class Emulator:
     def set_scenario(self, name: str, **params: Any) -> None:
         """Switch scenario while running; counters and timers of the new one start now."""
         self._service.set_scenario(get_scenario(name, self.mode).with_params(**params))
+        self._apply_listen_mode()
         log.info("emulator %s: scenario %s", self.base_url, name)
 
     @property
@@ -332,7 +360,10 @@ class Emulator:
             return
         self._closed = True
         self._stop.set()
+        self._server.blackholed = False
         self._server.shutdown()
+        if self._filler is not None:
+            self._filler.close()
         with self._conn_lock:
             conns = list(self._connections)
         for conn in conns:

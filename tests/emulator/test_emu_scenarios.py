@@ -183,6 +183,13 @@ def vm_accept_then_hang(emu, c):
             s.recv(1)
 
 
+def vm_firewalled(emu, c):
+    with pytest.raises(socket.timeout):                                         # SYN dropped
+        socket.create_connection((emu.host, emu.port), timeout=0.5).close()
+    emu.set_scenario("vm-healthy")                                              # and it recovers
+    assert c.instance().status == 200
+
+
 def vm_slow_drip(emu, c):
     with socket.create_connection((emu.host, emu.port), timeout=2) as s:
         s.sendall(b"GET /metadata/versions HTTP/1.1\r\nHost: x\r\nMetadata: true\r\n\r\n")

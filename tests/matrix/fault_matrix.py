@@ -53,6 +53,7 @@ MATRIX: tuple[Case, ...] = (
     Case("vm-not-imds-html", _all_http("IMDS-HTTP-009"), True),
     Case("vm-docker-desktop-403", _all_http("IMDS-HTTP-009"), True),
     Case("vm-connection-reset", _all_http("IMDS-HTTP-005"), True),
+    Case("vm-firewalled", {"network.tcp": "IMDS-NET-011", "metadata.instance": "-", "token": "-"}, True),
     Case("vm-accept-then-hang", _all_http("IMDS-HTTP-004"), True),
     Case("vm-slow-drip", _all_http("IMDS-HTTP-006"), True),
     Case("vm-old-api-versions", {"metadata.instance": "IMDS-META-002", "token.system.management": "IMDS-TOKEN-000"}, False),
