@@ -56,6 +56,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -707,6 +708,28 @@ def _warm_forkserver() -> None:
         pass
 
 
+def _ipc_kernel_manager(parent: str) -> type:
+    """A kernel manager that talks to its kernel over Unix sockets in a private temp dir.
+
+    With TCP, jupyter_client picks "free" ports and the kernel binds them later; parallel
+    hosts race for them ("Address already in use", kernel never answers). IPC has no ports.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    # Inside the run's scratch folder: removed with it even when this worker is killed.
+    ipc_dir = tempfile.mkdtemp(prefix="k-", dir=parent)
+
+    class IPCKernelManager(AsyncKernelManager):
+        directory = ipc_dir
+
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", os.path.join(ipc_dir, "k"))
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def _worker_main(job: dict[str, Any]) -> None:
     """Runs in the worker process: execute one notebook, render HTML, report the outcome."""
     if hasattr(os, "setsid"):
@@ -714,20 +737,26 @@ def _worker_main(job: dict[str, Any]) -> None:
     _redirect_output(job["log"])
     os.environ.pop(_PRELOAD_ENV, None)   # not for the kernel
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    os.environ.update(job.get("environment", {}))  # the kernel inherits this worker's environment
     outcome: dict[str, Any]
     try:
         import papermill as pm
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
         try:
-            pm.execute_notebook(
-                job["input"], job["output"], parameters=job["parameters"],
-                kernel_name=job["kernel_name"], cwd=job["cwd"],
-                execution_timeout=job["cell_timeout"], start_timeout=job["start_timeout"],
-                progress_bar=False, log_output=False, request_save_on_cell_execute=True,
-                # The sidecar is written by then; a graceful shutdown sometimes idles ~3 s.
-                shutdown_kernel="immediate",
-            )
+            manager = _ipc_kernel_manager(os.path.dirname(job["result"]))
+            try:
+                pm.execute_notebook(
+                    job["input"], job["output"], parameters=job["parameters"],
+                    kernel_name=job["kernel_name"], cwd=job["cwd"],
+                    execution_timeout=job["cell_timeout"], start_timeout=job["start_timeout"],
+                    progress_bar=False, log_output=False, request_save_on_cell_execute=True,
+                    # The sidecar is written by then; a graceful shutdown sometimes idles ~3 s.
+                    shutdown_kernel="immediate",
+                    kernel_manager_class=manager,
+                )
+            finally:
+                shutil.rmtree(manager.directory, ignore_errors=True)
             outcome = {"status": "completed", "error": None}
         except pm.PapermillExecutionError as err:
             outcome = {"status": "failed",

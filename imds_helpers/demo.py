@@ -1,0 +1,63 @@
+"""``imds-runbook demo`` (``make demo``): the main job on the embedded emulator.
+
+Runs the runbooks with papermill on emulated hosts - healthy and broken in the ways support
+engineers meet most - writes the per-host reports under ``reports/``, prints the summary
+table, and checks that each host got the verdict it was built to show. Nothing leaves the
+machine: every host's emulator listens on loopback inside its own kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "parameters" / "demo"
+
+# host (= parameter file name) -> the finding codes that host must show (any of).
+EXPECTED: dict[str, tuple[str, ...]] = {
+    "web-healthy": ("IMDS-TOKEN-000",),
+    "web-missing-uami": ("IMDS-TOKEN-002",),
+    "web-proxy-no-bypass": ("IMDS-PROXY-002",),
+    "web-firewalled": ("IMDS-NET-011",),
+    "arc-healthy": ("IMDS-ARC-000",),
+    "arc-key-unreadable": ("IMDS-ARC-029", "IMDS-ARC-026"),  # 029 when run as root, else 026
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="output folder (default: reports/<UTC timestamp>/)")
+    parser.add_argument("--workers", type=int, default=2, metavar="N", help="hosts run at the same time (default 2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from imds_helpers import run_cli
+
+    files = [DEMO_DIR / f"{host}.yaml" for host in EXPECTED]
+    out = args.out if args.out is not None else run_cli.default_out_dir()
+    run_args = argparse.Namespace(param_files=files, notebook="auto", out=out, workers=args.workers,
+                                  timeout=300.0, cell_timeout=60.0, kernel="python3", notebooks_dir=None)
+    run_cli.run(run_args)  # exit 1 is expected: most demo hosts are broken on purpose
+    return _verify(out)
+
+
+def _verify(out: Path) -> int:
+    """Each demo host must show what it was built to show."""
+    from imds_helpers.sidecar import SidecarError, read_sidecar
+
+    missing = []
+    lines = ["", "Demo check (each host shows what it was built to show):"]
+    for host, codes in EXPECTED.items():
+        try:
+            found = {c["code"] for c in read_sidecar(out / host / f"{host}.json")["checks"]}
+        except (SidecarError, OSError) as err:
+            found, note = set(), f" ({err})"
+        else:
+            note = ""
+        hit = sorted(found & set(codes))
+        lines.append(f"  {'OK  ' if hit else 'MISS'} {host:<20} expected {' or '.join(codes)}{note}")
+        if not hit:
+            missing.append(host)
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 1 if missing else 0
