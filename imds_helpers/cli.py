@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("imds_helpers.check_cli", "diagnose IMDS / Arc HIMDS reachability and tokens, layer by layer"),
     "emulator": ("imds_helpers.emulator.cli", "serve an emulated IMDS or Arc HIMDS with fault scenarios"),
     "demo": ("imds_helpers.demo", "run the runbooks on emulated healthy and broken hosts; write reports/"),
+    "lab": ("imds_helpers.lab", "JupyterLab on the runbooks with an emulated IMDS running"),
     "run": ("imds_helpers.run_cli", "run a runbook per host parameter file (papermill) and summarise"),
     "report": ("imds_helpers.report_cli", "tabulate a folder of runbook results (table, CSV, HTML, markdown)"),
 }
