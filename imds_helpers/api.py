@@ -174,9 +174,9 @@ class Session:
         """Why later HTTP steps cannot succeed, if an earlier result already shows it."""
         for check in self.results:
             if check.id == "network.tcp" and check.status is Status.FAIL:
-                return f"not attempted: TCP connect failed ({check.code})"
+                return f"TCP connect failed ({check.code})"
             if check.id == "metadata.instance" and check.code in UNUSABLE_SERVICE:
-                return f"not attempted: the service's answers are unusable ({check.code} in metadata.instance)"
+                return f"the service's answers are unusable ({check.code} in metadata.instance)"
         return None
 
     def _unless_blocked(self, check_ids: Sequence[str], run) -> tuple[CheckResult, ...]:
