@@ -16,23 +16,22 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import urlsplit
 
 from imds_helpers.catalog import finding
 from imds_helpers.findings import CheckResult, Commands
-from imds_helpers.parsers.dhcp import DhcpLease, parse_lease
 from imds_helpers.parsers.firewall import FirewallAnalysis, Packet, Ruleset, analyze
 from imds_helpers.parsers.iproute import RouteLookup, parse_ip_route_get, parse_ip_route_show
 from imds_helpers.parsers.iptables import parse_iptables
-from imds_helpers.parsers.netstat import parse_netstat_rn
 from imds_helpers.parsers.nft import parse_nft_ruleset
-from imds_helpers.parsers.procroute import parse_proc_net_route
-from imds_helpers.parsers.routeprint import parse_route_print
 from imds_helpers.parsers.routes import REFUSING_TYPES, Route, RouteTable, default_route, is_ip, lookup
 from imds_helpers.platform import (CommandOutput, Runner, current_os, host_path, is_loopback_host,
                                    read_host_file, run_command)
 from imds_helpers.taxonomy import ErrorKind
+
+if TYPE_CHECKING:  # the OS-specific parsers are imported where used: the quick path stays light
+    from imds_helpers.parsers.dhcp import DhcpLease
 
 IMDS_ADDRESS = "169.254.169.254"
 DEFAULT_CONNECT_TIMEOUT = 2.0
@@ -249,6 +248,8 @@ def read_leases(root: str = "/") -> tuple[DhcpLease, ...]:
                     text = handle.read(65536).decode("utf-8", errors="replace")
             except OSError:
                 continue
+            from imds_helpers.parsers.dhcp import parse_lease
+
             lease = parse_lease(text)
             if lease.kind == "lease":
                 leases.append(lease)
@@ -262,10 +263,14 @@ def _route_facts(address: str, run: Runner, os_name: str, root: str) -> tuple[Ro
     if os_name == "windows":
         out = run(["route", "print", "-4"], 2.0)
         evidence["route_print"] = _cmd(out)
+        from imds_helpers.parsers.routeprint import parse_route_print
+
         table = parse_route_print(out.stdout) if out.error is None else None
     elif os_name in ("freebsd", "darwin", "openbsd", "netbsd"):
         out = run(["netstat", "-rn", "-f", "inet"], 2.0)
         evidence["netstat"] = _cmd(out)
+        from imds_helpers.parsers.netstat import parse_netstat_rn
+
         table = parse_netstat_rn(out.stdout) if out.error is None else None
     else:
         get = run(["ip", "route", "get", address], 2.0)
@@ -279,6 +284,8 @@ def _route_facts(address: str, run: Runner, os_name: str, root: str) -> tuple[Ro
         else:
             text, problem = read_host_file(root, "/proc/net/route")
             evidence["proc_net_route"] = problem or "read"
+            from imds_helpers.parsers.procroute import parse_proc_net_route
+
             table = parse_proc_net_route(text) if text is not None else None
     if table is not None:
         evidence["table"] = {"kind": table.kind, "format": table.format, "routes": [r.raw for r in table.routes]}

@@ -31,16 +31,18 @@ import fnmatch
 import os
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from requests.utils import address_in_network, is_ipv4_address, is_valid_cidr, select_proxy
 
 from imds_helpers.catalog import finding
 from imds_helpers.findings import CheckResult, Commands, worst
-from imds_helpers.parsers.netsh import WinHttpProxy, parse_winhttp_show_proxy
-from imds_helpers.parsers.wininet import WinInetProxy, parse_wininet
 from imds_helpers.platform import Runner, current_os, run_command
+
+if TYPE_CHECKING:  # Windows-only parsers are imported where used
+    from imds_helpers.parsers.netsh import WinHttpProxy
+    from imds_helpers.parsers.wininet import WinInetProxy
 
 PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
                    "no_proxy", "NO_PROXY")
@@ -379,6 +381,9 @@ def analyze_proxy(
     host = urlsplit(endpoint).hostname or ""
     commands = _commands(endpoint)
     checks = [_env_check(endpoint, host, variables, req, curl, commands)]
+    from imds_helpers.parsers.netsh import parse_winhttp_show_proxy
+    from imds_helpers.parsers.wininet import parse_wininet
+
     winhttp = parse_winhttp_show_proxy(winhttp_output) if winhttp_output is not None else None
     if winhttp is not None:
         checks.append(_winhttp_check(endpoint, host, winhttp, commands))
