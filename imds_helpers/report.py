@@ -202,6 +202,12 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def brief_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """The summary without file paths: what a person reads (and what stays the same when the
+    results folder moves)."""
+    return summary_table(df)[BRIEF_COLUMNS]
+
+
 def run_counts(df: pd.DataFrame) -> dict[str, int]:
     """Number of sidecars per run status (every status listed, zeros included)."""
     counts = df.drop_duplicates("path")["run_status"].value_counts()

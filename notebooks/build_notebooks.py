@@ -378,7 +378,7 @@ csv_path: str = ""  # CSV export path for the host x check table; empty: no expo
 from imds_helpers import report
 
 df = report.load_results(results_dir)
-report.summary_table(df)
+report.brief_summary(df)
 '''),
     md("## Status matrix (host × check)"),
     code("report.status_matrix(df)"),
