@@ -66,7 +66,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     rank = {name: i for i, name in enumerate(_ORDER)}
     for k, item in zip(slots, sorted(mine, key=lambda i: rank.get(Path(i.path).name, len(_ORDER)))):
         items[k] = item
-    _state["want_matrix"] = any(Path(i.path).name in _NEEDS_MATRIX for i in mine)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After -k / -m deselection: start the background matrix run only if a test will use it.
+    _state["want_matrix"] = any(Path(i.path).name in _NEEDS_MATRIX
+                                and Path(i.path).resolve().parent == Path(__file__).resolve().parent
+                                for i in session.items)
 
 
 # --------------------------------------------------------------------------- helpers
