@@ -7,7 +7,6 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEB_PACKAGES := iptables iproute2 util-linux
 
 .PHONY: demo test lab venv sysdeps bench clean
 
@@ -20,20 +19,26 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-# iptables gives the suite real firewall faults inside its namespace. Installed only as
-# root and only when missing; without it those tests skip and say why.
+# Debian packages the suite uses: iptables (real firewall faults in the namespace), squid and
+# tinyproxy (real proxies on loopback), curl (what curl really does with proxy variables).
+# Installed only as root and only when missing; without them those tests skip and say why.
+# policy-rc.d keeps the packages' own services from starting: tests start their own.
+SYSDEPS := iptables:iptables ip:iproute2 unshare:util-linux squid:squid tinyproxy:tinyproxy curl:curl
 sysdeps:
 	@missing=""; \
-	command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
-	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
-	command -v unshare >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	for pair in $(SYSDEPS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair##*:}"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian packages:$$missing"; \
-	    (apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	    made_policy=""; \
+	    if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1; fi; \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 || \
 	     (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null)); \
+	    status=$$?; [ -n "$$made_policy" ] && rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	  else \
-	    echo "note: missing$$missing (not root: namespace/firewall tests may skip)"; \
+	    echo "note: missing$$missing (not root: the tests that need them skip)"; \
 	  fi; \
 	fi
 
