@@ -49,7 +49,7 @@ NOT_IN_NETNS = ("needs tests/isolated.sh's private network namespace: these runs
                 "169.254.169.254:80 and localhost:40342")
 DEAD_ENDPOINT = "http://127.0.0.1:9"   # discard port: nothing listens there
 
-#: Rows the runbooks can express (extra CLI arguments have no parameter-file twin here).
+#: The rows a committed training file expresses (rows with extra CLI arguments have none).
 RUNBOOK_CASES: tuple[Case, ...] = tuple(c for c in MATRIX if not c.args)
 assert len({c.scenario for c in RUNBOOK_CASES}) == len(RUNBOOK_CASES), "one argument-free row per scenario"
 

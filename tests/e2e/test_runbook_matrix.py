@@ -56,6 +56,7 @@ def test_sidecar_matches_the_row(matrix_run: CliRun, case):
 def test_html_report_has_no_code_and_no_traceback(matrix_run: CliRun, case):
     host = _host(matrix_run, case)
     folder = matrix_run.host_dir(host)
+    assert matrix_run.sidecar(host)["run"]["html_path"] == str(folder / f"{host}.html")
     report = (folder / f"{host}.html").read_text(encoding="utf-8")
     nb = json.loads((folder / f"{host}.ipynb").read_text(encoding="utf-8"))
     markup = re.sub(r"<(style|script)\b.*?</\1>", "", report, flags=re.S)
