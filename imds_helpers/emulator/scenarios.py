@@ -167,9 +167,11 @@ _ROWS: tuple[Scenario, ...] = (
          categories=("token",), stage="valid"),
     _row("vm-identity-propagating", "vm",
          "A new identity assignment is still propagating: valid token requests get 400 "
-         "'Identity not found' for for_seconds (default 3), then tokens are issued",
+         "'Identity not found' for for_seconds (default 30), then tokens are issued",
          respond=Answer(400, P.IDENTITY_NOT_FOUND, P.IDENTITY_NOT_FOUND),
-         categories=("token",), stage="valid", for_seconds=3.0),
+         # 30 s (real propagation takes minutes): long enough that a diagnosis on a busy
+         # machine still meets the propagation window; tests that want recovery shorten it.
+         categories=("token",), stage="valid", for_seconds=30.0),
     _row("vm-forwarded-rejected", "vm",
          "A transparent proxy adds X-Forwarded-For, so IMDS rejects every request with 400",
          respond=Answer(400, P.FORWARDED, P.FORWARDED_IDENTITY)),
