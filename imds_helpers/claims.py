@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import time
 from typing import Any
 
@@ -22,13 +23,29 @@ def decode_claims(token: str, *, now: float | None = None) -> dict[str, Any]:
         return {"error": "not a JWT (expected header.payload.signature)"}
     try:
         padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")),
+                             parse_constant=_not_json, parse_float=_finite_float)
     except (ValueError, binascii.Error, UnicodeError):
         return {"error": "JWT payload is not base64url JSON"}
     if not isinstance(payload, dict):
         return {"error": "JWT payload is not a JSON object"}
     claims = {name: payload[name] for name in DISPLAY_CLAIMS if name in payload}
     exp = payload.get("exp")
-    if isinstance(exp, (int, float)):
-        claims["expires_in_s"] = int(exp - (time.time() if now is None else now))
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        try:
+            claims["expires_in_s"] = int(exp - (time.time() if now is None else now))
+        except OverflowError:   # an integer beyond float range: no countdown to show
+            pass
     return claims
+
+
+def _not_json(constant: str) -> Any:
+    """NaN / Infinity: Python's parser accepts them, JSON (RFC 8259) does not."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):      # 1e999 parses as infinity
+        raise ValueError(f"{text} is out of range")
+    return value

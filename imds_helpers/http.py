@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import requests
-from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
 from imds_helpers.findings import Attempt
@@ -71,7 +72,7 @@ class Outcome:
     attempts: tuple[Attempt, ...]
     status: int | None = None
     error: ErrorKind | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)   # raw; attempts hold the redacted ones
     body: bytes = field(default=b"", repr=False)
     elapsed_ms: float = 0.0
 
@@ -86,13 +87,32 @@ class Outcome:
     def json(self) -> Any:
         """Parsed body; raises ``ValueError`` if it is not JSON (message holds no body)."""
         try:
-            return json.loads(self.body.decode("utf-8-sig"))
+            return json.loads(self.body.decode("utf-8-sig"), parse_constant=_not_json, parse_float=_finite_float)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"body is not JSON ({type(err).__name__} at {getattr(err, 'pos', '?')})") from None
+        except _NotJson as err:
+            raise ValueError(f"body is not JSON ({err})") from None
 
     def text(self, secrets: tuple[str, ...] = ()) -> str:
         """The body as redacted text (safe to show)."""
         return redact_text(self.body.decode("utf-8", "replace"), secrets)
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _not_json(constant: str) -> Any:
+    """NaN / Infinity: Python's parser accepts them, JSON (RFC 8259) does not - and results
+    holding them would make ``--json`` output that strict parsers (jq) reject."""
+    raise _NotJson(f"{constant} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):      # 1e999 parses as infinity
+        raise _NotJson(f"number {text[:20]} is out of range")
+    return value
 
 
 def classify_exception(exc: BaseException) -> ErrorKind:
@@ -254,7 +274,7 @@ class MetadataClient:
                 response.close()
         except requests.exceptions.RequestException as exc:
             error = classify_exception(exc)
-        except (OSError, ProtocolError) as exc:
+        except (OSError, Urllib3Error) as exc:   # ProtocolError, DecodeError, ... (not wrapped by requests)
             error = classify_exception(exc)
         elapsed = (self._clock() - start) * 1000
         evidence_headers = {k: v for k, v in resp_headers.items() if k.lower() in {h.lower() for h in EVIDENCE_HEADERS}}
@@ -288,7 +308,8 @@ class MetadataClient:
                     return b"".join(chunks)[: self._max_body], ErrorKind.OVERSIZED_PAYLOAD
                 if self._clock() > deadline:
                     return b"".join(chunks), ErrorKind.DEADLINE_EXCEEDED
-        except (requests.exceptions.RequestException, OSError, ProtocolError) as exc:
+        except (requests.exceptions.RequestException, OSError, Urllib3Error) as exc:
+            # Urllib3Error includes DecodeError: a Content-Encoding whose body does not decode.
             kind = classify_exception(exc)
             return b"".join(chunks), (ErrorKind.BAD_PAYLOAD if kind is ErrorKind.TRANSPORT_ERROR else kind)
         return b"".join(chunks), None

@@ -133,13 +133,21 @@ def instance_evidence(document: Any, outcome: Outcome, *, service: str, smbios_u
             problems.append("no network interface in the document")
         else:
             evidence["interfaces"] = len(interfaces)
-            evidence["private_ips"] = [
-                ip.get("privateIpAddress") for nic in interfaces if isinstance(nic, dict)
-                for ip in (nic.get("ipv4", {}) or {}).get("ipAddress", []) if isinstance(ip, dict)
-            ][:8]
+            evidence["private_ips"] = _private_ips(interfaces)
     evidence["vmid_matches_smbios"] = vmid_matches_smbios(vm_id, smbios_uuid) if smbios_uuid and vm_id else None
     evidence["problems"] = problems
     return evidence
+
+
+def _private_ips(interfaces: list[Any]) -> list[Any]:
+    """``network.interface[].ipv4.ipAddress[].privateIpAddress``, skipping whatever has another shape."""
+    found: list[Any] = []
+    for nic in interfaces:
+        ipv4 = nic.get("ipv4") if isinstance(nic, dict) else None
+        addresses = ipv4.get("ipAddress") if isinstance(ipv4, dict) else None
+        if isinstance(addresses, list):
+            found += [ip.get("privateIpAddress") for ip in addresses if isinstance(ip, dict)]
+    return found[:8]
 
 
 def _is_uuid(value: str) -> bool:

@@ -13,14 +13,17 @@ from typing import Any, Mapping
 
 PLACEHOLDER = "<redacted>"
 
-# header.payload.signature - the signature part may be empty (unsigned JWT).
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# header.payload.signature - the signature part may be empty (unsigned JWT). Further dotted
+# segments are taken too (JWE has five; and a match that starts early, e.g. in "eyJa.<jwt>",
+# must still reach the real signature).
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)*")
 # "access_token": "..."  (JSON)  and  access_token=...  (form / query)
 _TOKEN_FIELD = re.compile(
     r'(?P<key>"?(?:access_token|refresh_token|id_token)"?\s*[:=]\s*"?)(?P<value>[^"&,\s}\\]+)',
     re.IGNORECASE,
 )
-_AUTH_HEADER = re.compile(r"(?P<key>\b(?:Basic|Bearer)\s+)(?P<value>[^\s\"'\\,]+)", re.IGNORECASE)
+# "Basic realm=<path>" / "Bearer realm=..." are challenges (HIMDS names its key file so), not credentials.
+_AUTH_HEADER = re.compile(r"(?P<key>\b(?:Basic|Bearer)\s+)(?!realm=)(?P<value>[^\s\"'\\,]+)", re.IGNORECASE)
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
@@ -52,8 +55,9 @@ def redact_value(value: Any, secrets: tuple[str, ...] = ()) -> Any:
         return redact_text(value, secrets)
     if isinstance(value, Mapping):
         return {
-            k: (PLACEHOLDER if str(k).lower() in {"access_token", "refresh_token", "id_token"}
-                else redact_value(v, secrets))
+            (redact_text(k, secrets) if isinstance(k, str) else k):
+                (PLACEHOLDER if str(k).lower() in {"access_token", "refresh_token", "id_token"}
+                 else redact_value(v, secrets))
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
