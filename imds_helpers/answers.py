@@ -6,9 +6,10 @@ One place decides what a transport error, a status code or an odd body means, so
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imds_helpers.http import Outcome
+from imds_helpers.redact import redact_text
 from imds_helpers.taxonomy import ErrorKind, http_kind
 
 TRANSPORT_CODES = {
@@ -33,7 +34,10 @@ class Answer:
     kind: str | None
     code: str | None
     detail: str
-    body: object = None       # parsed JSON body, if any (may hold a token: never store it)
+    body: object = field(default=None, repr=False)   # parsed JSON body, if any (may hold a token: never store it)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", redact_text(self.detail))   # details quote the service
 
 
 def error_fields(body: object) -> tuple[str, str]:

@@ -38,7 +38,7 @@ class CheckOptions:
     proxy_comparison: bool = False            # opt-in: instance metadata through the proxy
     tokens_dir: str | None = None             # Arc key directory (default: the platform's)
     ama_config_path: str = AMA_CONFIG_PATH
-    env: Mapping[str, str] | None = None      # default: os.environ
+    env: Mapping[str, str] | None = field(default=None, repr=False)  # default: os.environ (may hold proxy passwords)
 
 
 def check_options(

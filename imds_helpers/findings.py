@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-from imds_helpers.redact import redact_value
+from imds_helpers.redact import redact_text, redact_value
 
 
 class Status(str, Enum):
@@ -85,6 +85,13 @@ class CheckResult:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     commands: Commands = field(default_factory=Commands)
     attempts: tuple[Attempt, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Details and evidence quote what the service said; a hostile or broken one can echo a
+        # token into an error text or a document field. Redact once, here, so that repr(),
+        # to_dict() and every sidecar see the same clean values.
+        object.__setattr__(self, "detail", redact_text(self.detail))
+        object.__setattr__(self, "evidence", redact_value(dict(self.evidence)))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -48,8 +48,10 @@ class Exchange:
 
 
 def get(base_url: str, path: str, params: Mapping[str, str] | None = None, *,
-        headers: Mapping[str, str] | None = None, metadata: bool = True, timeout: float = 5.0) -> Exchange:
-    """GET like curl does, proxies bypassed; the answer comes back redacted."""
+        headers: Mapping[str, str] | None = None, metadata: bool = True, timeout: float = 5.0,
+        secrets: tuple[str, ...] = ()) -> Exchange:
+    """GET like curl does, proxies bypassed; the answer comes back redacted (``secrets``: values
+    sent with the request that an answer might quote, e.g. the Arc key)."""
     sent = ({"Metadata": "true"} if metadata else {}) | dict(headers or {})
     session = requests.Session()
     session.trust_env = False
@@ -61,11 +63,11 @@ def get(base_url: str, path: str, params: Mapping[str, str] | None = None, *,
         return Exchange(line, redact_headers(sent), None, error=type(exc).__name__)
     finally:
         session.close()
-    shown = {k: response.headers[k] for k in SHOWN_HEADERS if k in response.headers}
+    shown = {k: redact_text(response.headers[k], secrets) for k in SHOWN_HEADERS if k in response.headers}
     try:
-        body: Any = redact_value(response.json())
+        body: Any = redact_value(response.json(), secrets)
     except ValueError:
-        body = redact_text(response.text[:2000])
+        body = redact_text(response.text[:2000], secrets)
     return Exchange(line, redact_headers(sent), response.status_code, shown, body)
 
 
@@ -142,5 +144,6 @@ def arc_challenge(base_url: str, tokens_dir: str, resource: str = "https://manag
                                              error="realm refused")))
     with open(path, encoding="utf-8") as handle:
         secret = handle.read(4097)
-    second = get(base_url, "/metadata/identity/oauth2/token", params, headers={"Authorization": f"Basic {secret}"})
+    second = get(base_url, "/metadata/identity/oauth2/token", params, headers={"Authorization": f"Basic {secret}"},
+                 secrets=(secret,))
     return Conversation((first, second))

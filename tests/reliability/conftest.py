@@ -21,7 +21,8 @@ netns = pytest.mark.skipif(not IN_NETNS, reason="needs tests/isolated.sh's priva
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.")
 # "Basic <value>" / "Bearer <value>" whose value is not the placeholder.
-AUTH_VALUE = re.compile(r"\b(?:Basic|Bearer)\s+(?!<redacted>|<secret)[^\s\"'\\,]{8,}", re.IGNORECASE)
+# (``Basic realm=<path>`` is HIMDS's challenge, not a credential.)
+AUTH_VALUE = re.compile(r"\b(?:Basic|Bearer)\s+(?!<redacted>|<secret|realm=)[^\s\"'\\,]{8,}", re.IGNORECASE)
 
 # Variables that would steer a client somewhere else: a CLI run starts without them.
 _STEERING = re.compile(r"^(?:.*_proxy|IMDS_RUNBOOK_ENDPOINT|IDENTITY_ENDPOINT|IMDS_ENDPOINT|IDENTITY_HEADER|"
