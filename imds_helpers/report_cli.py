@@ -77,6 +77,7 @@ def check_output_file(path: Path) -> None:
         raise UsageError("is a folder, expected a file name", argument="--output")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise UsageError(f"folder {parent} does not exist", argument="--output")
+        problem = "is not a folder" if parent.exists() else "does not exist"
+        raise UsageError(f"folder {parent} {problem}", argument="--output")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"folder {parent} is not writable", argument="--output")

@@ -76,7 +76,11 @@ def validate_parameters(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
         if value is None:
             value = values[name] = p.default
         if isinstance(value, bool) and p.kind is not bool or not isinstance(value, p.kind):
-            raise UsageError(f"must be {_type_name(p.kind)}, got {type(value).__name__} {value!r}", argument=name)
+            hint = ""
+            if p.kind is list and isinstance(value, str) and value.lstrip().startswith("["):
+                hint = (f" (papermill -p passes text; use -y '{name}: {value}' or a -f parameter file)")
+            raise UsageError(f"must be {_type_name(p.kind)}, got {type(value).__name__} {value!r}{hint}",
+                             argument=name)
         if p.kind is list and not all(isinstance(v, str) for v in value):
             raise UsageError("must be a list of strings", argument=name)
     if values["endpoint"]:
@@ -114,8 +118,8 @@ def _check_scenario(kind: str, name: str) -> None:
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join({"str": "a string", "list": "a list", "bool": "true/false", "int": "a number",
-                        "float": "a number"}[k.__name__] for k in kinds)
+    names = {"str": "a string", "list": "a list", "bool": "true/false", "int": "a number", "float": "a number"}
+    return " or ".join(dict.fromkeys(names[k.__name__] for k in kinds))   # int|float: "a number", once
 
 
 def parameters_from_namespace(kind: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
