@@ -87,6 +87,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a burst of clients connecting at once (SDKs on
+    # many threads) overflows it and the kernel drops SYNs, which clients retry only after 1 s.
+    request_queue_size = 128
     emulator: "Emulator"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
