@@ -159,6 +159,15 @@ def _causes(exc: BaseException | None) -> Iterable[BaseException]:
             stack.append(reason)
 
 
+class _NoRedirectSession(requests.Session):
+    """A session that never looks at ``Location``. Even with ``allow_redirects=False``, requests
+    parses it to prepare ``response.next``, and a malformed one (``http://[bad``) raised
+    ValueError out of ``request()``. A redirect is evidence here (something else answered)."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
 class MetadataClient:
     """GET/POST against a metadata service with deadlines, retries and attempt records.
 
@@ -179,7 +188,7 @@ class MetadataClient:
     ) -> None:
         self.timeouts = timeouts or Timeouts()
         if session is None:
-            session = requests.Session()
+            session = _NoRedirectSession()
             session.trust_env = False  # never let HTTP(S)_PROXY / NO_PROXY reach IMDS
         self._session = session
         self._proxies = dict(proxies) if proxies else {"http": None, "https": None}  # type: ignore[dict-item]

@@ -346,6 +346,7 @@ TIMEOUTS = Timeouts(connect=0.3, read=0.25, total=0.6)
 @given(payload=raw_answers(), mode=st.sampled_from(["close"] * 8 + ["hold", "rst", "nothing"]))
 @example(payload=b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
                  b"Content-Length: 10\r\n\r\n0123456789", mode="close")    # a broken compressed body
+@example(payload=b"HTTP/1.1 307 \r\nLocation: http://[bad\r\n\r\n", mode="close")   # a redirect nobody can parse
 def test_metadata_client_never_raises_and_classifies_in_time(raw_server, payload, mode, reliability_counts):
     reliability_counts.add("fuzz_cases")
     raw_server.payload, raw_server.mode = payload, mode
