@@ -19,13 +19,12 @@ import json
 import logging
 import pkgutil
 import warnings
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import pytest
 
 import imds_helpers
-from imds_helpers import answers, api, arc_keyfile, primer
+from imds_helpers import answers, arc_keyfile, primer
 from imds_helpers.api import Session, check_options, run_checks
 from imds_helpers.emulator import Emulator
 from imds_helpers.emulator.scenarios import Answer as EmuAnswer
@@ -215,7 +214,7 @@ def _install_arc_echo(emu: Emulator) -> None:
 # --- the tests ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,scenario,params", VM_SCENARIOS, ids=[s[0] for s in VM_SCENARIOS])
-def test_vm_pipeline_leaks_nothing(name, scenario, params, debug_logs, reliability_counts, tmp_path):
+def test_vm_pipeline_leaks_nothing(name, scenario, params, debug_logs, reliability_counts):
     with warnings.catch_warnings(record=True) as caught, \
             Emulator(mode="vm", scenario=scenario, rate_limits=False) as emu:
         warnings.simplefilter("always")
@@ -333,8 +332,10 @@ def test_every_result_dataclass_is_walked_or_exempt(reliability_counts):
         scan.walk("primer", primer.get(emu.base_url, "/metadata/instance", {"api-version": "2021-02-01"}))
     with Emulator(mode="arc", scenario="arc-healthy") as emu:
         scan.walk("arc", run_checks(check_options(target="arc", endpoint=emu.base_url, tokens_dir=str(emu.key_dir))))
-        first = MetadataClient(TIMEOUTS).request(emu.base_url + TOKEN_PATH, params={
+        client = MetadataClient(TIMEOUTS)
+        first = client.request(emu.base_url + TOKEN_PATH, params={
             "api-version": "2020-06-01", "resource": "https://management.azure.com/"}, headers={"Metadata": "true"})
+        client.close()
         challenge = arc_keyfile.parse_challenge(first.header("WWW-Authenticate"))
         verdict = arc_keyfile.check_realm(challenge.realm, str(emu.key_dir))
         scan.walk("arc", (challenge, verdict, arc_keyfile.read_key(challenge.realm, verdict.lstat)[1]))
