@@ -260,6 +260,9 @@ def _has_nan(value: Any) -> bool:   # NaN != NaN: equality cannot show idempoten
 
 # --- a raw socket that answers anything -------------------------------------------------------
 
+HOLD_S = 3.0
+
+
 class RawServer:
     """Loopback TCP server: each connection reads the request, then sends ``payload`` and
     closes (mode "close"), keeps the connection open ("hold"), resets it ("rst"), or closes
@@ -295,7 +298,7 @@ class RawServer:
                 if mode != "nothing":
                     conn.sendall(payload)
                 if mode == "hold":
-                    self._stop.wait(1.5)
+                    self._stop.wait(HOLD_S)
             except OSError:
                 pass
 
@@ -339,6 +342,9 @@ def raw_answers(draw) -> bytes:
 
 
 TIMEOUTS = Timeouts(connect=0.3, read=0.25, total=0.6)
+# The verdict must come within the budget plus scheduling slack on a busy 2-core machine; a
+# client that ignored its timeouts would wait for the server's hold (far longer).
+SLACK_S = 1.0
 
 
 @settings(max_examples=90 * SCALE, deadline=None, database=None,
@@ -358,7 +364,7 @@ def test_metadata_client_never_raises_and_classifies_in_time(raw_server, payload
     finally:
         client.close()
     took = time.monotonic() - started
-    assert took < TIMEOUTS.total + 0.5, (took, outcome.attempts)
+    assert took < TIMEOUTS.total + SLACK_S < HOLD_S, (took, outcome.attempts)
     assert outcome.status is not None or outcome.error is not None
     assert outcome.error is None or isinstance(outcome.error, ErrorKind)
     assert 1 <= len(outcome.attempts) <= 4
