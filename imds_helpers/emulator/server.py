@@ -36,6 +36,8 @@ from imds_helpers.redact import PLACEHOLDER
 
 log = logging.getLogger("imds_helpers.emulator")
 
+#: ``request_log`` keeps this many newest entries (``request_log_dropped`` counts the rest).
+REQUEST_LOG_LIMIT = 10_000
 #: Request headers copied into ``request_log`` (Authorization only as a placeholder).
 LOGGED_HEADERS = ("Host", "Metadata", "X-Forwarded-For", "Authorization", "User-Agent", "Accept",
                   "Content-Type", "Content-Length", "x-ms-client-request-id", "x-client-SKU",
@@ -273,6 +275,7 @@ class Emulator:
         self.canary = canary
         self.os_type = "Windows" if os_type.lower() == "windows" else "Linux"
         self.request_log: list[dict[str, Any]] = []
+        self.request_log_dropped = 0
         self._log_lock = threading.Lock()
         self._stop = threading.Event()
         self._closed = False
@@ -440,4 +443,9 @@ class Emulator:
             entry["fault"] = resp.fault
         with self._log_lock:
             self.request_log.append(entry)
+            if len(self.request_log) > REQUEST_LOG_LIMIT:
+                # A long-running emulator must not grow without bound: keep the newest entries.
+                dropped = len(self.request_log) - REQUEST_LOG_LIMIT
+                del self.request_log[:dropped]
+                self.request_log_dropped += dropped
         log.debug("%s %s -> %s", entry["method"], entry["path"], entry["status"])

@@ -209,3 +209,18 @@ def test_import_is_light():
 def test_scenarios_mapping_is_read_only():
     with pytest.raises(TypeError):
         SCENARIOS["x"] = None  # type: ignore[index]
+
+
+def test_request_log_is_bounded(monkeypatch):
+    import requests
+
+    import imds_helpers.emulator.server as server
+
+    monkeypatch.setattr(server, "REQUEST_LOG_LIMIT", 5)
+    with server.Emulator(mode="vm", rate_limits=False) as emu:
+        session = requests.Session()
+        session.trust_env = False
+        for _ in range(12):
+            session.get(emu.base_url + "/metadata/versions", headers={"Metadata": "true"}, timeout=5)
+        assert len(emu.request_log) == 5 and emu.request_log_dropped == 7
+        assert all(entry["path"] == "/metadata/versions" for entry in emu.request_log)
