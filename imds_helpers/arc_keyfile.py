@@ -207,7 +207,7 @@ def client_views(realm: str, tokens_dir: str, *, platform: str = sys.platform) -
     stem = path.splitext(path.basename(realm))[0]
     msal_path = path.join(tokens_dir, stem + KEY_SUFFIX)
     msal = (f"reads {msal_path} (rebuilds <tokens dir>/<stem>.key, ignoring the directory sent)"
-            + ("" if msal_path == realm else f" - not the path HIMDS named"))
+            + ("" if msal_path == realm else " - not the path HIMDS named"))
     dirname = path.dirname(realm)
     if dirname != tokens_dir:
         async_view = f"rejects: dirname {dirname!r} != {tokens_dir!r} (exact string compare)"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import math
 import time
 from typing import Any
+
+from imds_helpers import strictjson
 
 DISPLAY_CLAIMS = ("aud", "iss", "tid", "oid", "appid", "xms_mirid", "idtyp", "iat", "nbf", "exp")
 
@@ -23,8 +23,7 @@ def decode_claims(token: str, *, now: float | None = None) -> dict[str, Any]:
         return {"error": "not a JWT (expected header.payload.signature)"}
     try:
         padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")),
-                             parse_constant=_not_json, parse_float=_finite_float)
+        payload = strictjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError):
         return {"error": "JWT payload is not base64url JSON"}
     if not isinstance(payload, dict):
@@ -37,15 +36,3 @@ def decode_claims(token: str, *, now: float | None = None) -> dict[str, Any]:
         except OverflowError:   # an integer beyond float range: no countdown to show
             pass
     return claims
-
-
-def _not_json(constant: str) -> Any:
-    """NaN / Infinity: Python's parser accepts them, JSON (RFC 8259) does not."""
-    raise ValueError(f"{constant} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):      # 1e999 parses as infinity
-        raise ValueError(f"{text} is out of range")
-    return value

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import socket
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
+from imds_helpers import strictjson
 from imds_helpers.findings import Attempt
 from imds_helpers.redact import redact_headers, redact_text
 from imds_helpers.taxonomy import ErrorKind
@@ -87,32 +87,15 @@ class Outcome:
     def json(self) -> Any:
         """Parsed body; raises ``ValueError`` if it is not JSON (message holds no body)."""
         try:
-            return json.loads(self.body.decode("utf-8-sig"), parse_constant=_not_json, parse_float=_finite_float)
+            return strictjson.loads(self.body.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"body is not JSON ({type(err).__name__} at {getattr(err, 'pos', '?')})") from None
-        except _NotJson as err:
+        except strictjson.NotJson as err:
             raise ValueError(f"body is not JSON ({err})") from None
 
     def text(self, secrets: tuple[str, ...] = ()) -> str:
         """The body as redacted text (safe to show)."""
         return redact_text(self.body.decode("utf-8", "replace"), secrets)
-
-
-class _NotJson(ValueError):
-    pass
-
-
-def _not_json(constant: str) -> Any:
-    """NaN / Infinity: Python's parser accepts them, JSON (RFC 8259) does not - and results
-    holding them would make ``--json`` output that strict parsers (jq) reject."""
-    raise _NotJson(f"{constant} is not a JSON value")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):      # 1e999 parses as infinity
-        raise _NotJson(f"number {text[:20]} is out of range")
-    return value
 
 
 def classify_exception(exc: BaseException) -> ErrorKind:

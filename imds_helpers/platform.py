@@ -182,20 +182,9 @@ class PlatformResult:
 
 def normalise_endpoint(value: str, *, argument: str = "endpoint") -> str:
     """``http(s)://host[:port]`` without path or trailing slash; UsageError otherwise."""
-    text = (value or "").strip()
-    parts = urlsplit(text)
-    try:
-        port = parts.port
-    except ValueError:
-        raise UsageError(f"invalid port in {text!r}", argument=argument) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"expected a URL such as http://127.0.0.1:8080, got {text!r}", argument=argument)
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
-        raise UsageError(f"give only scheme, host and port, got {text!r}", argument=argument)
-    host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+    from imds_helpers.validate import endpoint_url
+
+    return endpoint_url(value, argument=argument)
 
 
 def _is_arc_endpoint(endpoint: str, env: Mapping[str, str]) -> bool:

@@ -24,21 +24,25 @@ TARGETS = ("auto", "vm", "arc")
 
 
 def endpoint_url(value: str, argument: str = "--endpoint") -> str:
-    """An http(s) base URL such as ``http://169.254.169.254`` (path and query not allowed)."""
-    if not isinstance(value, str) or not value.strip():
+    """An http(s) base URL such as ``http://169.254.169.254``, normalised: lower-case scheme
+    and host, no trailing slash (path, query and credentials are not allowed)."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
         raise UsageError("must be a URL such as http://169.254.169.254", argument=argument)
-    parts = urlsplit(value.strip())
+    parts = urlsplit(text)
     try:
         port = parts.port
     except ValueError:
-        raise UsageError(f"malformed URL {value!r}: port is not a number in 1-65535", argument=argument) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"malformed URL {value!r}: expected http://HOST[:PORT]", argument=argument)
-    if parts.query or parts.fragment or parts.path not in ("", "/") or " " in value:
-        raise UsageError(f"malformed URL {value!r}: give only scheme, host and port", argument=argument)
+        raise UsageError(f"malformed URL {text!r}: port is not a number in 1-65535", argument=argument) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"malformed URL {text!r}: expected http://HOST[:PORT]", argument=argument)
+    if (parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password
+            or any(c.isspace() for c in text)):
+        raise UsageError(f"malformed URL {text!r}: give only scheme, host and port", argument=argument)
     if port == 0:
-        raise UsageError(f"malformed URL {value!r}: port 0", argument=argument)
-    return f"{parts.scheme}://{parts.netloc}"
+        raise UsageError(f"malformed URL {text!r}: port 0", argument=argument)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
 
 
 def resource_uri(value: str, argument: str = "--resource") -> str:
