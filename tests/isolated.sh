@@ -15,6 +15,9 @@ if [ "${IMDS_RUNBOOK_NETNS_STAGE:-}" = inner ]; then
     unset IMDS_RUNBOOK_NETNS_STAGE
     ip link set lo up
     ip addr add 169.254.169.254/32 dev lo
+    # HIMDS's fixed port must never be handed out as an ephemeral port (a client socket or an
+    # emulator on port 0 holding 40342 would make the real-endpoint tests fail at random).
+    echo 40342 > /proc/sys/net/ipv4/ip_local_reserved_ports 2>/dev/null || true
     # A private tmpfs over /var/opt: the tokens directory exists only in this namespace.
     if [ -d /var/opt ] && mount -t tmpfs -o mode=0755 imds-runbook-varopt /var/opt 2>/dev/null; then
         mkdir -p /var/opt/azcmagent/tokens
