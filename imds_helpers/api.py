@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from imds_helpers import validate
-from imds_helpers.catalog import CATALOG, FindingSpec
 from imds_helpers.findings import CheckResult, Report, Status
 from imds_helpers.http import MetadataClient, Timeouts
 from imds_helpers.tokens import AMA_CONFIG_PATH, DEFAULT_RESOURCES, Identity
@@ -226,14 +225,3 @@ class Session:
 def run_checks(opts: CheckOptions | None = None) -> Report:
     """All steps in order for the chosen target; the verdict is the worst status."""
     return Session(opts).run_all()
-
-
-def catalog_rows() -> list[FindingSpec]:
-    """Every finding code with its words (for docs, notebooks and tests)."""
-    return list(CATALOG.values())
-
-
-def describe(results: Iterable[CheckResult]) -> list[dict[str, Any]]:
-    """Rows for a table: the fields a person reads first."""
-    return [{k: r.to_dict()[k] for k in ("id", "status", "code", "title", "detail", "fix")} for r in results]
-
