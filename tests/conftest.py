@@ -103,3 +103,20 @@ def pytest_runtest_logreport(report) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if RELIABILITY.touched:
         terminalreporter.write_line(RELIABILITY.line())
+
+
+@pytest.fixture
+def make_emulator():
+    """Factory: ``make_emulator(mode=..., scenario=..., ...)``; every emulator is closed at teardown."""
+    from imds_helpers.emulator import Emulator
+
+    started = []
+
+    def make(**kwargs):
+        emu = Emulator(**kwargs)
+        started.append(emu)
+        return emu
+
+    yield make
+    for emu in started:
+        emu.close()

@@ -8,12 +8,11 @@ proxy. MSAL gets a ``requests.Session`` with ``trust_env=False`` and a default t
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import requests
 
-from imds_helpers.emulator import Emulator
 
 IN_NETNS = os.environ.get("IMDS_RUNBOOK_NETNS") == "1"
 TOKENS_DIR = "/var/opt/azcmagent/tokens"
@@ -49,20 +48,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setenv("NO_PROXY", "*")
     monkeypatch.setenv("no_proxy", "*")
     return monkeypatch
-
-
-@pytest.fixture
-def make_emulator() -> Iterator[Callable[..., Emulator]]:
-    started: list[Emulator] = []
-
-    def make(**kwargs: Any) -> Emulator:
-        emu = Emulator(**kwargs)
-        started.append(emu)
-        return emu
-
-    yield make
-    for emu in started:
-        emu.close()
 
 
 @pytest.fixture

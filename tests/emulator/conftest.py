@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -11,19 +11,15 @@ from imds_helpers.emulator import Emulator
 
 
 @pytest.fixture
-def make_emulator() -> Iterator[Callable[..., Emulator]]:
-    """Factory: ``make_emulator(mode=..., scenario=..., ...)``; all are closed at teardown."""
-    started: list[Emulator] = []
+def make_emulator(make_emulator) -> Callable[..., Emulator]:
+    """The suite's factory, with rate limits off unless a test asks for them: protocol tests
+    send requests back to back."""
 
     def make(**kwargs: Any) -> Emulator:
         kwargs.setdefault("rate_limits", False)
-        emu = Emulator(**kwargs)
-        started.append(emu)
-        return emu
+        return make_emulator(**kwargs)
 
-    yield make
-    for emu in started:
-        emu.close()
+    return make
 
 
 @pytest.fixture
