@@ -3,7 +3,6 @@ and evidence that the responder really is IMDS / HIMDS."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from imds_helpers.answers import classify
@@ -11,6 +10,7 @@ from imds_helpers.catalog import finding
 from imds_helpers.commands import http_get
 from imds_helpers.findings import CheckResult
 from imds_helpers.http import MetadataClient, Outcome
+from imds_helpers.parsers.dmi import canonical_uuid, swap_uuid_fields
 
 INSTANCE_PATH = "/metadata/instance"
 VERSIONS_PATH = "/metadata/versions"
@@ -151,16 +151,12 @@ def _private_ips(interfaces: list[Any]) -> list[Any]:
 
 
 def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+    return canonical_uuid(value) is not None
 
 
 def vmid_matches_smbios(vm_id: str, smbios_uuid: str) -> bool:
     """Azure's vmId equals the SMBIOS UUID, on Gen1 VMs with the first three fields byte-swapped."""
-    if not (_is_uuid(vm_id) and _is_uuid(smbios_uuid)):
+    vm, sm = canonical_uuid(vm_id), canonical_uuid(smbios_uuid)
+    if vm is None or sm is None:
         return False
-    vm, sm = uuid.UUID(vm_id), uuid.UUID(smbios_uuid)
-    return vm == sm or vm.bytes_le == sm.bytes or vm.bytes == sm.bytes_le
+    return vm == sm or swap_uuid_fields(vm) == sm

@@ -9,7 +9,6 @@ an AMI BIOS vendor.
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,8 @@ HYPERV_PRODUCT = "Virtual Machine"
 
 @dataclass(frozen=True)
 class DmiValue:
+    """One sysfs DMI value, classified."""
+
     kind: str            # "value" | "empty" | "unrecognised"
     value: str = ""
 
@@ -48,7 +49,29 @@ def looks_like_hyperv(vendor: str, product: str) -> bool:
     return vendor.strip() == HYPERV_VENDOR and product.strip() == HYPERV_PRODUCT
 
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID_HEX = re.compile(r"[0-9a-fA-F]{32}")
+_HYPHENATED_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def canonical_uuid(text: str) -> str | None:
+    """``text`` as a lower-case hyphenated UUID, or None. Accepts what ``uuid.UUID`` accepts
+    (braces, ``urn:uuid:``, hyphens anywhere) without importing it: ``uuid`` pulls in the
+    ``platform`` module, a few milliseconds on every start of the quick check."""
+    digits = (text or "").strip().replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
+    if not _UUID_HEX.fullmatch(digits):
+        return None
+    d = digits.lower()
+    return f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:]}"
+
+
+def swap_uuid_fields(canonical: str) -> str:
+    """The same UUID with its first three fields byte-reversed (little-endian ``bytes_le``
+    read as big-endian), as Gen1 VMs' SMBIOS stores Azure's vmId. Its own inverse."""
+    def reverse_bytes(field: str) -> str:
+        return "".join(field[i:i + 2] for i in range(len(field) - 2, -1, -2))
+
+    first, second, third, rest = canonical.split("-", 3)
+    return f"{reverse_bytes(first)}-{reverse_bytes(second)}-{reverse_bytes(third)}-{rest}"
 
 
 def vmid_candidates(system_uuid: str, *, gen2: bool | None = None) -> tuple[str, ...]:
@@ -59,11 +82,10 @@ def vmid_candidates(system_uuid: str, *, gen2: bool | None = None) -> tuple[str,
     unknown both candidates are returned, the as-is form first.
     """
     text = (system_uuid or "").strip()
-    if not _UUID.match(text):
+    as_is = canonical_uuid(text) if _HYPHENATED_UUID.match(text) else None
+    if as_is is None:
         return ()
-    raw = uuid.UUID(text)
-    swapped = str(uuid.UUID(bytes_le=raw.bytes))
-    as_is = str(raw)
+    swapped = swap_uuid_fields(as_is)
     if gen2 is True:
         return (as_is,)
     if gen2 is False:

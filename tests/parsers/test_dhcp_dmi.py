@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from imds_helpers.parsers.container import parse_cgroup
 from imds_helpers.parsers.dhcp import LeaseRoute, parse_lease
-from imds_helpers.parsers.dmi import (AZURE_CHASSIS_ASSET_TAG, is_azure_asset_tag, looks_like_hyperv,
-                                      parse_dmi_value, vmid_candidates)
+import uuid as stdlib_uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from imds_helpers.parsers.dmi import (AZURE_CHASSIS_ASSET_TAG, canonical_uuid, is_azure_asset_tag,
+                                      looks_like_hyperv, parse_dmi_value, swap_uuid_fields, vmid_candidates)
 from imds_helpers.parsers.services import parse_sc_query, parse_systemctl_show
 
 IMDS_ROUTE = LeaseRoute("169.254.169.254/32", "10.0.0.1")
@@ -70,6 +75,24 @@ def test_vmid_candidates_byte_swap_for_gen1():
     assert vmid_candidates(uuid, gen2=True) == (uuid,)
     assert vmid_candidates(uuid.upper()) == (uuid, "91267c52-9f02-4cfe-b1f4-a4da7ebac2cf")
     assert vmid_candidates("not-a-uuid") == ()
+
+
+@given(st.uuids(), st.sampled_from(["{}", "{{{}}}", "urn:uuid:{}"]), st.booleans())
+def test_uuid_helpers_agree_with_the_stdlib(value, wrapper, upper):
+    # The helpers replace uuid.UUID on the quick path; they must read and swap as it does.
+    digits = value.hex if "{{" in wrapper else str(value)
+    assert canonical_uuid(wrapper.format(digits.upper() if upper else digits)) == str(value)
+    assert swap_uuid_fields(str(value)) == str(stdlib_uuid.UUID(bytes_le=value.bytes))
+    assert swap_uuid_fields(swap_uuid_fields(str(value))) == str(value)
+
+
+@given(st.text(max_size=40))
+def test_canonical_uuid_accepts_what_the_stdlib_accepts(text):
+    try:
+        expected = str(stdlib_uuid.UUID(text))
+    except ValueError:
+        expected = None
+    assert canonical_uuid(text) == expected
 
 
 def test_cgroup_markers():
