@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from imds_helpers import validate
 from imds_helpers.findings import CheckResult, Report, Status
 from imds_helpers.http import MetadataClient, Timeouts
 from imds_helpers.tokens import AMA_CONFIG_PATH, DEFAULT_RESOURCES, Identity
+
+if TYPE_CHECKING:
+    from imds_helpers.hostcmd import Runner
 
 ENDPOINT_ENV = "IMDS_RUNBOOK_ENDPOINT"   # the one documented override (e.g. an emulator)
 # Instance-metadata failures that say "whatever answers here cannot serve tokens either":
@@ -29,6 +32,8 @@ UNUSABLE_SERVICE = frozenset({"IMDS-HTTP-004", "IMDS-HTTP-005", "IMDS-HTTP-006",
 
 @dataclass(frozen=True)
 class CheckOptions:
+    """What one check run does; build it with :func:`check_options`, which validates."""
+
     target: str = "auto"                      # auto | vm | arc
     endpoint: str | None = None               # explicit base URL; wins over detection
     resources: tuple[str, ...] = DEFAULT_RESOURCES
@@ -38,6 +43,7 @@ class CheckOptions:
     tokens_dir: str | None = None             # Arc key directory (default: the platform's)
     ama_config_path: str = AMA_CONFIG_PATH
     env: Mapping[str, str] | None = field(default=None, repr=False)  # default: os.environ (may hold proxy passwords)
+    runner: Runner | None = field(default=None, repr=False, compare=False)  # host commands; default: run when asked
 
 
 def check_options(
@@ -53,6 +59,7 @@ def check_options(
     tokens_dir: str | None = None,
     ama_config_path: str = AMA_CONFIG_PATH,
     env: Mapping[str, str] | None = None,
+    runner: Runner | None = None,
 ) -> CheckOptions:
     """Validated options; bad input raises UsageError naming the argument."""
     pairs = validate.identity_selectors(client_ids, object_ids, msi_res_ids)
@@ -66,11 +73,20 @@ def check_options(
         tokens_dir=tokens_dir,
         ama_config_path=ama_config_path,
         env=env,
+        runner=runner,
     )
 
 
 def _env(opts: CheckOptions) -> Mapping[str, str]:
     return os.environ if opts.env is None else opts.env
+
+
+def _run(opts: CheckOptions) -> Runner:
+    if opts.runner is not None:
+        return opts.runner
+    from imds_helpers.hostcmd import run_command
+
+    return run_command
 
 
 def platform_step(opts: CheckOptions):
@@ -80,14 +96,18 @@ def platform_step(opts: CheckOptions):
     endpoint = opts.endpoint or _env(opts).get(ENDPOINT_ENV) or None
     if endpoint:
         endpoint = validate.endpoint_url(endpoint, argument=ENDPOINT_ENV if not opts.endpoint else "--endpoint")
-    return detect_platform(opts.target, endpoint, env=_env(opts))
+    return detect_platform(opts.target, endpoint, env=_env(opts), run=_run(opts))
 
 
 def proxy_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:
     """Step 2: proxy variables and what clients that honour them would do."""
-    from imds_helpers.proxy import analyze_proxy
+    from imds_helpers.platform import current_os
+    from imds_helpers.proxy import analyze_proxy, windows_proxy_inputs
 
-    results = list(analyze_proxy(endpoint, env=_env(opts)).checks)
+    os_name = current_os()
+    winhttp, wininet = windows_proxy_inputs(_run(opts), os_name=os_name)   # (None, None) off Windows
+    results = list(analyze_proxy(endpoint, env=_env(opts), winhttp_output=winhttp, wininet=wininet,
+                                 os_name=os_name).checks)
     if opts.proxy_comparison:
         from imds_helpers.proxy_compare import compare_through_proxy
 
@@ -100,7 +120,7 @@ def network_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:
     """Step 3: route, TCP connect, firewall rules."""
     from imds_helpers.network import network_checks
 
-    return tuple(network_checks(endpoint, timeout=opts.timeouts.connect))
+    return tuple(network_checks(endpoint, timeout=opts.timeouts.connect, run=_run(opts)))
 
 
 def instance_step(opts: CheckOptions, endpoint: str, *, service: str, smbios_uuid: str | None = None) -> tuple[CheckResult, ...]:

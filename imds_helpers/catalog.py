@@ -18,6 +18,8 @@ from imds_helpers.findings import Attempt, CheckResult, Commands, Status
 
 @dataclass(frozen=True)
 class FindingSpec:
+    """One row of the finding table: a code's status, title, explanation and fix."""
+
     code: str
     status: Status
     title: str

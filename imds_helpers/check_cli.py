@@ -33,16 +33,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from imds_helpers.api import check_options, run_checks
+    from imds_helpers.hostcmd import CommandPrefetch, evidence_commands
 
-    opts = check_options(
-        target=args.target, endpoint=args.endpoint, resources=args.resource, client_ids=args.client_id,
-        object_ids=args.object_id, msi_res_ids=args.msi_res_id, timeout=args.timeout,
-        proxy_comparison=args.proxy_comparison, tokens_dir=args.tokens_dir,
-    )
-    started = time.monotonic()
-    report = run_checks(opts)
-    elapsed_ms = (time.monotonic() - started) * 1000
+    # The host commands every run reads (service state, firewall rules) start now and finish
+    # while the HTTP stack is still importing; the steps collect their output later.
+    with CommandPrefetch(evidence_commands()) as prefetch:
+        from imds_helpers.api import check_options, run_checks
+
+        opts = check_options(
+            target=args.target, endpoint=args.endpoint, resources=args.resource, client_ids=args.client_id,
+            object_ids=args.object_id, msi_res_ids=args.msi_res_id, timeout=args.timeout,
+            proxy_comparison=args.proxy_comparison, tokens_dir=args.tokens_dir, runner=prefetch,
+        )
+        started = time.monotonic()
+        report = run_checks(opts)
+        elapsed_ms = (time.monotonic() - started) * 1000
     # Last line of defence: whatever a step put into the output, no token leaves.
     if args.json:
         data = redact_value(report.to_dict())

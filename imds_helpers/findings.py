@@ -74,6 +74,8 @@ class Attempt:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One check's outcome: code, status, evidence, fix and the commands to repeat it (redacted)."""
+
     id: str                      # stable check id, e.g. "network.tcp", "token.system.management"
     code: str                    # catalogue code, e.g. "IMDS-NET-002"
     status: Status
@@ -111,6 +113,8 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class Report:
+    """Every check of one run, in order; the verdict is the worst status."""
+
     target: str                  # "vm" | "arc" | "none"
     endpoint: str
     checks: tuple[CheckResult, ...]

@@ -3,7 +3,7 @@ connect, and firewall rules that mention the address.
 
 Each check returns one :class:`CheckResult`; nothing here raises for network trouble, a
 missing tool or a permission problem - those are findings too. Commands run through the
-injectable ``run`` (``imds_helpers.platform.run_command``: 2 s timeout, C locale); what they
+injectable ``run`` (``imds_helpers.hostcmd.run_command``: 2 s timeout, C locale); what they
 print is parsed by the pure functions in :mod:`imds_helpers.parsers`, and the decisions
 (``assess_route``, ``parsers.firewall.analyze``) are pure as well.
 """
@@ -11,7 +11,6 @@ print is parsed by the pure functions in :mod:`imds_helpers.parsers`, and the de
 from __future__ import annotations
 
 import errno
-import glob
 import os
 import socket
 import time
@@ -21,17 +20,17 @@ from urllib.parse import urlsplit
 
 from imds_helpers.catalog import finding
 from imds_helpers.findings import CheckResult, Commands
-from imds_helpers.parsers.firewall import FirewallAnalysis, Packet, Ruleset, analyze
-from imds_helpers.parsers.iproute import RouteLookup, parse_ip_route_get, parse_ip_route_show
-from imds_helpers.parsers.iptables import parse_iptables
-from imds_helpers.parsers.nft import parse_nft_ruleset
-from imds_helpers.parsers.routes import REFUSING_TYPES, Route, RouteTable, default_route, is_ip, lookup
-from imds_helpers.platform import (CommandOutput, Runner, current_os, host_path, is_loopback_host,
-                                   read_host_file, run_command)
+from imds_helpers.hostcmd import IPTABLES_SAVE, NFT_RULESET, CommandOutput, Runner, run_command
+from imds_helpers.platform import current_os, host_path, is_loopback_host, read_host_file
 from imds_helpers.taxonomy import ErrorKind
 
-if TYPE_CHECKING:  # the OS-specific parsers are imported where used: the quick path stays light
+if TYPE_CHECKING:
+    # The parsers are imported where used: a loopback endpoint needs no route parser, and a
+    # host without firewall rules no rule evaluator - the quick check stays quick.
     from imds_helpers.parsers.dhcp import DhcpLease
+    from imds_helpers.parsers.firewall import FirewallAnalysis, Ruleset
+    from imds_helpers.parsers.iproute import RouteLookup
+    from imds_helpers.parsers.routes import Route, RouteTable
 
 IMDS_ADDRESS = "169.254.169.254"
 DEFAULT_CONNECT_TIMEOUT = 2.0
@@ -182,6 +181,8 @@ def assess_route(address: str, lookup_result: RouteLookup | None, table: RouteTa
     ``lookup_result`` is what the kernel answered (``ip route get``); without it the route
     is looked up in ``table``. The table's default route names the primary interface.
     """
+    from imds_helpers.parsers.routes import REFUSING_TYPES, default_route, is_ip, lookup
+
     routes = table.routes if table is not None and table.kind == "routes" else ()
     primary = default_route(routes)
     route: Route | None = None
@@ -240,6 +241,8 @@ def _route_commands(address: str) -> Commands:
 
 def read_leases(root: str = "/") -> tuple[DhcpLease, ...]:
     """Parsed DHCP leases found under ``root`` (unreadable files are skipped)."""
+    import glob
+
     leases = []
     for pattern in LEASE_GLOBS:
         for path in sorted(glob.glob(host_path(root, pattern)))[:16]:
@@ -273,6 +276,8 @@ def _route_facts(address: str, run: Runner, os_name: str, root: str) -> tuple[Ro
 
         table = parse_netstat_rn(out.stdout) if out.error is None else None
     else:
+        from imds_helpers.parsers.iproute import parse_ip_route_get, parse_ip_route_show
+
         get = run(["ip", "route", "get", address], 2.0)
         evidence["ip_route_get"] = _cmd(get)
         if get.error is None:
@@ -348,13 +353,21 @@ def _uid_names(rulesets: Iterable[Ruleset]) -> dict[str, int]:
 
 
 def read_rulesets(run: Runner) -> tuple[list[Ruleset], dict[str, Any]]:
-    """iptables (``iptables-save``, else ``iptables -S`` per table) and ``nft list ruleset``."""
+    """iptables (``iptables-save``, else ``iptables -S`` per table) and ``nft list ruleset``.
+
+    A command that runs and prints nothing has no rules loaded: it adds no ruleset, and its
+    evidence says ``"empty": true``.
+    """
     evidence: dict[str, Any] = {}
     rulesets: list[Ruleset] = []
-    save = run(["iptables-save"], 2.0)
+    save = run(IPTABLES_SAVE, 2.0)
     evidence["iptables-save"] = _cmd_short(save)
-    if save.ok:
+    if save.ok and save.stdout.strip():
+        from imds_helpers.parsers.iptables import parse_iptables
+
         rulesets.append(parse_iptables(save.stdout))
+    elif save.ok:
+        evidence["iptables-save"]["empty"] = True
     elif save.error == "not_found":
         texts = []
         for table in ("filter", "nat", "mangle", "raw"):
@@ -363,10 +376,15 @@ def read_rulesets(run: Runner) -> tuple[list[Ruleset], dict[str, Any]]:
             if out.ok:
                 texts.append(f"*{table}\n{out.stdout}")
         if texts:
+            from imds_helpers.parsers.iptables import parse_iptables
+
             rulesets.append(parse_iptables("\n".join(texts)))
-    nft = run(["nft", "list", "ruleset"], 2.0)
+    nft = run(NFT_RULESET, 2.0)
     evidence["nft list ruleset"] = _cmd_short(nft)
-    if nft.ok:
+    if nft.ok and nft.stdout.strip():
+        from imds_helpers.parsers.firewall import Ruleset
+        from imds_helpers.parsers.nft import parse_nft_ruleset
+
         parsed = parse_nft_ruleset(nft.text)
         if rulesets and parsed.iptables_nft_tables:
             # Those tables repeat the iptables rules already read; counting them twice adds nothing.
@@ -375,6 +393,8 @@ def read_rulesets(run: Runner) -> tuple[list[Ruleset], dict[str, Any]]:
             parsed = Ruleset(kind="rules" if keep or chains else "empty", source="nft", rules=keep, chains=chains,
                              skipped_lines=parsed.skipped_lines, iptables_nft_tables=parsed.iptables_nft_tables)
         rulesets.append(parsed)
+    elif nft.ok:
+        evidence["nft list ruleset"]["empty"] = True
     evidence["rulesets"] = [r.to_dict() for r in rulesets]
     return rulesets, evidence
 
@@ -405,8 +425,16 @@ def assess_firewall(address: str, port: int, analysis: FirewallAnalysis) -> tupl
     if analysis.kind == "conditional":
         return "IMDS-NET-025", (f"A rule may block {target} depending on conditions this check cannot see: "
                                 f"{analysis.conditional[0]}")
+    if analysis.rule_count == 0:
+        return "IMDS-NET-020", _no_rules(target)
     mentioned = f"; {len(analysis.mentions)} rule(s) mention {address} and allow it" if analysis.mentions else ""
     return "IMDS-NET-020", f"No firewall rule blocks or redirects {target} ({analysis.rule_count} rules read{mentioned})."
+
+
+def _no_rules(target: str) -> str:
+    # Tables with nothing in them (left by an earlier iptables call) and no output at all
+    # read the same: either way nothing is loaded that could block.
+    return f"No firewall rules are loaded: nothing blocks or redirects {target}."
 
 
 def check_firewall(address: str = IMDS_ADDRESS, port: int = 80, *, run: Runner = run_command,
@@ -423,6 +451,9 @@ def check_firewall(address: str = IMDS_ADDRESS, port: int = 80, *, run: Runner =
                        evidence={"os": os_name}, commands=commands)
     rulesets, evidence = read_rulesets(run)
     usable = [r for r in rulesets if r.kind in ("rules", "empty")]
+    if not usable and any(isinstance(v, dict) and v.get("empty") for v in evidence.values()):
+        return finding("network.firewall", "IMDS-NET-020", _no_rules(f"{address}:{port}"),
+                       evidence=evidence, commands=commands)
     if not usable:
         reasons = "; ".join(f"{k}: {v['error']}" for k, v in evidence.items() if isinstance(v, dict) and v.get("error"))
         return finding("network.firewall", "IMDS-NET-029",
@@ -430,6 +461,8 @@ def check_firewall(address: str = IMDS_ADDRESS, port: int = 80, *, run: Runner =
                        "them usually needs root.", evidence=evidence, commands=commands)
     if out_interface is None and is_loopback_host(address):
         out_interface = "lo"
+    from imds_helpers.parsers.firewall import Packet, analyze
+
     packet = Packet(address=address, port=port, source=source, out_interface=out_interface)
     analysis = analyze(usable, packet, uid_names=_uid_names(usable))
     code, detail = assess_firewall(address, port, analysis)

@@ -27,25 +27,23 @@ Choosing the endpoint - an explicit choice always wins:
 4. ``target="auto"``: Arc when only Arc is detected; when both are, Arc if its service runs
    (as Azure Monitor Agent decides), else IMDS; otherwise IMDS.
 
-This module also holds the one subprocess runner used by the host checks: every command
-gets a timeout, and a missing binary, a permission error or a timeout is returned as
-evidence, never raised.
+Host commands (systemctl, sc) run through :mod:`imds_helpers.hostcmd`: a missing binary, a
+permission error or a timeout is returned as evidence, never raised.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from imds_helpers.catalog import finding
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import CheckResult, Commands
+from imds_helpers.hostcmd import COMMAND_TIMEOUT, HIMDS_STATE_LINUX, CommandOutput, Runner, run_command
 from imds_helpers.parsers.container import parse_cgroup
 from imds_helpers.parsers.dmi import is_azure_asset_tag, looks_like_hyperv, parse_dmi_value, vmid_candidates
 from imds_helpers.parsers.services import ServiceState, parse_sc_query, parse_systemctl_show
@@ -54,7 +52,6 @@ IMDS_ENDPOINT = "http://169.254.169.254"
 HIMDS_ENDPOINT = "http://localhost:40342"
 HIMDS_PORT = 40342
 OVERRIDE_ENV = "IMDS_RUNBOOK_ENDPOINT"
-COMMAND_TIMEOUT = 2.0
 # PowerShell needs 1-3 s just to start on a cold VM; 2 s would time out on healthy machines.
 POWERSHELL_TIMEOUT = 6.0
 LINUX_HIMDS = "/opt/azcmagent/bin/himds"
@@ -73,62 +70,6 @@ _HOSTED = (
 _ENV_SHOWN = ("IDENTITY_ENDPOINT", "IMDS_ENDPOINT", "MSI_ENDPOINT", "AZUREPS_HOST_ENVIRONMENT",
               "AZURE_POD_IDENTITY_AUTHORITY_HOST", "KUBERNETES_SERVICE_HOST", OVERRIDE_ENV, "container")
 _ENV_PRESENCE = ("IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_SECRET")
-
-
-# --- running commands ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CommandOutput:
-    argv: tuple[str, ...]
-    returncode: int | None           # None when the command did not run to completion
-    stdout: str = ""
-    stderr: str = ""
-    error: str | None = None         # "not_found" | "permission_denied" | "timeout" | "os_error: ..."
-    elapsed_ms: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.returncode == 0
-
-    @property
-    def text(self) -> str:
-        """stdout and stderr together: tools print their verdicts on either."""
-        return self.stdout + ("\n" + self.stderr if self.stderr else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"argv": list(self.argv), "returncode": self.returncode, "error": self.error,
-                "elapsed_ms": round(self.elapsed_ms, 1), "stdout": self.stdout[:2000], "stderr": self.stderr[:500]}
-
-
-Runner = Callable[[Sequence[str], float], CommandOutput]
-
-
-def run_command(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandOutput:
-    """Run ``argv`` (no shell) with a timeout and the C locale; never raises."""
-    args = tuple(argv)
-    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
-    start = time.monotonic()
-    try:
-        proc = subprocess.run(args, capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        return CommandOutput(args, None, error="not_found", elapsed_ms=_ms(start))
-    except PermissionError:
-        return CommandOutput(args, None, error="permission_denied", elapsed_ms=_ms(start))
-    except subprocess.TimeoutExpired as exc:
-        return CommandOutput(args, None, _decode(exc.stdout), _decode(exc.stderr), error="timeout", elapsed_ms=_ms(start))
-    except (OSError, ValueError) as exc:
-        return CommandOutput(args, None, error=f"os_error: {exc}", elapsed_ms=_ms(start))
-    return CommandOutput(args, proc.returncode, _decode(proc.stdout), _decode(proc.stderr), elapsed_ms=_ms(start))
-
-
-def _decode(data: bytes | str | None) -> str:
-    if data is None:
-        return ""
-    return data if isinstance(data, str) else data.decode("utf-8", errors="replace")
-
-
-def _ms(start: float) -> float:
-    return (time.monotonic() - start) * 1000.0
 
 
 def current_os() -> str:
@@ -162,6 +103,8 @@ def read_host_file(root: str, path: str, limit: int = 65536) -> tuple[str | None
 
 @dataclass(frozen=True)
 class PlatformResult:
+    """Which platform this is, the endpoint chosen and why, with the evidence."""
+
     kind: str                      # "vm" | "arc" | "both" | "none"
     target: str                    # "vm" | "arc"
     endpoint: str                  # base URL without trailing slash
@@ -356,8 +299,7 @@ def _arc_evidence(env: Mapping[str, str], root: str, run: Runner, os_name: str) 
     else:
         binary = LINUX_HIMDS
         installed = os.path.isfile(host_path(root, LINUX_HIMDS))
-        out = run(["systemctl", "show", LINUX_HIMDS_UNIT, "--property=LoadState,ActiveState,SubState"],
-                  COMMAND_TIMEOUT)
+        out = run(HIMDS_STATE_LINUX, COMMAND_TIMEOUT)
         service = _service_state(out, parse_systemctl_show)
     identity, imds = env.get("IDENTITY_ENDPOINT", ""), env.get("IMDS_ENDPOINT", "")
     points = bool(identity and imds and not env.get("IDENTITY_HEADER")) and _port_of(imds) == HIMDS_PORT
@@ -486,7 +428,6 @@ def is_loopback_host(host: str) -> bool:
 
 
 __all__ = [
-    "CommandOutput", "PlatformResult", "Runner", "detect_platform", "normalise_endpoint", "run_command",
-    "current_os", "read_host_file", "host_path", "is_loopback_host", "IMDS_ENDPOINT", "HIMDS_ENDPOINT",
+    "PlatformResult", "detect_platform", "normalise_endpoint", "current_os", "read_host_file", "host_path", "is_loopback_host", "IMDS_ENDPOINT", "HIMDS_ENDPOINT",
     "OVERRIDE_ENV",
 ]

@@ -38,7 +38,8 @@ from requests.utils import address_in_network, is_ipv4_address, is_valid_cidr, s
 
 from imds_helpers.catalog import finding
 from imds_helpers.findings import CheckResult, Commands, worst
-from imds_helpers.platform import Runner, current_os, run_command
+from imds_helpers.hostcmd import Runner, run_command
+from imds_helpers.platform import current_os
 
 if TYPE_CHECKING:  # Windows-only parsers are imported where used
     from imds_helpers.parsers.netsh import WinHttpProxy
@@ -51,6 +52,8 @@ WININET_KEY = r"Software\Microsoft\Windows\CurrentVersion\Internet Settings"
 
 @dataclass(frozen=True)
 class ClientDecision:
+    """Whether one client (requests or curl) would send the request through a proxy."""
+
     client: str                   # "requests" (also azure-identity / azure-core) | "curl"
     proxy: str | None             # proxy URL it would use (credentials hidden); None = direct
     variable: str | None = None   # the variable that supplied the proxy
@@ -66,6 +69,8 @@ class ClientDecision:
 
 @dataclass(frozen=True)
 class ProxyResult:
+    """Proxy variables and settings, and what each client would do with them."""
+
     endpoint: str
     variables: Mapping[str, str]              # every proxy variable that is set (credentials hidden)
     requests: ClientDecision
@@ -381,15 +386,19 @@ def analyze_proxy(
     host = urlsplit(endpoint).hostname or ""
     commands = _commands(endpoint)
     checks = [_env_check(endpoint, host, variables, req, curl, commands)]
-    from imds_helpers.parsers.netsh import parse_winhttp_show_proxy
-    from imds_helpers.parsers.wininet import parse_wininet
+    winhttp = inet = None
+    # The Windows parsers are imported only when there is Windows input to read.
+    if winhttp_output is not None:
+        from imds_helpers.parsers.netsh import parse_winhttp_show_proxy
 
-    winhttp = parse_winhttp_show_proxy(winhttp_output) if winhttp_output is not None else None
-    if winhttp is not None:
+        winhttp = parse_winhttp_show_proxy(winhttp_output)
         checks.append(_winhttp_check(endpoint, host, winhttp, commands))
-    inet = parse_wininet(wininet) if wininet is not None else None
-    if inet is not None and inet.kind != "empty":
-        checks.append(_wininet_check(endpoint, host, inet, variables, commands))
+    if wininet is not None:
+        from imds_helpers.parsers.wininet import parse_wininet
+
+        inet = parse_wininet(wininet)
+        if inet.kind != "empty":
+            checks.append(_wininet_check(endpoint, host, inet, variables, commands))
     overall = worst(c.status for c in checks)
     check = next(c for c in checks if c.status == overall)
     return ProxyResult(endpoint=endpoint, variables=variables, requests=req, curl=curl, winhttp=winhttp,

@@ -33,6 +33,8 @@ NOTEBOOKS = {"vm": "01_azure_vm_imds", "arc": "02_arc_himds"}
 
 @dataclass(frozen=True)
 class Param:
+    """One runbook parameter: type, default and help."""
+
     name: str
     kind: type | tuple[type, ...]
     default: Any

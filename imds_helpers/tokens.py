@@ -8,7 +8,6 @@ Tokens are decoded for display (claims only) and dropped; they never reach a res
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 from urllib.parse import urlsplit
@@ -55,6 +54,8 @@ def parse_ama_identity(text: str) -> Identity | None | str:
             line = line[len("export "):].strip()
         if not line.startswith("MANAGED_IDENTITY="):
             continue
+        import shlex   # only when AMA's file sets it: the quick check does not pay for shlex
+
         try:
             value = " ".join(shlex.split(line.split("=", 1)[1]))
         except ValueError:

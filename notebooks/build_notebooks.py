@@ -463,12 +463,14 @@ def refresh_outputs(names: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--execute", action="store_true", help="store outputs of a healthy emulator run")
-    parser.add_argument("--sample-results", action="store_true", help="regenerate sample-results/ for 03")
+    parser.add_argument("--sample-results", action="store_true",
+                        help="regenerate sample-results/ for 03 (implies --execute)")
     parser.add_argument("names", nargs="*", help="notebooks to build (default: all)")
     args = parser.parse_args(argv)
     names = args.names or list(NOTEBOOKS)
     if args.sample_results:
         write_sample_results()
+        args.execute = True   # the fleet notebook's stored outputs show the samples: refresh them too
     for name in names:
         nbformat.write(build(name, NOTEBOOKS[name]), HERE / name)
     if args.execute:

@@ -23,7 +23,7 @@ from imds_helpers.parsers.iproute import parse_ip_route_get, parse_ip_route_show
 from imds_helpers.parsers.procroute import parse_proc_net_route
 from imds_helpers.parsers.routeprint import parse_route_print
 from imds_helpers.parsers.netstat import parse_netstat_rn
-from imds_helpers.platform import CommandOutput
+from imds_helpers.hostcmd import CommandOutput
 from imds_helpers.taxonomy import ErrorKind
 
 IMDS = "169.254.169.254"
@@ -185,6 +185,26 @@ def test_firewall_not_readable_is_skip():
     result = check_firewall(run=FakeRun({("iptables-save",): denied}), os_name="linux")
     assert result.code == "IMDS-NET-029" and "Permission denied" in result.detail
     assert check_firewall(os_name="windows").code == "IMDS-NET-029"
+
+
+def test_firewall_with_no_rules_loaded_is_clear_and_says_so():
+    result = check_firewall(run=FakeRun({("iptables-save",): "", ("nft",): ""}), os_name="linux")
+    assert result.code == "IMDS-NET-020" and result.status.value == "ok"
+    assert result.detail == "No firewall rules are loaded: nothing blocks or redirects 169.254.169.254:80."
+    assert result.evidence["rulesets"] == [] and result.evidence["iptables-save"]["empty"] is True
+    assert result.evidence["nft list ruleset"]["empty"] is True
+    # Tables without rules (left behind by an earlier iptables call) read the same.
+    tables = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+    again = check_firewall(run=FakeRun({("iptables-save",): tables, ("nft",): ""}), os_name="linux")
+    assert (again.code, again.detail) == (result.code, result.detail)
+    assert again.evidence["rulesets"][0]["kind"] in ("rules", "empty")
+
+
+def test_firewall_empty_iptables_still_reads_nft_rules():
+    nft = ("table inet filter {\n\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n"
+           "\t\tip daddr 169.254.169.254 tcp dport 80 drop\n\t}\n}\n")
+    result = check_firewall(run=FakeRun({("iptables-save",): "", ("nft",): nft}), os_name="linux")
+    assert result.code == "IMDS-NET-021" and result.evidence["iptables-save"]["empty"] is True
 
 
 def test_firewall_falls_back_to_iptables_S_per_table():

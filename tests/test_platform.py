@@ -12,8 +12,8 @@ from typing import Sequence
 import pytest
 
 from imds_helpers.errors import UsageError
-from imds_helpers.platform import (HIMDS_ENDPOINT, IMDS_ENDPOINT, CommandOutput, detect_platform,
-                                   normalise_endpoint, run_command)
+from imds_helpers.hostcmd import CommandOutput
+from imds_helpers.platform import HIMDS_ENDPOINT, IMDS_ENDPOINT, detect_platform, normalise_endpoint
 
 AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"
 UUID = "527c2691-029f-fe4c-b1f4-a4da7ebac2cf"
@@ -245,31 +245,3 @@ def test_windows_arc_and_azure_vm(tmp_path):
 def test_windows_without_powershell_is_evidence(tmp_path):
     result = detect_platform(env={"ProgramFiles": str(tmp_path)}, run=FakeRun(), os_name="windows")
     assert result.kind == "none" and result.evidence["azure_vm"]["command"]["error"] == "not_found"
-
-
-# --- the command runner ----------------------------------------------------------------------
-
-def test_run_command_output_and_exit_code():
-    out = run_command(["sh", "-c", "echo hello; echo oops >&2; exit 3"])
-    assert (out.returncode, out.stdout, out.stderr.strip(), out.error, out.ok) == (3, "hello\n", "oops", None, False)
-
-
-def test_run_command_missing_binary():
-    out = run_command(["imds-runbook-no-such-program"])
-    assert (out.returncode, out.error) == (None, "not_found")
-
-
-def test_run_command_not_executable(tmp_path):
-    script = tmp_path / "script"
-    script.write_text("#!/bin/sh\necho hi\n")
-    script.chmod(stat.S_IRUSR)
-    if os.access(script, os.X_OK):
-        pytest.skip("this user can execute any file")
-    assert run_command([str(script)]).error == "permission_denied"
-
-
-def test_run_command_timeout_is_bounded():
-    start = time.monotonic()
-    out = run_command(["sleep", "5"], timeout=0.3)
-    assert out.error == "timeout" and out.returncode is None
-    assert time.monotonic() - start < 2.0

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.utils import select_proxy
 
-from imds_helpers.platform import CommandOutput
+from imds_helpers.hostcmd import CommandOutput
 from imds_helpers.proxy import (analyze_proxy, curl_noproxy_match, windows_proxy_inputs, hide_credentials, proxy_for,
                                 requests_decision, windows_bypass_match)
 
@@ -172,6 +172,24 @@ def test_windows_inputs_only_on_windows():
     output, wininet = windows_proxy_inputs(run, os_name="windows")
     assert "testProxy:8999" in output and calls == [(("netsh", "winhttp", "show", "proxy"), 2.0)]
     assert wininet is None   # no winreg here
+
+
+def test_pipeline_reads_winhttp_on_windows(monkeypatch):
+    # The proxy step of the pipeline (not just analyze_proxy) must look at WinHTTP on Windows:
+    # a machine-wide WinHTTP proxy is what Windows services such as AMA use.
+    import imds_helpers.platform
+    import imds_helpers.proxy
+    from imds_helpers.api import CheckOptions, proxy_step
+
+    netsh = real("windows_netsh_winhttp_set_proxy_output_with_proxy.txt")
+    monkeypatch.setattr(imds_helpers.platform, "current_os", lambda: "windows")
+    monkeypatch.setattr(imds_helpers.proxy, "windows_proxy_inputs", lambda run=None, os_name="": (netsh, None))
+    codes = [c.code for c in proxy_step(CheckOptions(env={}), IMDS)]
+    assert codes == ["IMDS-PROXY-000", "IMDS-PROXY-004"]
+
+    monkeypatch.undo()   # the real inputs reader: nothing to read off Windows
+    monkeypatch.setattr(imds_helpers.platform, "current_os", lambda: "linux")
+    assert [c.code for c in proxy_step(CheckOptions(env={}), IMDS)] == ["IMDS-PROXY-000"]
 
 
 def test_worst_check_is_reported():

@@ -25,6 +25,8 @@ _RUNTIMES = (
 
 @dataclass(frozen=True)
 class CgroupHint:
+    """What a cgroup file says about running in a container."""
+
     kind: str              # "container" | "no_marker" | "empty" | "unrecognised"
     runtime: str = ""
     line: str = ""         # the cgroup line that gave it away

@@ -19,6 +19,8 @@ from imds_helpers.parsers.routes import is_ip
 
 @dataclass(frozen=True)
 class LeaseRoute:
+    """A classless static route (option 121) a DHCP lease offers."""
+
     destination: str     # CIDR
     gateway: str
 
@@ -28,6 +30,8 @@ class LeaseRoute:
 
 @dataclass(frozen=True)
 class DhcpLease:
+    """A DHCP lease file: the address, router and the routes it offers."""
+
     kind: str                        # "lease" | "empty" | "unrecognised"
     format: str                      # "systemd-networkd" | "dhcpcd" | "dhclient" | "unknown"
     address: str | None = None

@@ -11,7 +11,7 @@ never silently assumed to match or not.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 # Actions after which evaluation of the chain stops.
@@ -24,6 +24,8 @@ OTHER_USERS_UID = 65534   # stands for "a user no rule names" (nobody)
 
 @dataclass(frozen=True)
 class FirewallRule:
+    """One rule, read from iptables or nftables, with the matches that matter here."""
+
     source: str                               # "iptables" | "iptables-list" | "nft"
     table: str                                # "filter", "nat", ... ("" = unknown)
     chain: str
@@ -64,6 +66,8 @@ class FirewallRule:
 
 @dataclass(frozen=True)
 class Chain:
+    """A chain: its hook and policy decide where evaluation starts and ends."""
+
     table: str
     name: str
     hook: str = ""          # "output", "prerouting", ... ; "" for user chains
@@ -73,6 +77,8 @@ class Chain:
 
 @dataclass(frozen=True)
 class Ruleset:
+    """Everything one tool printed: rules, chains, and what could not be read."""
+
     kind: str                                  # "rules" | "empty" | "unrecognised"
     source: str                                # "iptables" | "iptables-list" | "nft"
     rules: tuple[FirewallRule, ...] = ()
@@ -97,6 +103,8 @@ class Packet:
 
 @dataclass(frozen=True)
 class UserVerdict:
+    """What happens to the connection for one class of user."""
+
     uid: str                 # "0", "1000", or "other"
     label: str               # "root", "uid 1000 (syslog)", "other users"
     verdict: str             # "accept" | "drop" | "reject" | "other"
@@ -108,6 +116,8 @@ class UserVerdict:
 
 @dataclass(frozen=True)
 class Redirect:
+    """A DNAT/REDIRECT rule that sends the connection somewhere else."""
+
     text: str
     chain: str
     to: str
@@ -119,6 +129,8 @@ class Redirect:
 
 @dataclass(frozen=True)
 class FirewallAnalysis:
+    """What the rules do to one connection, per user class."""
+
     kind: str   # "blocked" | "owner_restricted" | "redirected" | "conditional" | "clear"
     verdicts: tuple[UserVerdict, ...] = ()
     redirects: tuple[Redirect, ...] = ()
@@ -233,13 +245,13 @@ def rule_matches(rule: FirewallRule, packet: Packet, uid: int, names: Mapping[st
 
 # --- evaluation ----------------------------------------------------------------------------
 
-@dataclass
 class _Walk:
-    rules_by_chain: dict[tuple[str, str], list[FirewallRule]]
-    packet: Packet
-    uid: int
-    names: Mapping[str, int]
-    conditional: list[str] = field(default_factory=list)
+    """Evaluates chains for one packet and one user, collecting undecidable matches."""
+
+    def __init__(self, rules_by_chain: dict[tuple[str, str], list[FirewallRule]], packet: Packet, uid: int,
+                 names: Mapping[str, int]) -> None:
+        self.rules_by_chain, self.packet, self.uid, self.names = rules_by_chain, packet, uid, names
+        self.conditional: list[str] = []
 
     def chain(self, table: str, name: str, depth: int = 0) -> tuple[str | None, FirewallRule | None]:
         if depth > _MAX_DEPTH:

@@ -18,6 +18,8 @@ _LABELLED = re.compile(r"^\s*(?P<label>[^:\r\n]+?)\s*:(?:[ \t]+(?P<value>.*?))?\
 
 @dataclass(frozen=True)
 class WinHttpProxy:
+    """``netsh winhttp show proxy``: the machine-wide WinHTTP proxy and bypass list."""
+
     kind: str                         # "direct" | "proxy" | "empty" | "unrecognised"
     proxy_server: str = ""            # as shown, e.g. "testProxy:8999", "http=p:80;https=p:443"
     bypass_list: tuple[str, ...] = ()  # entries; "(none)" in any language -> ()

@@ -12,6 +12,8 @@ REFUSING_TYPES = frozenset({"unreachable", "blackhole", "prohibit", "throw"})
 
 @dataclass(frozen=True)
 class Route:
+    """One route, whatever table format it came from."""
+
     destination: str                 # CIDR, e.g. "169.254.169.254/32", "0.0.0.0/0"
     gateway: str | None = None       # None = on-link
     interface: str | None = None     # device name (Linux/BSD) or interface address (Windows)
@@ -36,6 +38,8 @@ class Route:
 
 @dataclass(frozen=True)
 class RouteTable:
+    """A parsed routing table."""
+
     kind: str                        # "routes" | "empty" | "unrecognised"
     format: str                      # "ip-route" | "proc-net-route" | "route-print" | "netstat-rn"
     routes: tuple[Route, ...] = ()

@@ -19,6 +19,8 @@ _SC_STATES = {
 
 @dataclass(frozen=True)
 class ServiceState:
+    """A service's state from ``systemctl show`` or ``sc query``."""
+
     kind: str            # "running" | "stopped" | "failed" | "transitioning" | "not_found" | "no_systemd"
                          # | "empty" | "unrecognised"
     state: str = ""      # the raw state word (ActiveState/SubState or sc's state name)

@@ -16,6 +16,8 @@ from imds_helpers.parsers.netsh import split_bypass
 
 @dataclass(frozen=True)
 class WinInetProxy:
+    """This user's WinINet (Internet Options) proxy settings."""
+
     kind: str                          # "proxy" | "direct" | "empty" | "unrecognised"
     enabled: bool = False
     servers: Mapping[str, str] = field(default_factory=dict)   # scheme ("*" = all) -> host:port

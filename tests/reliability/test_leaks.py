@@ -48,7 +48,7 @@ EXEMPT = {
     "imds_helpers.http.Timeouts": "numbers",
     "imds_helpers.tokens.Identity": "a selector and an identity id from the user or AMA's config",
     "imds_helpers.arc_keyfile.Identity": "this process's uid/gids",
-    "imds_helpers.platform.CommandOutput": "output of local commands (ip, iptables, systemctl)",
+    "imds_helpers.hostcmd.CommandOutput": "output of local commands (ip, iptables, systemctl)",
     "imds_helpers.network.RouteFacts": "parsed route table",
     "imds_helpers.runner.HostRun": "paths, statuses and codes of a runner host (no check data)",
     "imds_helpers.runner.RunSummary": "HostRun rows",

@@ -1,0 +1,152 @@
+"""Running host commands (systemctl, iptables-save, nft, ip, netsh ...) for the checks.
+
+Every command gets a timeout and the C locale; a missing binary, a permission error or a
+timeout comes back as evidence in :class:`CommandOutput`, never as an exception. A check
+takes a :data:`Runner` so tests can hand it captured outputs instead.
+
+:class:`CommandPrefetch` starts commands before the step that reads them: the quick check
+starts the Linux evidence commands first thing, and they finish while Python is still
+importing requests (which alone takes longer than systemctl, iptables-save and nft together).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+COMMAND_TIMEOUT = 2.0
+
+# What the host checks run on Linux whatever the target: the Arc service state (platform)
+# and the firewall rules (network). Kept here so the prefetch and the steps agree.
+HIMDS_STATE_LINUX = ("systemctl", "show", "himdsd", "--property=LoadState,ActiveState,SubState")
+IPTABLES_SAVE = ("iptables-save",)
+NFT_RULESET = ("nft", "list", "ruleset")
+LINUX_EVIDENCE = (HIMDS_STATE_LINUX, IPTABLES_SAVE, NFT_RULESET)
+
+
+def evidence_commands() -> tuple[tuple[str, ...], ...]:
+    """The commands every check run on this OS reads, whatever the target (to prefetch)."""
+    return LINUX_EVIDENCE if sys.platform.startswith("linux") else ()
+
+
+@dataclass(frozen=True)
+class CommandOutput:
+    """What a host command printed and how it ended (never raised)."""
+
+    argv: tuple[str, ...]
+    returncode: int | None           # None when the command did not run to completion
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None         # "not_found" | "permission_denied" | "timeout" | "os_error: ..."
+    elapsed_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.returncode == 0
+
+    @property
+    def text(self) -> str:
+        """stdout and stderr together: tools print their verdicts on either."""
+        return self.stdout + ("\n" + self.stderr if self.stderr else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"argv": list(self.argv), "returncode": self.returncode, "error": self.error,
+                "elapsed_ms": round(self.elapsed_ms, 1), "stdout": self.stdout[:2000], "stderr": self.stderr[:500]}
+
+
+Runner = Callable[[Sequence[str], float], CommandOutput]
+
+
+def run_command(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandOutput:
+    """Run ``argv`` (no shell) with a timeout and the C locale; never raises."""
+    args, start = tuple(argv), time.monotonic()
+    return _collect(_start(args), args, start, timeout)
+
+
+def _start(args: tuple[str, ...]) -> subprocess.Popen | str:
+    """The running process, or the error kind when it could not start."""
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+    try:
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    except FileNotFoundError:
+        return "not_found"
+    except PermissionError:
+        return "permission_denied"
+    except (OSError, ValueError) as exc:
+        return f"os_error: {exc}"
+
+
+def _collect(proc: subprocess.Popen | str, args: tuple[str, ...], start: float, timeout: float) -> CommandOutput:
+    """Read ``proc`` for at most ``timeout`` seconds from now, killing it after that.
+
+    From now, not from ``start``: a prefetched command may have finished long ago, or be
+    blocked on a full pipe until someone reads it; neither is a timeout. ``elapsed_ms``
+    counts from ``start``.
+    """
+    if isinstance(proc, str):
+        return CommandOutput(args, None, error=proc, elapsed_ms=_ms(start))
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        return CommandOutput(args, None, _decode(stdout), _decode(stderr), error="timeout", elapsed_ms=_ms(start))
+    return CommandOutput(args, proc.returncode, _decode(stdout), _decode(stderr), elapsed_ms=_ms(start))
+
+
+class CommandPrefetch:
+    """A :data:`Runner` whose commands were started ahead of time.
+
+    Each prefetched command is handed out once, to the first call with the same argv, which
+    waits at most its timeout from the call. Any other call (or a second one) runs now.
+    ``close()`` kills whatever nobody collected.
+    """
+
+    def __init__(self, commands: Iterable[Sequence[str]]) -> None:
+        self._pending: dict[tuple[str, ...], tuple[subprocess.Popen | str, float]] = {}
+        for argv in commands:
+            args = tuple(argv)
+            self._pending[args] = (_start(args), time.monotonic())
+
+    def __call__(self, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandOutput:
+        args = tuple(argv)
+        started = self._pending.pop(args, None)
+        if started is None:
+            return run_command(args, timeout)
+        proc, start = started
+        return _collect(proc, args, start, timeout)
+
+    @property
+    def pending(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(self._pending)
+
+    def close(self) -> None:
+        for proc, _ in self._pending.values():
+            if not isinstance(proc, str):
+                proc.kill()
+                proc.communicate()
+        self._pending.clear()
+
+    def __enter__(self) -> CommandPrefetch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _decode(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data if isinstance(data, str) else data.decode("utf-8", errors="replace")
+
+
+def _ms(start: float) -> float:
+    return (time.monotonic() - start) * 1000.0
+
+
+__all__ = ["COMMAND_TIMEOUT", "CommandOutput", "CommandPrefetch", "LINUX_EVIDENCE", "Runner", "evidence_commands",
+           "run_command"]

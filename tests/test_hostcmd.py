@@ -1,0 +1,108 @@
+"""The host command runner: timeouts and errors as evidence, and commands started ahead."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import pytest
+
+from imds_helpers.hostcmd import CommandPrefetch, evidence_commands, run_command
+
+
+def test_run_command_output_and_exit_code():
+    out = run_command(["sh", "-c", "echo hello; echo oops >&2; exit 3"])
+    assert (out.returncode, out.stdout, out.stderr.strip(), out.error, out.ok) == (3, "hello\n", "oops", None, False)
+
+
+def test_run_command_missing_binary():
+    out = run_command(["imds-runbook-no-such-program"])
+    assert (out.returncode, out.error) == (None, "not_found")
+
+
+def test_run_command_not_executable(tmp_path):
+    script = tmp_path / "script"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(stat.S_IRUSR)
+    if os.access(script, os.X_OK):
+        pytest.skip("this user can execute any file")
+    assert run_command([str(script)]).error == "permission_denied"
+
+
+def test_run_command_timeout_is_bounded():
+    start = time.monotonic()
+    out = run_command(["sleep", "5"], timeout=0.3)
+    assert out.error == "timeout" and out.returncode is None
+    assert time.monotonic() - start < 2.0
+
+
+# --- commands started ahead of the step that reads them ---------------------------------------
+
+def test_prefetched_command_ran_while_the_caller_did_other_work():
+    slow = ("sh", "-c", "sleep 0.4; echo ready")
+    with CommandPrefetch([slow]) as prefetch:
+        time.sleep(0.5)
+        asked = time.monotonic()
+        out = prefetch(slow, 2.0)
+        waited = time.monotonic() - asked
+    assert (out.stdout, out.returncode, out.error) == ("ready\n", 0, None)
+    assert waited < 0.2                     # it had finished already
+    assert out.elapsed_ms >= 400            # counted from its start, not from the call
+
+
+def test_prefetched_output_is_handed_out_once_then_commands_run_anew(tmp_path):
+    counter = tmp_path / "runs"
+    command = ("sh", "-c", f"echo run >> {counter}; wc -l < {counter}")
+    with CommandPrefetch([command]) as prefetch:
+        assert prefetch(command, 2.0).stdout.strip() == "1"
+        assert prefetch.pending == ()
+        assert prefetch(command, 2.0).stdout.strip() == "2"
+        assert prefetch(("sh", "-c", "echo other"), 2.0).stdout == "other\n"
+
+
+def test_prefetched_wait_is_bounded_from_the_call():
+    with CommandPrefetch([("sleep", "5")]) as prefetch:
+        time.sleep(0.3)
+        asked = time.monotonic()
+        out = prefetch(("sleep", "5"), 0.4)
+    assert out.error == "timeout" and out.returncode is None
+    assert 0.35 < time.monotonic() - asked < 1.5
+
+
+def test_prefetched_command_that_finished_long_ago_is_not_a_timeout():
+    # A later step (after a 2 s TCP connect timeout, say) still gets the output.
+    with CommandPrefetch([("echo", "done")]) as prefetch:
+        time.sleep(0.5)
+        out = prefetch(("echo", "done"), 0.2)
+    assert (out.stdout, out.error) == ("done\n", None)
+
+
+def test_prefetched_command_with_more_output_than_a_pipe_holds():
+    # iptables-save on a busy host prints more than the 64 KiB pipe buffer: the command waits
+    # for a reader and must not be reported as hung.
+    big = ("sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x")
+    with CommandPrefetch([big]) as prefetch:
+        time.sleep(0.3)
+        out = prefetch(big, 2.0)
+    assert out.error is None and len(out.stdout) == 300000
+
+
+def test_prefetch_errors_are_evidence_and_close_kills_leftovers():
+    prefetch = CommandPrefetch([("imds-runbook-no-such-program",), ("sleep", "30")])
+    assert prefetch(("imds-runbook-no-such-program",), 2.0).error == "not_found"
+    started = time.monotonic()
+    prefetch.close()
+    assert prefetch.pending == () and time.monotonic() - started < 2.0
+
+
+def test_a_check_run_reads_every_prefetched_command(make_emulator):
+    # Anything prefetched but never read would be wasted work on every quick check.
+    from imds_helpers.api import check_options, run_checks
+
+    emu = make_emulator(mode="vm", rate_limits=False)
+    with CommandPrefetch(evidence_commands()) as prefetch:
+        assert len(prefetch.pending) == len(evidence_commands())
+        report = run_checks(check_options(target="vm", endpoint=emu.base_url, runner=prefetch))
+        assert prefetch.pending == ()
+    assert report.verdict.value in ("ok", "warn")
