@@ -7,6 +7,7 @@ no Jupyter): this is the quick path.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -33,6 +34,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A short run that allocates a lot while importing: the cyclic collector only slows it
+    # down (about 5 % of a healthy check). Switched back on for in-process callers.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(args)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _run(args: argparse.Namespace) -> int:
     from imds_helpers.hostcmd import CommandPrefetch, evidence_commands
 
     # The host commands every run reads (service state, firewall rules) start now and finish

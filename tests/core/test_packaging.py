@@ -56,3 +56,17 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make demo" in readme
     assert [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))] == ["make test"]
+
+
+def test_check_in_process_switches_garbage_collection_back_on(make_emulator, capsys):
+    # The quick check pauses the cyclic collector for its short run; a caller in the same
+    # process (a test, a notebook) must get it back.
+    import gc
+
+    from imds_helpers.cli import main
+
+    emu = make_emulator(mode="vm", rate_limits=False)
+    assert gc.isenabled()
+    assert main(["check", "--target", "vm", "--endpoint", emu.base_url, "--json"]) in (0, 1)
+    assert gc.isenabled()
+    assert '"verdict"' in capsys.readouterr().out
