@@ -75,6 +75,11 @@ CATALOG.update(_rows(
      "Run the checks on the host as well. For Docker use host networking or make sure the bridge NAT passes "
      "169.254.169.254; on AKS check pod identity / PodLinkLocalAccess settings; for Arc, call HIMDS from the host "
      "(containers cannot reach the host's localhost)."),
+    ("IMDS-PLAT-010", "ok", "In a container, checking an endpoint given explicitly",
+     "Container markers were found, but the endpoint was given explicitly and is not the real IMDS or HIMDS "
+     "address (an emulator, for instance), so how the container reaches the real service does not matter to "
+     "this run.",
+     "Nothing to fix for this run. Checking the real service from this container is IMDS-PLAT-006's case."),
     ("IMDS-PLAT-007", "warn", "Arc agent installed but its HIMDS service is not running",
      "The Arc agent is installed but its identity service (himdsd on Linux, himds on Windows) is stopped or "
      "failed, so nothing listens on localhost:40342 and token requests are refused.",

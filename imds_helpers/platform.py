@@ -186,7 +186,8 @@ def detect_platform(
 
     commands = _commands(os_name)
     check = _main_check(kind, chosen_target, chosen_endpoint, reason, explicit, hosted, evidence, commands)
-    notes = _notes(kind, chosen_target, arc, container, env, evidence, commands, os_name)
+    notes = _notes(kind, chosen_target, arc, container, env, evidence, commands, os_name,
+                   explicit_elsewhere=bool(explicit) and not _is_real_service(chosen_endpoint))
     return PlatformResult(kind=kind, target=chosen_target, endpoint=chosen_endpoint, reason=reason,
                           evidence=evidence, check=check, notes=notes)
 
@@ -381,10 +382,30 @@ def _main_check(kind: str, target: str, endpoint: str, reason: str, explicit: st
     return finding("platform.detect", code, detail, evidence=summary, commands=commands)
 
 
+def _is_real_service(endpoint: str) -> bool:
+    """IMDS's address, or HIMDS's port on loopback: where a container's network path matters."""
+    parts = urlsplit(endpoint)
+    try:
+        port = parts.port
+    except ValueError:
+        return True
+    host = parts.hostname or ""
+    return host == "169.254.169.254" or (is_loopback_host(host) and port == HIMDS_PORT)
+
+
 def _notes(kind: str, target: str, arc: Mapping[str, Any], container: Mapping[str, Any], env: Mapping[str, str],
-           evidence: Mapping[str, Any], commands: Commands, os_name: str) -> tuple[CheckResult, ...]:
+           evidence: Mapping[str, Any], commands: Commands, os_name: str,
+           *, explicit_elsewhere: bool = False) -> tuple[CheckResult, ...]:
     notes: list[CheckResult] = []
-    if container["in_container"]:
+    if container["in_container"] and explicit_elsewhere:
+        # An emulator or test endpoint: the container's route to the real service is not checked,
+        # so a warning would only make healthy training runs look unhealthy.
+        runtime = container["runtime"] or "unknown runtime"
+        notes.append(finding("platform.container", "IMDS-PLAT-010",
+                             f"Running in a container ({runtime}); the endpoint was given explicitly and is not "
+                             "the real IMDS or HIMDS address, so the container's path to them is not checked here.",
+                             evidence=dict(container), commands=commands))
+    elif container["in_container"]:
         runtime = container["runtime"] or "unknown runtime"
         if target == "arc":
             detail = (f"Running in a container ({runtime}). localhost:40342 here is the container itself, not "

@@ -205,6 +205,19 @@ def test_container_markers(tmp_path):
     assert "169.254.169.254" in result.notes[0].detail
 
 
+def test_container_with_an_explicit_emulator_endpoint_is_only_noted(tmp_path):
+    root = tree(tmp_path, tag=AZURE_TAG, dockerenv=True)
+    emulator = detect_platform("vm", "http://127.0.0.1:8080", env={}, root=root, run=FakeRun(), os_name="linux")
+    assert codes(emulator) == ["IMDS-PLAT-004", "IMDS-PLAT-010"] and emulator.notes[0].status.value == "ok"
+    # The real addresses, even when named explicitly, keep the warning: the container's path matters.
+    for endpoint in ("http://169.254.169.254", "http://localhost:40342", "http://127.0.0.1:40342"):
+        real = detect_platform("auto", endpoint, env={}, root=root, run=FakeRun(), os_name="linux")
+        assert "IMDS-PLAT-006" in codes(real), endpoint
+    override = detect_platform(env={"IMDS_RUNBOOK_ENDPOINT": "http://127.0.0.1:9"}, root=root, run=FakeRun(),
+                               os_name="linux")
+    assert codes(override)[-1] == "IMDS-PLAT-010"
+
+
 def test_container_on_arc_warns_about_localhost(tmp_path):
     result = detect_platform(env={**ARC_ENV, "KUBERNETES_SERVICE_HOST": "10.0.0.1"}, root=tree(tmp_path),
                              run=FakeRun(), os_name="linux")
