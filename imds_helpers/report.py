@@ -27,26 +27,14 @@ failed / timeout / dead_kernel / unreadable red).
 from __future__ import annotations
 
 import html as html_lib
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from imds_helpers.sidecar import (
-    SIDECAR_SCHEMA,
-    SidecarError,
-    atomic_write_text,
-    run_status_for,
-    validate_sidecar,
-)
-
-HOST_COLUMNS = ["host", "run_status", "verdict", "target", "notebook", "started_at",
-                "duration_s", "ok", "warn", "fail", "skip", "failing_codes", "error",
-                "path", "html"]
-CHECK_COLUMNS = ["check_index", "check_id", "status", "code", "title", "fix", "elapsed_ms"]
-COLUMNS = HOST_COLUMNS + CHECK_COLUMNS
+from imds_helpers.fleet_read import COLUMNS, Columns, read_columns
+from imds_helpers.sidecar import atomic_write_text
 
 SUMMARY_COLUMNS = ["host", "run_status", "verdict", "ok", "warn", "fail", "skip",
                    "failing_codes", "duration_s", "error", "html", "path"]
@@ -75,47 +63,16 @@ td.imds-skip { background: #e6e6e6; color: #555; }
 # --------------------------------------------------------------------------- loading
 
 
-def load_results(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+def load_results(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Columns) -> pd.DataFrame:
     """Read sidecars into the tidy DataFrame described in the module docstring.
 
     ``source`` is a folder (searched recursively for ``*.json``; symlinked folders are not
-    followed) or an iterable of files - named files are always reported, as ``unreadable``
-    when they are not sidecars. Rows are ordered by host, start time, file and check order.
-    One ``json.loads`` per file and one DataFrame construction: 10,000 hosts take about
-    a second or two.
+    followed), an iterable of files - named files are always reported, as ``unreadable``
+    when they are not sidecars - or columns already read by
+    :func:`imds_helpers.fleet_read.read_columns`. Rows are ordered by host, start time, file
+    and check order. Large folders are read by one worker per CPU.
     """
-    if isinstance(source, (str, os.PathLike)):
-        folder = os.path.abspath(os.fspath(source))
-        if not os.path.isdir(folder):
-            raise NotADirectoryError(folder)
-        files, explicit = _scan(folder), False
-    else:
-        files = []
-        for item in source:
-            path = os.path.abspath(os.fspath(item))
-            html = path[:-5] + ".html" if path.endswith(".json") else path + ".html"
-            files.append((path, html if os.path.exists(html) else None))
-        explicit = True
-
-    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
-    for path, html in files:
-        try:
-            with open(path, "rb") as fh:
-                data = json.loads(fh.read())
-        except OSError as err:
-            _add_unreadable(cols, path, f"cannot read: {err.strerror or err}")
-            continue
-        except (ValueError, RecursionError) as err:
-            _add_unreadable(cols, path, f"not JSON: {_first_line(err)}")
-            continue
-        if not explicit and (not isinstance(data, dict) or data.get("schema") != SIDECAR_SCHEMA):
-            continue  # some other JSON file
-        try:
-            validate_sidecar(data, path)
-        except SidecarError as err:
-            _add_unreadable(cols, path, err.problem)
-            continue
-        _add_sidecar(cols, path, html, data)
+    cols = source if isinstance(source, dict) else read_columns(source)
     df = pd.DataFrame(cols, columns=COLUMNS)
     for col in ("duration_s", "elapsed_ms"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
@@ -126,71 +83,6 @@ def load_results(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str
         df = df.sort_values(["host", "started_at", "path", "check_index"], kind="stable",
                             na_position="first").reset_index(drop=True)
     return df
-
-
-def _scan(folder: str) -> list[tuple[str, str | None]]:
-    """(json path, sibling .html path or None) for every ``*.json`` under ``folder``."""
-    found: list[tuple[str, str | None]] = []
-    stack = [folder]
-    while stack:
-        directory = stack.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        names = {e.name for e in entries}
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                    continue
-            except OSError:
-                continue
-            if entry.name.endswith(".json"):
-                html = entry.name[:-5] + ".html"
-                found.append((entry.path, os.path.join(directory, html) if html in names else None))
-    found.sort()
-    return found
-
-
-def _add_sidecar(cols: dict[str, list[Any]], path: str, html: str | None,
-                 data: dict[str, Any]) -> None:
-    run = data.get("run") if isinstance(data.get("run"), dict) else {}
-    verdict = data["verdict"]
-    tally = data["tally"]
-    checks = data["checks"]
-    failing = ", ".join(dict.fromkeys(
-        str(c.get("code") or c["id"]) for c in checks if c["status"] in ("warn", "fail")))
-    host_values = (
-        str(data["host"]), run.get("status") or run_status_for(verdict), verdict,
-        data.get("target"), data.get("notebook"), data.get("started_at"),
-        run.get("duration_s", data.get("duration_s")), tally.get("ok", 0),
-        tally.get("warn", 0), tally.get("fail", 0), tally.get("skip", 0), failing,
-        run.get("error"), path, html,
-    )
-    n = len(checks) or 1
-    for col, value in zip(HOST_COLUMNS, host_values):
-        cols[col].extend([value] * n)
-    if not checks:
-        for col in CHECK_COLUMNS:
-            cols[col].append(None)
-        return
-    cols["check_index"].extend(range(n))
-    cols["check_id"].extend([c["id"] for c in checks])
-    cols["status"].extend([c["status"] for c in checks])
-    cols["code"].extend([c.get("code") for c in checks])
-    cols["title"].extend([c.get("title") for c in checks])
-    cols["fix"].extend([c.get("fix") or None for c in checks])
-    cols["elapsed_ms"].extend([c.get("elapsed_ms") for c in checks])
-
-
-def _add_unreadable(cols: dict[str, list[Any]], path: str, problem: str) -> None:
-    stem = os.path.splitext(os.path.basename(path))[0]
-    row = dict.fromkeys(COLUMNS)
-    row.update(host=stem, run_status="unreadable", error=problem, path=path,
-               ok=0, warn=0, fail=0, skip=0, failing_codes="")
-    for col in COLUMNS:
-        cols[col].append(row[col])
 
 
 # --------------------------------------------------------------------------- tables
@@ -423,11 +315,6 @@ def _cell(value: Any, limit: int) -> str:
     if limit and len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 __all__ = [

@@ -46,9 +46,15 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output_file(args.output)
 
+    import importlib
+
+    from imds_helpers.fleet_read import read_columns
+
+    # The workers parse the sidecars while this process imports pandas (about half a second).
+    columns = read_columns(folder, meanwhile=lambda: importlib.import_module("imds_helpers.report"))
     from imds_helpers import report
 
-    df = report.load_results(folder)
+    df = report.load_results(columns)
     if df.empty:
         raise UsageError("no sidecar results (*.json with the imds-runbook schema) found",
                          argument=str(folder))

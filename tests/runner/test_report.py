@@ -53,6 +53,43 @@ def test_load_results_tidy_frame(mixed: Path):
     assert df["elapsed_ms"].dtype == "float64" and df["ok"].dtype == "int64"
 
 
+def test_parallel_read_gives_the_same_columns_as_one_process(mixed: Path, monkeypatch):
+    # Large folders are split across forked workers; lower the threshold so this small one is.
+    from imds_helpers import fleet_read
+
+    calls = []
+    serial = fleet_read.read_columns(mixed, meanwhile=lambda: calls.append("serial"))
+    monkeypatch.setattr(fleet_read, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(fleet_read.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr("threading.active_count", lambda: 1)   # pytest may run helper threads
+    parallel = fleet_read.read_columns(mixed, meanwhile=lambda: calls.append("parallel"))
+    assert parallel == serial and len(serial["host"]) == 3 * 2 + 1 + 2
+    assert calls == ["serial", "parallel"]   # what runs meanwhile runs once either way
+    assert report.load_results(parallel).equals(report.load_results(mixed))
+
+
+def test_a_multithreaded_process_reads_without_forking(mixed: Path, monkeypatch):
+    import concurrent.futures
+    import threading
+
+    from imds_helpers import fleet_read
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("forked from a multi-threaded process")
+
+    monkeypatch.setattr(fleet_read, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(fleet_read.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_pool)
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        assert len(fleet_read.read_columns(mixed)["host"]) == 3 * 2 + 1 + 2
+    finally:
+        stop.set()
+        worker.join()
+
+
 def test_load_results_from_explicit_files(mixed: Path, tmp_path: Path):
     files = [mixed / "web-01" / "web-01.json", tmp_path / "missing.json", mixed / "other.json"]
     df = report.load_results(files)
