@@ -91,11 +91,21 @@ def _collect(proc: subprocess.Popen | str, args: tuple[str, ...], start: float, 
         return CommandOutput(args, None, error=proc, elapsed_ms=_ms(start))
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        stdout, stderr = proc.communicate()
-        return CommandOutput(args, None, _decode(stdout), _decode(stderr), error="timeout", elapsed_ms=_ms(start))
+    except subprocess.TimeoutExpired as exc:
+        _stop(proc)
+        return CommandOutput(args, None, _decode(exc.stdout), _decode(exc.stderr), error="timeout",
+                             elapsed_ms=_ms(start))
     return CommandOutput(args, proc.returncode, _decode(stdout), _decode(stderr), elapsed_ms=_ms(start))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    # wait(), not communicate(): a grandchild that inherited the pipes would keep them open
+    # and a read would never end (subprocess.run does the same on POSIX).
+    proc.kill()
+    proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 class CommandPrefetch:
@@ -127,8 +137,7 @@ class CommandPrefetch:
     def close(self) -> None:
         for proc, _ in self._pending.values():
             if not isinstance(proc, str):
-                proc.kill()
-                proc.communicate()
+                _stop(proc)
         self._pending.clear()
 
     def __enter__(self) -> CommandPrefetch:

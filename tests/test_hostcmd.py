@@ -61,6 +61,15 @@ def test_prefetched_output_is_handed_out_once_then_commands_run_anew(tmp_path):
         assert prefetch(("sh", "-c", "echo other"), 2.0).stdout == "other\n"
 
 
+def test_timeout_does_not_wait_for_a_grandchild_holding_the_pipe():
+    # The shell is killed; the sleep it started keeps stdout open. Reading until EOF would
+    # wait for the sleep - the deadline must hold anyway, and the output so far is kept.
+    start = time.monotonic()
+    out = run_command(["sh", "-c", "echo partial; sleep 5 & wait"], timeout=0.5)
+    assert out.error == "timeout" and "partial" in out.stdout
+    assert time.monotonic() - start < 2.0
+
+
 def test_prefetched_wait_is_bounded_from_the_call():
     with CommandPrefetch([("sleep", "5")]) as prefetch:
         time.sleep(0.3)
