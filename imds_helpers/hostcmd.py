@@ -22,7 +22,8 @@ COMMAND_TIMEOUT = 2.0
 
 # What the host checks run on Linux whatever the target: the Arc service state (platform)
 # and the firewall rules (network). Kept here so the prefetch and the steps agree.
-HIMDS_STATE_LINUX = ("systemctl", "show", "himdsd", "--property=LoadState,ActiveState,SubState")
+LINUX_HIMDS_UNIT = "himdsd"
+HIMDS_STATE_LINUX = ("systemctl", "show", LINUX_HIMDS_UNIT, "--property=LoadState,ActiveState,SubState")
 IPTABLES_SAVE = ("iptables-save",)
 NFT_RULESET = ("nft", "list", "ruleset")
 LINUX_EVIDENCE = (HIMDS_STATE_LINUX, IPTABLES_SAVE, NFT_RULESET)

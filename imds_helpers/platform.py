@@ -43,7 +43,8 @@ from urllib.parse import urlsplit
 from imds_helpers.catalog import finding
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import CheckResult, Commands
-from imds_helpers.hostcmd import COMMAND_TIMEOUT, HIMDS_STATE_LINUX, CommandOutput, Runner, run_command
+from imds_helpers.hostcmd import (COMMAND_TIMEOUT, HIMDS_STATE_LINUX, LINUX_HIMDS_UNIT, CommandOutput, Runner,
+                                  run_command)
 from imds_helpers.parsers.container import parse_cgroup
 from imds_helpers.parsers.dmi import is_azure_asset_tag, looks_like_hyperv, parse_dmi_value, vmid_candidates
 from imds_helpers.parsers.services import ServiceState, parse_sc_query, parse_systemctl_show
@@ -55,7 +56,6 @@ OVERRIDE_ENV = "IMDS_RUNBOOK_ENDPOINT"
 # PowerShell needs 1-3 s just to start on a cold VM; 2 s would time out on healthy machines.
 POWERSHELL_TIMEOUT = 6.0
 LINUX_HIMDS = "/opt/azcmagent/bin/himds"
-LINUX_HIMDS_UNIT = "himdsd"
 WINDOWS_HIMDS_SERVICE = "himds"
 TARGETS = ("auto", "vm", "arc")
 
@@ -383,14 +383,11 @@ def _main_check(kind: str, target: str, endpoint: str, reason: str, explicit: st
 
 
 def _is_real_service(endpoint: str) -> bool:
-    """IMDS's address, or HIMDS's port on loopback: where a container's network path matters."""
+    """IMDS's address, or HIMDS's port on loopback: where a container's network path matters.
+    ``endpoint`` is a validated URL (its port parses)."""
     parts = urlsplit(endpoint)
-    try:
-        port = parts.port
-    except ValueError:
-        return True
     host = parts.hostname or ""
-    return host == "169.254.169.254" or (is_loopback_host(host) and port == HIMDS_PORT)
+    return host == urlsplit(IMDS_ENDPOINT).hostname or (is_loopback_host(host) and parts.port == HIMDS_PORT)
 
 
 def _notes(kind: str, target: str, arc: Mapping[str, Any], container: Mapping[str, Any], env: Mapping[str, str],

@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 from pathlib import Path
 from unittest import mock
 
@@ -25,6 +24,8 @@ from requests.utils import select_proxy
 from imds_helpers.hostcmd import CommandOutput
 from imds_helpers.proxy import (analyze_proxy, curl_noproxy_match, windows_proxy_inputs, hide_credentials, proxy_for,
                                 requests_decision, windows_bypass_match)
+
+from loopback_server import AcceptLoop
 
 IMDS = "http://169.254.169.254"
 ARC = "http://localhost:40342"
@@ -224,39 +225,22 @@ def test_emulation_matches_real_requests(env, endpoint):
 
 # --- real clients in the namespace -------------------------------------------------------------
 
-class _Listener:
+class _Listener(AcceptLoop):
     """Answers any HTTP request with 204 and remembers the request line."""
 
     def __init__(self, address: str, port: int = 0) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
+        super().__init__(address, port, reuse=True)
         self.lines: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+        self.start()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
             try:
-                conn, _ = self.sock.accept()
+                self.lines.append(conn.recv(4096).decode("latin-1").split("\r\n", 1)[0])
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
             except OSError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    self.lines.append(conn.recv(4096).decode("latin-1").split("\r\n", 1)[0])
-                    conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+                pass
 
 
 _DIRECT = {IMDS: ("169.254.169.254", 80), ARC: ("127.0.0.1", 40342)}

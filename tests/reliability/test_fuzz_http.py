@@ -39,6 +39,8 @@ from imds_helpers.redact import PLACEHOLDER, redact_text, redact_value
 from imds_helpers.taxonomy import ErrorKind
 from imds_helpers.tokens import Identity, parse_ama_identity
 
+from loopback_server import AcceptLoop
+
 CANARY = "imdsrbcanaryf0f1f2f3f4f5f6f7"
 # IMDS_RUNBOOK_FUZZ_SCALE=10 explores ten times as many examples (a deeper local run).
 SCALE = max(1, int(os.environ.get("IMDS_RUNBOOK_FUZZ_SCALE", "1")))
@@ -263,29 +265,18 @@ def _has_nan(value: Any) -> bool:   # NaN != NaN: equality cannot show idempoten
 HOLD_S = 3.0
 
 
-class RawServer:
+class RawServer(AcceptLoop):
     """Loopback TCP server: each connection reads the request, then sends ``payload`` and
     closes (mode "close"), keeps the connection open ("hold"), resets it ("rst"), or closes
     without a byte ("nothing")."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
+        super().__init__(backlog=16, poll_s=0.1)
         self.payload, self.mode = b"", "close"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+        self.start()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._serve, args=(conn, self.payload, self.mode), daemon=True).start()
+    def handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(conn, self.payload, self.mode), daemon=True).start()
 
     def _serve(self, conn: socket.socket, payload: bytes, mode: str) -> None:
         with conn:
@@ -301,12 +292,6 @@ class RawServer:
                     self._stop.wait(HOLD_S)
             except OSError:
                 pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
 
 @pytest.fixture(scope="module")
 def raw_server() -> Iterator[RawServer]:
