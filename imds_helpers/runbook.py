@@ -2,10 +2,10 @@
 and the sidecar JSON. Notebooks stay thin: one call per cell, the result is the cell's value.
 
     rb = runbook.start("vm", globals())   # validates the parameters cell; stops with one line
-    rb.platform()                          # each step returns a styled table of its results
+    rb.platform()                          # each step returns a table of its results (colours)
     ...
-    rb.verdict()                           # code, status, explanation, fix
     rb.save()                              # sidecar JSON for `imds-runbook report`
+    rb.verdict()                           # code, status, explanation, fix (caption: where saved)
 
 Parameters are one table (``PARAMETERS``); papermill's ``--help-notebook`` shows the same
 names from each notebook's parameters cell, and the runner validates YAML files with
@@ -24,7 +24,8 @@ from typing import Any, Mapping
 from imds_helpers import validate
 from imds_helpers.api import CheckOptions, Session, check_options
 from imds_helpers.errors import UsageError
-from imds_helpers.findings import CheckResult, Report
+from imds_helpers.findings import Report
+from imds_helpers.tables import ResultTable
 
 MANAGEMENT = "https://management.azure.com/"
 MONITOR = "https://monitor.azure.com/"
@@ -143,6 +144,7 @@ class Runbook:
         self.started_at = _now_iso()
         self._t0 = time.monotonic()
         self._emulator = None
+        self._saved = ""
         endpoint = self.params["endpoint"] or None
         tokens_dir = self.params.get("tokens_dir") or None
         if self.params["emulator_scenario"]:
@@ -157,34 +159,35 @@ class Runbook:
         )
         self.session = Session(self.options)
 
-    # -- steps: each returns a styled table of its results ---------------------------------
-    def platform(self):
+    # -- steps: each returns a ResultTable of its results ---------------------------------
+    def platform(self) -> ResultTable:
         return table(self.session.platform.checks)
 
-    def proxy(self):
+    def proxy(self) -> ResultTable:
         return table(self.session.proxy())
 
-    def network(self):
+    def network(self) -> ResultTable:
         return table(self.session.network())
 
-    def instance(self):
+    def instance(self) -> ResultTable:
         return table(self.session.instance())
 
-    def tokens(self):
+    def tokens(self) -> ResultTable:
         return table(self.session.tokens())
 
-    def arc_environment(self):
+    def arc_environment(self) -> ResultTable:
         return table(self.session.arc_environment())
 
-    def arc_challenge(self):
+    def arc_challenge(self) -> ResultTable:
         return table(self.session.arc_challenge())
 
     # -- the end -----------------------------------------------------------------------
     def report(self) -> Report:
         return self.session.report()
 
-    def verdict(self):
-        return verdict_table(self.report())
+    def verdict(self) -> ResultTable:
+        """The closing table; after :meth:`save` its caption says where the result went."""
+        return verdict_table(self.report(), caption=self._saved)
 
     def save(self) -> str:
         """Write the sidecar JSON (atomically) and stop the embedded emulator, if any."""
@@ -198,7 +201,8 @@ class Runbook:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_sidecar(path, sidecar)
         self.close()
-        return f"{self.report().verdict.value.upper()}: result written to {path}"
+        self._saved = f"{self.report().verdict.value.upper()}: result written to {path}"
+        return self._saved
 
     def close(self) -> None:
         if self._emulator is not None:
@@ -227,31 +231,19 @@ def _now_iso() -> str:
     return now_iso()
 
 
-# -- rendering (pandas is imported here only, never on the CLI path) ------------------------
-STATUS_COLOURS = {"ok": "#d4edda", "warn": "#fff3cd", "fail": "#f8d7da", "skip": "#e2e3e5"}
+# -- rendering: self-rendering tables, no pandas in a per-host kernel (see tables.py) --------
+STEP_COLUMNS = ("status", "code", "id", "title", "detail")
+VERDICT_COLUMNS = ("status", "code", "id", "title", "explanation", "fix")
 
 
-def frame(results: tuple[CheckResult, ...] | list[CheckResult], columns=("status", "code", "id", "title", "detail")):
-    import pandas as pd
-
-    rows = [{c: r.to_dict()[c] for c in columns} for r in results]
-    return pd.DataFrame(rows, columns=list(columns))
-
-
-def _style(df, uuid: str):
-    colour = lambda v: f"background-color: {STATUS_COLOURS.get(v, '')}"  # noqa: E731
-    return (df.style.set_uuid(uuid).hide(axis="index").map(colour, subset=["status"])
-            .set_properties(**{"text-align": "left", "white-space": "pre-wrap"}))
-
-
-def table(results):
-    """A styled table of step results with pass/fail colours and a fixed uuid (stable HTML)."""
+def table(results) -> ResultTable:
+    """A step's results with pass/fail colours and a stable id (diff-friendly HTML)."""
     results = tuple(results)
-    uuid = "imds-" + "-".join(r.id.replace(".", "_") for r in results[:2])
-    return _style(frame(results), uuid)
+    name = "imds-" + "-".join(r.id.replace(".", "_") for r in results[:2])
+    return ResultTable.from_dicts(name, (r.to_dict() for r in results), STEP_COLUMNS)
 
 
-def verdict_table(report: Report):
+def verdict_table(report: Report, caption: str = "") -> ResultTable:
     """The closing table: every check with code, status, explanation and fix."""
-    df = frame(report.checks, columns=("status", "code", "id", "title", "explanation", "fix"))
-    return _style(df, "imds-verdict")
+    return ResultTable.from_dicts("imds-verdict", (c.to_dict() for c in report.checks), VERDICT_COLUMNS,
+                                  caption=caption)

@@ -20,9 +20,10 @@ netns = pytest.mark.skipif(not IN_NETNS, reason="needs tests/isolated.sh's priva
                            "only there may the tests own 169.254.169.254 and localhost:40342")
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.")
-# "Basic <value>" / "Bearer <value>" whose value is not the placeholder.
+# "Basic <value>" / "Bearer <value>" whose value is not the placeholder, plain or HTML-escaped.
 # (``Basic realm=<path>`` is HIMDS's challenge, not a credential.)
-AUTH_VALUE = re.compile(r"\b(?:Basic|Bearer)\s+(?!<redacted>|<secret|realm=)[^\s\"'\\,]{8,}", re.IGNORECASE)
+AUTH_VALUE = re.compile(r"\b(?:Basic|Bearer)\s+(?!(?:<|&lt;)(?:redacted|secret)|realm=)[^\s\"'\\,]{8,}",
+                        re.IGNORECASE)
 
 # Variables that would steer a client somewhere else: a CLI run starts without them.
 _STEERING = re.compile(r"^(?:.*_proxy|IMDS_RUNBOOK_ENDPOINT|IDENTITY_ENDPOINT|IMDS_ENDPOINT|IDENTITY_HEADER|"

@@ -5,8 +5,8 @@ The emulator puts its canary (``emu.canary``) literally into every token signatu
 Arc secret. Scenarios - the normal ones and hostile ones that ECHO tokens and secrets back
 into error messages, headers and bodies - run through the whole pipeline with logging at
 DEBUG everywhere (urllib3 and requests included). Then every object reachable from the
-results is walked: each dataclass instance's ``repr()``, ``to_dict()`` and
-``_repr_markdown_()`` must hold no canary, no JWT and no Basic/Bearer value. Every dataclass
+results is walked: each dataclass instance's ``repr()``, ``str()``, ``to_dict()``,
+``_repr_markdown_()`` and ``_repr_html_()`` must hold no canary, no JWT and no Basic/Bearer value. Every dataclass
 type in ``imds_helpers`` must either be seen in that walk or be listed in ``EXEMPT`` with the
 reason it cannot hold a secret.
 """
@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 import pytest
 
 import imds_helpers
-from imds_helpers import answers, arc_keyfile, primer
+from imds_helpers import answers, arc_keyfile, primer, runbook
 from imds_helpers.api import Session, check_options, run_checks
 from imds_helpers.emulator import Emulator
 from imds_helpers.emulator.scenarios import Answer as EmuAnswer
@@ -101,7 +101,8 @@ class Scan:
             name = f"{type(obj).__module__}.{type(obj).__qualname__}"
             self.types.add(name)
             self.text(f"{where}: repr {name}", repr(obj))
-            for method in ("to_dict", "_repr_markdown_"):
+            self.text(f"{where}: str {name}", str(obj))
+            for method in ("to_dict", "_repr_markdown_", "_repr_html_"):
                 if hasattr(obj, method):
                     value = getattr(obj, method)()
                     self.text(f"{where}: {name}.{method}()", value if isinstance(value, str)
@@ -227,6 +228,7 @@ def test_vm_pipeline_leaks_nothing(name, scenario, params, debug_logs, reliabili
         report = session.run_all()
         scan.walk("session", session)
         scan.walk("report", report)
+        scan.walk("runbook tables", [runbook.table(report.checks), runbook.verdict_table(report)])
         scan.text("report json", json.dumps(report.to_dict()))
         scan.walk("sidecar", build_sidecar(report, host="h", notebook="01_azure_vm_imds",
                                            parameters={"endpoint": emu.base_url}, started_at="x", duration_s=1))
@@ -268,6 +270,7 @@ def test_arc_pipeline_leaks_nothing(scenario, debug_logs, reliability_counts):
         report = session.run_all()
         scan.walk("session", session)
         scan.walk("report", report)
+        scan.walk("runbook tables", [runbook.table(report.checks), runbook.verdict_table(report)])
         scan.text("report json", json.dumps(report.to_dict()))
         # The key-file layer on its own: the realm and read verdicts never hold the secret.
         client = MetadataClient(TIMEOUTS)
@@ -317,8 +320,10 @@ def test_every_result_dataclass_is_walked_or_exempt(reliability_counts):
     with Emulator(mode="vm", scenario="vm-healthy", rate_limits=False) as emu:
         session = Session(check_options(target="vm", endpoint=emu.base_url, proxy_comparison=True,
                                         env={"http_proxy": f"http://127.0.0.1:{free_port()}"}))
-        scan.walk("vm", session.run_all())
+        report = session.run_all()
+        scan.walk("vm", report)
         scan.walk("vm session", session)
+        scan.walk("vm tables", [runbook.table(report.checks), runbook.verdict_table(report, caption="saved")])
         scan.walk("proxy", analyze_proxy(emu.base_url, env={"http_proxy": "http://p:1"},
                                          winhttp_output="Current WinHTTP proxy settings:\n\n    Proxy Server(s) :  p:1\n"
                                                         "    Bypass List     :  (none)\n",
