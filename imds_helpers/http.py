@@ -13,15 +13,13 @@ are never put into results unredacted.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
-
-import requests
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.util.retry import Retry
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from imds_helpers import strictjson
 from imds_helpers.findings import Attempt
@@ -39,6 +37,33 @@ EXCERPT_CHARS = 240
 EVIDENCE_HEADERS = ("Server", "Content-Type", "Content-Length", "Retry-After", "WWW-Authenticate", "Via")
 
 Sleep = Callable[[float], None]
+
+if TYPE_CHECKING:
+    import requests
+
+# requests (and urllib3) are imported on first use, not with this module: a run's first
+# steps (platform, proxy without proxy variables, network) send no HTTP request, and a
+# runbook imports the stack meanwhile in the background (import_in_background).
+
+
+def import_in_background() -> threading.Thread:
+    """Import requests and urllib3 in a daemon thread; the first request then finds them loaded.
+
+    In a notebook the kernel sits idle between cells while papermill saves the notebook:
+    the import runs then instead of inside the first cell that sends a request. A request
+    made earlier simply waits for the import (Python's import lock); a failed import is
+    left for that request to raise.
+    """
+    def work() -> None:
+        try:
+            import requests  # noqa: F401
+            from urllib3.util import retry  # noqa: F401
+        except Exception:   # noqa: BLE001 - the real import, on first use, reports it
+            pass
+
+    thread = threading.Thread(target=work, name="imds-import-http", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass(frozen=True)
@@ -100,6 +125,8 @@ class Outcome:
 
 def classify_exception(exc: BaseException) -> ErrorKind:
     """Map a requests / urllib3 / socket exception to the taxonomy."""
+    import requests
+
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ErrorKind.CONNECT_TIMEOUT
     if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(exc, socket.timeout):
@@ -142,13 +169,20 @@ def _causes(exc: BaseException | None) -> Iterable[BaseException]:
             stack.append(reason)
 
 
-class _NoRedirectSession(requests.Session):
-    """A session that never looks at ``Location``. Even with ``allow_redirects=False``, requests
-    parses it to prepare ``response.next``, and a malformed one (``http://[bad``) raised
-    ValueError out of ``request()``. A redirect is evidence here (something else answered)."""
+@functools.cache
+def _no_redirect_session_class() -> type[requests.Session]:
+    import requests
 
-    def get_redirect_target(self, resp: requests.Response) -> None:
-        return None
+    class NoRedirectSession(requests.Session):
+        """A session that never looks at ``Location``. Even with ``allow_redirects=False``,
+        requests parses it to prepare ``response.next``, and a malformed one (``http://[bad``)
+        raised ValueError out of ``request()``. A redirect is evidence here (something else
+        answered)."""
+
+        def get_redirect_target(self, resp: requests.Response) -> None:
+            return None
+
+    return NoRedirectSession
 
 
 class MetadataClient:
@@ -171,7 +205,7 @@ class MetadataClient:
     ) -> None:
         self.timeouts = timeouts or Timeouts()
         if session is None:
-            session = _NoRedirectSession()
+            session = _no_redirect_session_class()()
             session.trust_env = False  # never let HTTP(S)_PROXY / NO_PROXY reach IMDS
         self._session = session
         self._proxies = dict(proxies) if proxies else {"http": None, "https": None}  # type: ignore[dict-item]
@@ -229,6 +263,8 @@ class MetadataClient:
     def _retry_wait(outcome: Outcome, backoff: float) -> float:
         value = outcome.header("Retry-After")
         if value:
+            from urllib3.util.retry import Retry
+
             try:
                 return max(0.0, float(Retry().parse_retry_after(value)))
             except Exception:  # an unparsable Retry-After is evidence, not a crash
@@ -244,6 +280,9 @@ class MetadataClient:
         deadline: float,
         secrets: tuple[str, ...],
     ) -> Outcome:
+        import requests
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
         start = self._clock()
         remaining = max(0.01, deadline - start)
         timeout = (min(self.timeouts.connect, remaining), min(self.timeouts.read, remaining))
@@ -284,6 +323,9 @@ class MetadataClient:
 
     def _read_body(self, response: requests.Response, deadline: float) -> tuple[bytes, ErrorKind | None]:
         """Read at most ``max_body_bytes`` before the deadline (a slow drip must not hang us)."""
+        import requests
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
         chunks: list[bytes] = []
         size = 0
         raw = response.raw

@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-from requests.utils import address_in_network, is_ipv4_address, is_valid_cidr, select_proxy
-
 from imds_helpers.catalog import finding
 from imds_helpers.findings import CheckResult, Commands, worst
 from imds_helpers.hostcmd import Runner, run_command
@@ -125,6 +123,35 @@ def _request_url(endpoint: str) -> str:
 
 
 # --- requests (azure-identity, azure-core) --------------------------------------------------
+# requests' own helpers, so the verdict is requests' to the letter. Imported on first use: with
+# no proxy variable set none is called, and the HTTP stack can load in the background
+# meanwhile (http.import_in_background).
+
+def is_ipv4_address(text: str) -> bool:
+    from requests.utils import is_ipv4_address as real
+
+    return real(text)
+
+
+def is_valid_cidr(text: str) -> bool:
+    from requests.utils import is_valid_cidr as real
+
+    return real(text)
+
+
+def address_in_network(ip: str, net: str) -> bool:
+    from requests.utils import address_in_network as real
+
+    return real(ip, net)
+
+
+def select_proxy(url: str, proxies: Mapping[str, str]) -> str | None:
+    if not proxies:     # what requests answers too, without importing it
+        return None
+    from requests.utils import select_proxy as real
+
+    return real(url, dict(proxies))
+
 
 def _getproxies_environment(env: Mapping[str, str]) -> dict[str, str]:
     """urllib's ``getproxies_environment`` over a mapping: the same two passes."""
