@@ -43,6 +43,18 @@ FAILURES_TABLE_NOTE = (
     "(`imds_helpers.catalog.CATALOG` holds all of them)."
 )
 
+# The parameters are checked before any request: a bad one stops the first cell, named.
+RUNBOOK_START = '''
+from imds_helpers import runbook
+
+rb = runbook.start("{kind}", globals())
+rb.platform()
+'''
+RUNBOOK_END = '''
+rb.save()  # the JSON result `imds-runbook report` reads; the table's caption says where
+rb.verdict()
+'''
+
 VM_CELLS = [
     md(f"""
 # Azure VM: can this machine reach IMDS and get a managed-identity token?
@@ -77,12 +89,6 @@ emulator_scenario: str = ""  # training: serve this emulator scenario in-process
 sidecar_path: str = ""  # JSON result path; empty: results/<host_name>.json
 target: str = "vm"  # this runbook's target (used by `imds-runbook run --notebook auto`)
 ''', "parameters"),
-    md("Check the parameters before any request is sent; a bad value stops here with one line naming it."),
-    code('''
-from imds_helpers import runbook
-
-rb = runbook.start("vm", globals())
-'''),
     md("""
 ## Step 1 — Is this an Azure VM?
 
@@ -92,8 +98,11 @@ An explicit `endpoint` always wins; the table says which endpoint was chosen and
 
 By hand: `cat /sys/class/dmi/id/chassis_asset_tag` ·
 PowerShell: `(Get-CimInstance Win32_SystemEnclosure).SMBIOSAssetTag`
+
+The cell first checks the parameters, before any request is sent: a bad value stops it with one
+line naming the parameter.
 """),
-    code("rb.platform()"),
+    code(RUNBOOK_START.format(kind="vm")),
     md("""
 **If it fails:** not an Azure VM (no asset tag) means IMDS cannot answer here — run the runbook on
 the VM itself. An Arc agent on an Azure VM is unsupported: remove one of them. Inside a container,
@@ -176,11 +185,10 @@ wrong for this cloud.
     md(f"""
 ## Verdict
 
-{FAILURES_TABLE_NOTE}
+{FAILURES_TABLE_NOTE} The result is also saved as JSON next to the report;
+`imds-runbook report DIR` tabulates many of them.
 """),
-    code("rb.verdict()"),
-    md("The result is saved as JSON next to the report; `imds-runbook report DIR` tabulates many of them."),
-    code("rb.save()"),
+    code(RUNBOOK_END),
 ]
 
 ARC_CELLS = [
@@ -207,11 +215,6 @@ emulator_scenario: str = ""  # training: serve this emulator scenario in-process
 sidecar_path: str = ""  # JSON result path; empty: results/<host_name>.json
 target: str = "arc"  # this runbook's target (used by `imds-runbook run --notebook auto`)
 ''', "parameters"),
-    code('''
-from imds_helpers import runbook
-
-rb = runbook.start("arc", globals())
-'''),
     md("""
 ## Step 1 — Is this an Arc-enabled server?
 
@@ -219,8 +222,11 @@ Detected from the install footprint (the himds binary on disk), not only from th
 plus `IDENTITY_ENDPOINT` / `IMDS_ENDPOINT`.
 
 By hand: `ls -l /opt/azcmagent/bin/himds; systemctl status himdsd` · PowerShell: `Get-Service himds`
+
+The cell first checks the parameters, before any request is sent: a bad value stops it with one
+line naming the parameter.
 """),
-    code("rb.platform()"),
+    code(RUNBOOK_START.format(kind="arc")),
     md("""
 ## Step 2 — Proxies must be bypassed
 
@@ -274,8 +280,7 @@ broken: do not read that file; *secret rejected* — retry once, then check `azc
 *agent disconnected or expired* — reconnect the machine (`azcmagent connect`).
 """),
     md(f"## Verdict\n\n{FAILURES_TABLE_NOTE}"),
-    code("rb.verdict()"),
-    code("rb.save()"),
+    code(RUNBOOK_END),
 ]
 
 PRIMER_CELLS = [
@@ -398,6 +403,21 @@ report.write_text(csv_path, report.render_csv(df)) if csv_path else "no export (
 '''),
 ]
 
+def merge_markdown(cells):
+    """Adjacent markdown cells become one (a step's "if it fails" joins the next heading).
+
+    papermill rewrites the whole notebook at every cell's start and end, markdown cells
+    included: fewer cells are fewer rewrites, and the text reads the same.
+    """
+    merged = []
+    for cell in cells:
+        if merged and cell.cell_type == merged[-1].cell_type == "markdown":
+            merged[-1] = md(merged[-1].source + "\n\n" + cell.source)
+        else:
+            merged.append(cell)
+    return merged
+
+
 NOTEBOOKS = {
     "00_imds_primer.ipynb": PRIMER_CELLS,
     "01_azure_vm_imds.ipynb": VM_CELLS,
@@ -407,7 +427,7 @@ NOTEBOOKS = {
 
 
 def build(name: str, cells) -> nbformat.NotebookNode:
-    nb = new_notebook(cells=cells)
+    nb = new_notebook(cells=merge_markdown(cells))
     nb.metadata["kernelspec"] = KERNELSPEC
     nb.metadata["language_info"] = {"name": "python"}
     return nb
