@@ -297,7 +297,7 @@ class Emulator:
                              argument=culprit) from None
         self._server.emulator = self
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
                                         name=f"imds-emulator-{self.port}", daemon=True)
         self._thread.start()
         self._filler: socket.socket | None = None
