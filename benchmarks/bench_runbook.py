@@ -1,21 +1,25 @@
 """What does the VM runbook cost on top of papermill itself? (a script, not a timed test)
 
-Runs, alternately, ``papermill`` on notebooks/01_azure_vm_imds.ipynb against a healthy
-emulator and ``papermill`` on a trivial one-cell notebook, several times each, and prints the
-medians and their ratio side by side. Target: runbook <= 1.3x the trivial notebook (kernel
-start-up and papermill's own work are the floor both pay).
+Runs, in turn, ``papermill`` on a trivial one-cell notebook and on
+notebooks/01_azure_vm_imds.ipynb against a healthy emulator, placed two ways:
 
-    .venv/bin/python benchmarks/bench_runbook.py [--reps 5] [--external] [--imports] [--what-if]
+* **IMDS**: the emulator is its own process, as IMDS is to a VM. Inside the private namespace
+  (``tests/isolated.sh``) it owns 169.254.169.254:80 and the runbook runs with its defaults,
+  exactly as on a VM; outside, it listens on a loopback port passed as ``endpoint``.
+* **training**: ``emulator_scenario: vm-healthy``, so the runbook's kernel starts (and stops)
+  the emulator itself, as the training parameter files do.
 
-Default: ``emulator_scenario: vm-healthy`` (the runbook's kernel starts the emulator, as the
-training files do). ``--external``: one emulator in this process, passed as ``endpoint`` (the
-runbook then pays nothing for the emulator). Both run papermill in this process, with the
-runner's settings (``shutdown_kernel="immediate"``, no progress bar). Only loopback is used.
+Each is run several times; the medians and their ratios to the trivial notebook are printed
+side by side. Target: runbook <= 1.3x the trivial notebook (kernel start-up and papermill's own
+work are the floor both pay), judged on the IMDS placement. papermill runs in this process with
+the runner's settings (``shutdown_kernel="immediate"``, no progress bar). Only loopback is used.
 
-The runbook side is broken down per cell (papermill's cell durations, medians) and the rest of
+    tests/isolated.sh .venv/bin/python benchmarks/bench_runbook.py [--reps 9] [--imports] [--what-if]
+
+The IMDS runs are broken down per cell (papermill's cell durations, medians) and the rest of
 the wall time (kernel start, papermill, shutdown). ``--imports`` also times, in a fresh
-interpreter, the imports the runbook's first cells pay (``python -X importtime``); ``--what-if``
-times a copy of the runbook whose step cells return counts instead of styled tables (no pandas).
+interpreter, the imports the runbook's first cells pay (``python -X importtime``);
+``--what-if`` times a copy of the runbook whose step cells return counts instead of tables.
 """
 
 from __future__ import annotations
@@ -70,17 +74,17 @@ def cell_durations(executed: Path) -> list[tuple[str, float]]:
     return rows
 
 
-STEP_CELLS = {"rb.platform()": "len(rb.session.platform.checks)", "rb.verdict()": "rb.report().verdict.value",
+STEP_LINES = {"rb.platform()": "len(rb.session.platform.checks)", "rb.verdict()": "rb.report().verdict.value",
               **{f"rb.{step}()": f"len(rb.session.{step}())" for step in ("proxy", "network", "instance", "tokens")}}
 
 
 def without_tables(folder: Path) -> Path:
-    """What if: the runbook with every styled table replaced by a count (pandas never imported)."""
+    """What if: the runbook with every table replaced by a count (no table is built)."""
     nb = json.loads(RUNBOOK.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
-            source = "".join(cell["source"]).strip()
-            cell["source"] = STEP_CELLS.get(source, source)
+            lines = "".join(cell["source"]).strip().splitlines()
+            cell["source"] = "\n".join(STEP_LINES.get(line.strip(), line) for line in lines)
             cell["outputs"], cell["execution_count"] = [], None
     path = folder / "runbook-no-tables.ipynb"
     path.write_text(json.dumps(nb), encoding="utf-8")
@@ -100,15 +104,28 @@ def save_cost(executed: Path) -> tuple[int, float]:
 
 
 @contextlib.contextmanager
-def runbook_parameters(external: bool, folder: Path) -> Iterator[dict[str, Any]]:
-    params: dict[str, Any] = {"host_name": "bench", "sidecar_path": str(folder / "bench.json"), "timeout_s": 5}
-    if not external:
-        yield {**params, "emulator_scenario": "vm-healthy"}
-        return
-    from imds_helpers.emulator import Emulator
+def imds_process(folder: Path) -> Iterator[dict[str, Any]]:
+    """The emulator in its own process; the runbook's parameters to reach it."""
+    import os
 
-    with Emulator(mode="vm", scenario="vm-healthy", rate_limits=False) as emu:
-        yield {**params, "endpoint": emu.base_url}
+    params: dict[str, Any] = {"host_name": "bench", "sidecar_path": str(folder / "imds.json"), "timeout_s": 5}
+    in_namespace = os.environ.get("IMDS_RUNBOOK_NETNS") == "1"
+    host, port = ("169.254.169.254", "80") if in_namespace else ("127.0.0.1", "0")
+    proc = subprocess.Popen([sys.executable, "-m", "imds_helpers", "emulator", "--mode", "vm", "--host", host,
+                             "--port", port, "--no-rate-limits"], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        base_url = (proc.stdout.readline() if proc.stdout else "").strip()
+        if not base_url.startswith("http://"):
+            raise SystemExit(f"the emulator did not start (exit {proc.wait(timeout=5)})")
+        yield params if in_namespace else {**params, "endpoint": base_url}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def training_parameters(folder: Path) -> dict[str, Any]:
+    return {"host_name": "bench", "sidecar_path": str(folder / "training.json"), "timeout_s": 5,
+            "emulator_scenario": "vm-healthy"}
 
 
 def import_times() -> None:
@@ -138,59 +155,62 @@ def import_times() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=5, help="timed runs of each notebook (default 5)")
-    parser.add_argument("--external", action="store_true", help="an emulator in this process, passed as endpoint")
+    parser.add_argument("--reps", type=int, default=9, help="timed runs of each notebook (default 9)")
     parser.add_argument("--imports", action="store_true", help="also time the runbook's imports")
     parser.add_argument("--what-if", action="store_true",
-                        help="also time a copy of the runbook whose step cells render no pandas table")
+                        help="also time a copy of the runbook whose step cells render no table")
     args = parser.parse_args()
+
+    import compileall
 
     import papermill as pm   # imported once, outside the timings
 
-    with tempfile.TemporaryDirectory(prefix="bench-runbook-") as tmp:
+    compileall.compile_dir(str(REPO / "imds_helpers"), quiet=1)   # as `make bench` does
+    with tempfile.TemporaryDirectory(prefix="bench-runbook-") as tmp, imds_process(Path(tmp)) as imds:
         folder = Path(tmp)
-        trivial = trivial_notebook(folder)
-        with runbook_parameters(args.external, folder) as params:
-            run_once(pm, trivial, folder / "warm-trivial.ipynb", {})      # first kernel start, caches
-            run_once(pm, RUNBOOK, folder / "warm-runbook.ipynb", params)
-            times: dict[str, list[float]] = {"trivial": [], "runbook": []}
-            cells: list[list[tuple[str, float]]] = []
-            for i in range(args.reps):   # alternate, so drift on a shared machine hits both
-                times["trivial"].append(run_once(pm, trivial, folder / f"trivial-{i}.ipynb", {}))
-                out = folder / f"runbook-{i}.ipynb"
-                times["runbook"].append(run_once(pm, RUNBOOK, out, params))
-                cells.append(cell_durations(out))
-            verdict = json.loads((folder / "bench.json").read_text(encoding="utf-8"))["verdict"]
-            saves = save_cost(folder / "runbook-0.ipynb")
-            if args.what_if:
-                variant = without_tables(folder)
-                run_once(pm, variant, folder / "warm-variant.ipynb", params)
-                times["no tables"] = [run_once(pm, variant, folder / f"variant-{i}.ipynb", params)
-                                      for i in range(args.reps)]
+        runs: dict[str, tuple[Path, dict[str, Any]]] = {
+            "trivial": (trivial_notebook(folder), {}),
+            "IMDS": (RUNBOOK, imds),
+            "training": (RUNBOOK, training_parameters(folder)),
+        }
+        if args.what_if:
+            runs["no tables"] = (without_tables(folder), imds)
+        for name, (notebook, params) in runs.items():      # first kernel start, caches
+            run_once(pm, notebook, folder / f"warm-{name}.ipynb", params)
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        cells: list[list[tuple[str, float]]] = []
+        for i in range(args.reps):   # in turn, so drift on a shared machine hits all of them
+            for name, (notebook, params) in runs.items():
+                out = folder / f"{name.replace(' ', '-')}-{i}.ipynb"
+                times[name].append(run_once(pm, notebook, out, params))
+                if name == "IMDS":
+                    cells.append(cell_durations(out))
+        verdicts = {name: json.loads((folder / f"{name.lower()}.json").read_text(encoding="utf-8"))["verdict"]
+                    for name in ("IMDS", "training")}
+        saves = save_cost(folder / "IMDS-0.ipynb")
 
     med = {k: statistics.median(v) for k, v in times.items()}
-    ratio = med["runbook"] / med["trivial"]
-    side = "emulator_scenario vm-healthy (in the kernel)" if not args.external else "external emulator (endpoint)"
-    print(f"papermill, {args.reps} runs each, runbook on {side}; runbook verdict {verdict}\n")
-    print(f"{'':18s}{'trivial':>10s}{'runbook':>10s}")
-    print(f"{'median s':18s}{med['trivial']:10.2f}{med['runbook']:10.2f}")
-    print(f"{'min s':18s}{min(times['trivial']):10.2f}{min(times['runbook']):10.2f}")
-    print(f"{'max s':18s}{max(times['trivial']):10.2f}{max(times['runbook']):10.2f}")
-    print(f"\nrunbook / trivial: {ratio:.2f}x (target <= {TARGET}x: {'met' if ratio <= TARGET else 'MISSED'})")
+    ratio = {k: med[k] / med["trivial"] for k in med}
+    print(f"papermill, {args.reps} runs each, in turn; runbook verdicts: IMDS {verdicts['IMDS']}, "
+          f"training {verdicts['training']}\n")
+    print(f"{'':12s}" + "".join(f"{k:>12s}" for k in med))
+    for label, pick in (("median s", med), ("min s", {k: min(v) for k, v in times.items()}),
+                        ("max s", {k: max(v) for k, v in times.items()}), ("x trivial", ratio)):
+        print(f"{label:12s}" + "".join(f"{pick[k]:12.2f}" for k in med))
+    print(f"\nrunbook / trivial, IMDS in its own process: {ratio['IMDS']:.2f}x "
+          f"(target <= {TARGET}x: {'met' if ratio['IMDS'] <= TARGET else 'MISSED'}); "
+          f"training (emulator in the kernel): {ratio['training']:.2f}x")
 
-    print("\nrunbook cells (median s over the timed runs):")
+    print("\nrunbook cells, IMDS (median s over the timed runs):")
     per_cell = [(cells[0][k][0], statistics.median(run[k][1] for run in cells)) for k in range(len(cells[0]))]
     for label, seconds in per_cell:
         print(f"  {label:42s} {seconds:6.3f}")
     in_cells = sum(s for _, s in per_cell)
     print(f"  {'sum of cells':42s} {in_cells:6.3f}")
-    print(f"  {'outside cells (kernel start, papermill)':42s} {med['runbook'] - in_cells:6.3f}"
+    print(f"  {'outside cells (kernel start, papermill)':42s} {med['IMDS'] - in_cells:6.3f}"
           f"   (trivial notebook: {med['trivial']:.3f} in all)")
     print(f"  of which papermill's saves (~{saves[0]} cells x 2 writes of up to {saves[1] * 1000:.1f} ms): "
           f"<= {saves[0] * 2 * saves[1]:.2f} s")
-    if args.what_if:
-        print(f"\nwhat if the runbook rendered no pandas tables (same checks, counts instead): "
-              f"median {med['no tables']:.2f} s, {med['no tables'] / med['trivial']:.2f}x the trivial notebook")
     if args.imports:
         import_times()
 
