@@ -5,8 +5,9 @@ timeout comes back as evidence in :class:`CommandOutput`, never as an exception.
 takes a :data:`Runner` so tests can hand it captured outputs instead.
 
 :class:`CommandPrefetch` starts commands before the step that reads them: the quick check
-starts the Linux evidence commands first thing, and they finish while Python is still
-importing requests (which alone takes longer than systemctl, iptables-save and nft together).
+and a runbook's first cell start the Linux evidence commands first thing, and they finish
+while Python is still importing (requests alone takes longer than systemctl, iptables-save and
+nft together).
 """
 
 from __future__ import annotations
@@ -113,11 +114,14 @@ class CommandPrefetch:
     """A :data:`Runner` whose commands were started ahead of time.
 
     Each prefetched command is handed out once, to the first call with the same argv, which
-    waits at most its timeout from the call. Any other call (or a second one) runs now.
-    ``close()`` kills whatever nobody collected.
+    waits at most its timeout from the call. Any other call (or a second one) runs now, and
+    so does a call more than ``max_age`` seconds after the prefetch started: in a notebook
+    run cell by cell, the firewall may have been changed since. ``close()`` kills whatever
+    nobody collected.
     """
 
-    def __init__(self, commands: Iterable[Sequence[str]]) -> None:
+    def __init__(self, commands: Iterable[Sequence[str]], max_age: float | None = None) -> None:
+        self._max_age = max_age
         self._pending: dict[tuple[str, ...], tuple[subprocess.Popen | str, float]] = {}
         for argv in commands:
             args = tuple(argv)
@@ -129,6 +133,10 @@ class CommandPrefetch:
         if started is None:
             return run_command(args, timeout)
         proc, start = started
+        if self._max_age is not None and time.monotonic() - start > self._max_age:
+            if not isinstance(proc, str):
+                _stop(proc)
+            return run_command(args, timeout)
         return _collect(proc, args, start, timeout)
 
     @property

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
@@ -195,11 +194,18 @@ def _requests_bypass(url: str, env: Mapping[str, str]) -> tuple[bool, str | None
                 bare = entry.lstrip(".")
                 if hostname == bare or with_port == bare or hostname.endswith("." + bare) or with_port.endswith("." + bare):
                     return True, entry, variable
-    # Then urllib's own check, on the proxies urllib sees (lowercase no_proxy first).
+    # Then urllib's own check, on the proxies urllib sees (lowercase no_proxy first). Without
+    # a no_proxy entry it answers False, so urllib.request loads only when there is one.
     proxies = _getproxies_environment(env)
-    if urllib.request.proxy_bypass_environment(hostname, proxies):
+    if proxies.get("no") and _urllib_request().proxy_bypass_environment(hostname, proxies):
         return True, _urllib_entry(hostname, proxies.get("no", "")), "no_proxy/NO_PROXY (urllib)"
     return False, None, variable
+
+
+def _urllib_request():
+    import urllib.request
+
+    return urllib.request
 
 
 def _urllib_entry(hostname: str, no_proxy: str) -> str:

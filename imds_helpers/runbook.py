@@ -19,18 +19,24 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from imds_helpers import validate
-from imds_helpers.api import CheckOptions, Session, check_options
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import Report
+from imds_helpers.hostcmd import CommandPrefetch, evidence_commands
 from imds_helpers.http import import_in_background
 from imds_helpers.tables import ResultTable
+
+if TYPE_CHECKING:
+    from imds_helpers.api import CheckOptions
 
 MANAGEMENT = "https://management.azure.com/"
 MONITOR = "https://monitor.azure.com/"
 NOTEBOOKS = {"vm": "01_azure_vm_imds", "arc": "02_arc_himds"}
+# Prefetched host command output older than this is read again: a runbook run cell by cell
+# may reach the firewall step minutes later, after someone changed the rules.
+PREFETCH_MAX_AGE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -141,27 +147,40 @@ class Runbook:
     def __init__(self, kind: str, params: Mapping[str, Any]) -> None:
         self.kind = kind
         self.params = validate_parameters(kind, params)
-        # The first steps send no HTTP request: load requests while they run and while the
-        # kernel waits between cells (0.05 s of a fresh kernel's ~0.3 s of runbook work).
-        import_in_background()
         self.host = self.params["host_name"] or socket.gethostname()
         self.started_at = _now_iso()
         self._t0 = time.monotonic()
         self._emulator = None
         self._saved = ""
+        # Host commands (service state, firewall rules) run while Python imports the steps,
+        # and requests (about 50 ms to import in a fresh kernel) loads while the first steps,
+        # which send no HTTP request, run and while the kernel waits between cells.
+        self._commands = CommandPrefetch(evidence_commands(), max_age=PREFETCH_MAX_AGE_S)
+        import_in_background()
+        try:
+            self.options: CheckOptions = self._options()
+            from imds_helpers.api import Session
+
+            self.session = Session(self.options)
+        except BaseException:
+            self.close()
+            raise
+
+    def _options(self) -> CheckOptions:
+        from imds_helpers.api import check_options
+
         endpoint = self.params["endpoint"] or None
         tokens_dir = self.params.get("tokens_dir") or None
         if self.params["emulator_scenario"]:
-            self._emulator = _start_emulator(kind, self.params["emulator_scenario"])
+            self._emulator = _start_emulator(self.kind, self.params["emulator_scenario"])
             endpoint = self._emulator.base_url
-            tokens_dir = str(self._emulator.key_dir) if kind == "arc" else None
-        self.options: CheckOptions = check_options(
-            target=kind, endpoint=endpoint, resources=self.params["resources"],
+            tokens_dir = str(self._emulator.key_dir) if self.kind == "arc" else None
+        return check_options(
+            target=self.kind, endpoint=endpoint, resources=self.params["resources"],
             client_ids=self.params.get("client_ids", ()), object_ids=self.params.get("object_ids", ()),
             msi_res_ids=self.params.get("msi_res_ids", ()), timeout=self.params["timeout_s"],
-            proxy_comparison=self.params["proxy_comparison"], tokens_dir=tokens_dir,
+            proxy_comparison=self.params["proxy_comparison"], tokens_dir=tokens_dir, runner=self._commands,
         )
-        self.session = Session(self.options)
 
     # -- steps: each returns a ResultTable of its results ---------------------------------
     def platform(self) -> ResultTable:
@@ -209,6 +228,7 @@ class Runbook:
         return self._saved
 
     def close(self) -> None:
+        self._commands.close()
         if self._emulator is not None:
             self._emulator.close()
             self._emulator = None

@@ -115,3 +115,50 @@ def test_a_check_run_reads_every_prefetched_command(make_emulator):
         report = run_checks(check_options(target="vm", endpoint=emu.base_url, runner=prefetch))
         assert prefetch.pending == ()
     assert report.verdict.value in ("ok", "warn")
+
+
+def test_prefetched_output_older_than_max_age_is_read_again(tmp_path):
+    # A notebook run cell by cell reaches the firewall step later; the rules may have changed.
+    counter = tmp_path / "runs"
+    command = ("sh", "-c", f"echo run >> {counter}; wc -l < {counter}")
+    with CommandPrefetch([command], max_age=0.2) as prefetch:
+        time.sleep(0.4)
+        assert prefetch(command, 2.0).stdout.strip() == "2"        # the prefetched run was dropped
+    with CommandPrefetch([("sleep", "30")], max_age=0.0) as prefetch:
+        started = time.monotonic()
+        assert prefetch(("sleep", "30"), 0.2).error == "timeout"   # a fresh run, its own timeout
+        assert time.monotonic() - started < 2.0
+
+
+def test_a_runbook_prefetches_host_commands_and_reads_them(make_emulator, tmp_path):
+    from imds_helpers import runbook
+
+    emu = make_emulator(mode="vm", rate_limits=False)
+    rb = runbook.start("vm", {"endpoint": emu.base_url, "sidecar_path": str(tmp_path / "s.json")})
+    commands = rb._commands
+    assert set(commands.pending) <= set(evidence_commands())        # the platform step read systemctl
+    rb.proxy(), rb.network()
+    assert commands.pending == ()                                   # the network step read the rest
+    rb.save()
+
+
+def test_a_runbook_that_cannot_start_kills_its_prefetched_commands(monkeypatch):
+    from imds_helpers import runbook
+    from imds_helpers.errors import UsageError
+
+    started: list[CommandPrefetch] = []
+    real = runbook.CommandPrefetch
+
+    def spy(commands, max_age=None):
+        prefetch = real([("sleep", "30")], max_age=max_age)
+        started.append(prefetch)
+        return prefetch
+
+    def no_emulator(kind, scenario):
+        raise UsageError("cannot listen", argument="--port")
+
+    monkeypatch.setattr(runbook, "CommandPrefetch", spy)
+    monkeypatch.setattr(runbook, "_start_emulator", no_emulator)
+    with pytest.raises(UsageError):
+        runbook.start("vm", {"emulator_scenario": "vm-healthy"})
+    assert started and started[0].pending == ()
