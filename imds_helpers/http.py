@@ -16,7 +16,6 @@ import errno
 import functools
 import json
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
@@ -41,29 +40,10 @@ Sleep = Callable[[float], None]
 if TYPE_CHECKING:
     import requests
 
-# requests (and urllib3) are imported on first use, not with this module: a run's first
-# steps (platform, proxy without proxy variables, network) send no HTTP request, and a
-# runbook imports the stack meanwhile in the background (import_in_background).
-
-
-def import_in_background() -> threading.Thread:
-    """Import requests and urllib3 in a daemon thread; the first request then finds them loaded.
-
-    In a notebook the kernel sits idle between cells while papermill saves the notebook:
-    the import runs then instead of inside the first cell that sends a request. A request
-    made earlier simply waits for the import (Python's import lock); a failed import is
-    left for that request to raise.
-    """
-    def work() -> None:
-        try:
-            import requests  # noqa: F401
-            from urllib3.util import retry  # noqa: F401
-        except Exception:   # noqa: BLE001 - the real import, on first use, reports it
-            pass
-
-    thread = threading.Thread(target=work, name="imds-import-http", daemon=True)
-    thread.start()
-    return thread
+# requests and urllib3 are imported on first use, not with this module: a run's first
+# steps (platform, proxy without proxy variables, network) send no HTTP request. Not in a
+# background thread: two threads importing requests at once can see its modules half
+# initialised (requests' modules import each other), and a user's cell may import it too.
 
 
 @dataclass(frozen=True)

@@ -123,8 +123,7 @@ def _request_url(endpoint: str) -> str:
 
 # --- requests (azure-identity, azure-core) --------------------------------------------------
 # requests' own helpers, so the verdict is requests' to the letter. Imported on first use: with
-# no proxy variable set none is called, and the HTTP stack can load in the background
-# meanwhile (http.import_in_background).
+# no proxy variable set none is called, and a runbook's proxy step needs no HTTP stack.
 
 def is_ipv4_address(text: str) -> bool:
     from requests.utils import is_ipv4_address as real

@@ -25,7 +25,6 @@ from imds_helpers import validate
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import Report
 from imds_helpers.hostcmd import CommandPrefetch, evidence_commands
-from imds_helpers.http import import_in_background
 from imds_helpers.tables import ResultTable
 
 if TYPE_CHECKING:
@@ -152,11 +151,8 @@ class Runbook:
         self._t0 = time.monotonic()
         self._emulator = None
         self._saved = ""
-        # Host commands (service state, firewall rules) run while Python imports the steps,
-        # and requests (about 50 ms to import in a fresh kernel) loads while the first steps,
-        # which send no HTTP request, run and while the kernel waits between cells.
+        # Host commands (service state, firewall rules) run while Python imports the steps.
         self._commands = CommandPrefetch(evidence_commands(), max_age=PREFETCH_MAX_AGE_S)
-        import_in_background()
         try:
             self.options: CheckOptions = self._options()
             from imds_helpers.api import Session

@@ -1,4 +1,4 @@
-"""The HTTP stack (requests, urllib3) loads on first use, or in the background for a runbook."""
+"""The HTTP stack (requests, urllib3) loads on first use, never with the pipeline's modules."""
 
 from __future__ import annotations
 
@@ -44,27 +44,15 @@ def test_proxy_step_with_a_proxy_uses_requests_rules():
     assert out == "True None 169.254.0.0/16"
 
 
-def test_import_in_background_loads_requests_and_urllib3():
-    out = _run("""
-        import sys
-        from imds_helpers.http import import_in_background
-        thread = import_in_background()
-        assert thread.daemon
-        thread.join(30)
-        print(sorted(m for m in ("requests", "urllib3", "urllib3.util.retry") if m in sys.modules))
-    """)
-    assert out == "['requests', 'urllib3', 'urllib3.util.retry']"
-
-
-def test_a_runbook_starts_the_background_import():
+def test_a_runbook_imports_requests_only_in_its_first_http_step():
+    # Not in a background thread: a concurrent import of requests can see it half initialised.
     out = _run("""
         import sys, threading
         from imds_helpers import runbook
-        rb = runbook.start("vm", {"endpoint": "http://127.0.0.1:9"})
-        names = [t.name for t in threading.enumerate()]
-        for t in threading.enumerate():
-            if t.name == "imds-import-http":
-                t.join(30)
-        print("imds-import-http" in names or "requests" in sys.modules, "requests" in sys.modules)
+        rb = runbook.start("vm", {"endpoint": "http://127.0.0.1:9", "timeout_s": 1})
+        rb.platform(); rb.proxy(); rb.network()
+        before = "requests" in sys.modules
+        threads = sorted(t.name for t in threading.enumerate())
+        print(before, threads)
     """)
-    assert out == "True True"
+    assert out == "False ['MainThread']"
