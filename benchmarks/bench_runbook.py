@@ -14,12 +14,14 @@ the trivial notebook, with quartiles, is printed side by side. Target: runbook <
 work are the floor both pay), judged on the IMDS placement. papermill runs in this process with
 the runner's settings (``shutdown_kernel="immediate"``, no progress bar). Only loopback is used.
 
-    tests/isolated.sh .venv/bin/python benchmarks/bench_runbook.py [--reps 15] [--imports] [--what-if]
+    tests/isolated.sh .venv/bin/python benchmarks/bench_runbook.py [--reps 15] [--cli] [--imports] [--what-if]
 
 The IMDS runs are broken down per cell (papermill's cell durations, medians) and the rest of
 the wall time (kernel start, papermill, shutdown). ``--imports`` also times, in a fresh
 interpreter, the imports the runbook's first cells pay (``python -X importtime``);
-``--what-if`` times a copy of the runbook whose step cells return counts instead of tables.
+``--what-if`` times a copy of the runbook whose step cells return counts instead of tables;
+``--cli`` also times the ``papermill`` command on the trivial notebook and the runbook (IMDS
+placement), its own start-up included, as a user typing it sees it.
 """
 
 from __future__ import annotations
@@ -56,6 +58,18 @@ def run_once(pm: Any, notebook: Path, out: Path, parameters: dict[str, Any]) -> 
     pm.execute_notebook(str(notebook), str(out), parameters=parameters, kernel_name="python3",
                         cwd=str(out.parent), progress_bar=False, log_output=False,
                         shutdown_kernel="immediate")
+    return time.perf_counter() - t0
+
+
+def run_cli(notebook: Path, out: Path, parameters: dict[str, Any]) -> float:
+    """The ``papermill`` command, as a user types it (its own start-up included)."""
+    papermill = Path(sys.executable).with_name("papermill")
+    argv = [str(papermill), str(notebook), str(out), "-k", "python3", "--cwd", str(out.parent),
+            "--no-progress-bar", "--no-log-output"]
+    if parameters:
+        argv += ["-y", json.dumps(parameters)]          # JSON is YAML
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
     return time.perf_counter() - t0
 
 
@@ -157,6 +171,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15, help="timed rounds, each notebook once (default 15)")
     parser.add_argument("--imports", action="store_true", help="also time the runbook's imports")
+    parser.add_argument("--cli", action="store_true",
+                        help="also time the papermill command (trivial and IMDS), start-up included")
     parser.add_argument("--what-if", action="store_true",
                         help="also time a copy of the runbook whose step cells render no table")
     args = parser.parse_args()
@@ -175,14 +191,21 @@ def main() -> None:
         }
         if args.what_if:
             runs["no tables"] = (without_tables(folder), imds)
+        if args.cli:
+            runs["trivial cli"] = runs["trivial"]
+            runs["IMDS cli"] = runs["IMDS"]
+
+        def timed(name: str, notebook: Path, out: Path, params: dict[str, Any]) -> float:
+            return run_cli(notebook, out, params) if name.endswith(" cli") else run_once(pm, notebook, out, params)
+
         for name, (notebook, params) in runs.items():      # first kernel start, caches
-            run_once(pm, notebook, folder / f"warm-{name}.ipynb", params)
+            timed(name, notebook, folder / f"warm-{name.replace(' ', '-')}.ipynb", params)
         times: dict[str, list[float]] = {name: [] for name in runs}
         cells: list[list[tuple[str, float]]] = []
         for i in range(args.reps):   # in turn, so drift on a shared machine hits all of them
             for name, (notebook, params) in runs.items():
                 out = folder / f"{name.replace(' ', '-')}-{i}.ipynb"
-                times[name].append(run_once(pm, notebook, out, params))
+                times[name].append(timed(name, notebook, out, params))
                 if name == "IMDS":
                     cells.append(cell_durations(out))
         verdicts = {name: json.loads((folder / f"{name.lower()}.json").read_text(encoding="utf-8"))["verdict"]
@@ -191,7 +214,8 @@ def main() -> None:
 
     med = {k: statistics.median(v) for k, v in times.items()}
     # Per round: the machine's speed drifts (up to 1.5x here), and a round's runs are seconds apart.
-    pairs = {k: sorted(a / b for a, b in zip(v, times["trivial"])) for k, v in times.items()}
+    base = {k: times["trivial cli" if k.endswith(" cli") else "trivial"] for k in times}
+    pairs = {k: sorted(a / b for a, b in zip(v, base[k])) for k, v in times.items()}
     ratio = {k: statistics.median(v) for k, v in pairs.items()}
     quartiles = {k: statistics.quantiles(v, n=4)[::2] if len(v) > 1 else v * 2 for k, v in pairs.items()}
     print(f"papermill, {args.reps} runs each, in turn; runbook verdicts: IMDS {verdicts['IMDS']}, "
@@ -204,6 +228,8 @@ def main() -> None:
     print(f"\n(x trivial: median of the per-round ratios)\nrunbook / trivial, IMDS in its own process: "
           f"{ratio['IMDS']:.2f}x (target <= {TARGET}x: {'met' if ratio['IMDS'] <= TARGET else 'MISSED'}); "
           f"training (emulator in the kernel): {ratio['training']:.2f}x")
+    if args.cli:
+        print(f"the papermill command, start-up included (cli rows against 'trivial cli'): {ratio['IMDS cli']:.2f}x")
 
     print("\nrunbook cells, IMDS (median s over the timed runs):")
     per_cell = [(cells[0][k][0], statistics.median(run[k][1] for run in cells)) for k in range(len(cells[0]))]
