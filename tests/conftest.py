@@ -10,6 +10,10 @@ import socket
 
 import pytest
 
+# Every emulator honours a canary from the environment; the suite wants fresh random ones
+# (and kernels started by papermill inherit this process's environment).
+os.environ.pop("IMDS_EMULATOR_CANARY", None)
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 

@@ -19,9 +19,9 @@ import threading
 from typing import Any
 
 from imds_helpers.emulator.scenarios import DEFAULTS, MODES, SCENARIOS, get_scenario
+from imds_helpers.emulator.tokens import CANARY_ENV
 from imds_helpers.errors import UsageError
 
-CANARY_ENV = "IMDS_EMULATOR_CANARY"
 SCENARIO_FILE_POLL = 0.5
 
 
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if mode is None:
         mode = get_scenario(scenario).mode if scenario else "vm"
     get_scenario(scenario, mode)  # unknown name / wrong mode -> UsageError before binding
-    canary = args.canary or os.environ.get(CANARY_ENV) or None
+    canary = args.canary or None      # else the Emulator reads $IMDS_EMULATOR_CANARY
 
     from imds_helpers.emulator.server import Emulator
 

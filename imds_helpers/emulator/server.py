@@ -30,7 +30,7 @@ from imds_helpers.emulator import protocol as P
 from imds_helpers.emulator.model import new_machine
 from imds_helpers.emulator.scenarios import get_scenario
 from imds_helpers.emulator.service import Request, Response, Service
-from imds_helpers.emulator.tokens import CANARY_RE, new_canary
+from imds_helpers.emulator.tokens import CANARY_ENV, CANARY_RE, new_canary
 from imds_helpers.errors import UsageError
 from imds_helpers.redact import PLACEHOLDER
 
@@ -247,8 +247,8 @@ class Emulator:
 
     Starts serving in the constructor; use as a context manager or call :meth:`close`.
     ``key_dir`` (arc mode) is where challenge key files go; ``None`` makes a fresh temp dir
-    that :meth:`close` removes. ``canary`` defaults to ``imdsrbcanary`` + 16 random hex chars
-    and appears literally in every token and Arc secret. ``scenario_params`` override the
+    that :meth:`close` removes. ``canary`` defaults to ``$IMDS_EMULATOR_CANARY``, else ``imdsrbcanary`` + 16
+    random hex chars, and appears literally in every token and Arc secret. ``scenario_params`` override the
     scenario's settings (see :mod:`imds_helpers.emulator.scenarios`). ``rate_limits`` turns the
     real service's 5 req/s (identity 20 req/s, 5 concurrent) limits on or off (vm mode).
     """
@@ -261,10 +261,13 @@ class Emulator:
             raise UsageError(f"unknown mode {mode!r}; choose vm or arc", argument="--mode")
         if os_type.lower() not in ("linux", "windows"):
             raise UsageError(f"unknown os type {os_type!r}; choose Linux or Windows", argument="--os-type")
+        canary_from = "--canary"
+        if canary is None and os.environ.get(CANARY_ENV):
+            canary, canary_from = os.environ[CANARY_ENV], CANARY_ENV
         if canary is None:
             canary = new_canary()
         elif not CANARY_RE.match(canary):
-            raise UsageError("canary must be 8-128 characters of [A-Za-z0-9_-]", argument="--canary")
+            raise UsageError("canary must be 8-128 characters of [A-Za-z0-9_-]", argument=canary_from)
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise UsageError(f"port must be an integer 0-65535, not {port!r}", argument="--port")
         scenario_row = get_scenario(scenario, mode).with_params(**(scenario_params or {}))

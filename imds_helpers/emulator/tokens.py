@@ -20,6 +20,7 @@ from imds_helpers.emulator.model import Machine, ManagedIdentity
 CANARY_PREFIX = "imdsrbcanary"
 #: A canary must survive inside a JWT signature and a header value: base64url alphabet only.
 CANARY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+CANARY_ENV = "IMDS_EMULATOR_CANARY"    # a canary chosen by the user, for every emulator it starts
 
 #: Lifetime of issued tokens; real MI tokens live ~24 h [obs: T1, T6].
 TOKEN_LIFETIME = 86399

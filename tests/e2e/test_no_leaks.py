@@ -2,9 +2,8 @@
 
 Every emulator puts its canary (``imdsrbcanary`` + 16 hex) literally into every token
 signature and every Arc key-file secret. The emulators that ``emulator_scenario`` starts inside
-the kernels get random canaries the test cannot know (``Emulator`` does not read
-``IMDS_EMULATOR_CANARY``; only the emulator CLI does), so the scan looks for the PREFIX, which
-matches every canary at once. A JWT (header.claims) must not appear either.
+the kernels get random canaries the test does not know (``IMDS_EMULATOR_CANARY`` is not set),
+so the scan looks for the PREFIX, which matches every canary at once. A JWT (header.claims) must not appear either.
 
 Scanned: every file each run wrote (executed notebooks, HTML reports, sidecars, logs,
 summary.csv/html/md, parameter files) and the stdout/stderr of every command.

@@ -224,3 +224,17 @@ def test_request_log_is_bounded(monkeypatch):
             session.get(emu.base_url + "/metadata/versions", headers={"Metadata": "true"}, timeout=5)
         assert len(emu.request_log) == 5 and emu.request_log_dropped == 7
         assert all(entry["path"] == "/metadata/versions" for entry in emu.request_log)
+
+
+def test_canary_from_the_environment_applies_to_in_process_emulators(monkeypatch):
+    # A trainer sets one canary and greps for it; emulators a runbook starts in its kernel
+    # (emulator_scenario) are in-process ones.
+    monkeypatch.setenv("IMDS_EMULATOR_CANARY", "imdsrbcanarytrainer0001")
+    with Emulator(mode="vm") as emu:
+        assert emu.canary == "imdsrbcanarytrainer0001"
+    with Emulator(mode="vm", canary="imdsrbcanaryexplicit01") as emu:
+        assert emu.canary == "imdsrbcanaryexplicit01"       # an explicit one wins
+    monkeypatch.setenv("IMDS_EMULATOR_CANARY", "bad canary!")
+    with pytest.raises(UsageError) as err:
+        Emulator(mode="vm")
+    assert err.value.argument == "IMDS_EMULATOR_CANARY"
