@@ -1,5 +1,5 @@
 """Result tables that render themselves: HTML with pass/fail colours in Jupyter and in the
-HTML reports, aligned plain text in a terminal or a papermill log.
+HTML reports, doctor-style plain text in a terminal or a papermill log.
 
 A per-host runbook shows six of these. They used to be pandas Stylers; importing pandas and
 its Styler cost about 0.45 s in every fresh kernel, as much as the whole rest of the runbook,
