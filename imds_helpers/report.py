@@ -17,8 +17,8 @@ JSON files that are not sidecars (no ``schema`` field, or another schema) are sk
 The tables: :func:`summary_table` (one row per sidecar), :func:`status_matrix` (host x
 check id -> status), :func:`top_findings` (code, status, title, count, fix) and
 :func:`latency_table` (check id -> median, p95 elapsed ms, n). The renderers return strings;
-:func:`write_text` writes one atomically. HTML uses pandas Styler with fixed ids
-(``set_uuid("imds_<table>")``) so the same results always give the same bytes.
+:func:`write_text` writes one atomically. HTML tables are built directly, with fixed ids
+(``T_imds_<table>``), so the same results always give the same bytes.
 
 Colours: ok green, warn amber, fail red, skip grey (run status: findings amber;
 failed / timeout / dead_kernel / unreadable red).
@@ -249,26 +249,41 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def _styled(table: pd.DataFrame, name: str, *, status_cols: list[str],
             link_col: str | None = None, base_dir: str | os.PathLike[str] | None = None) -> str:
+    """An HTML table: escaped values, floats to one decimal, status cells classed for colour.
+
+    Built directly, not with pandas' Styler: its templates took about 4 s for 10,000 hosts.
+    """
     if table.empty:
         return "<p>(none)</p>"
-    table = table.reset_index(drop=True)
-    shown = table.copy()
-    if link_col is not None:
-        shown[link_col] = [_rel(v, base_dir) for v in table[link_col]]
-    classes = pd.DataFrame("", index=shown.index, columns=shown.columns)
-    for col in status_cols:
-        if col in shown.columns:
-            classes[col] = shown[col].map(lambda v: _CLASS.get(v, "") if isinstance(v, str) else "")
-    from pandas.io.formats.style import Styler
+    columns = [str(c) for c in table.columns]
+    values = [table[c].tolist() for c in table.columns]
+    classed = [c in status_cols for c in table.columns]
+    links = [c == link_col for c in table.columns]
+    esc = html_lib.escape
+    rows = []
+    for row in zip(*values):
+        cells = []
+        for value, is_status, is_link in zip(row, classed, links):
+            text = _html_value(value)
+            css = _CLASS.get(text, "") if is_status else ""
+            if is_link:
+                target = _rel(value, base_dir)
+                inner = f'<a href="{esc(target)}">report</a>' if target else ""
+            else:
+                inner = esc(text)
+            cells.append(f'<td class="{css}">{inner}</td>' if css else f"<td>{inner}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    return (f'<table id="T_imds_{esc(name)}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(rows) + "\n</tbody>\n</table>")
 
-    # Classes instead of per-cell CSS, no per-cell ids: ~half the bytes and time.
-    styler = (Styler(shown, cell_ids=False).set_uuid(f"imds_{name}").hide(axis="index")
-              .set_td_classes(classes)
-              .format(na_rep="", escape="html", precision=1))
-    if link_col is not None:
-        styler = styler.format(lambda v: f'<a href="{v}">report</a>' if v else "",
-                               subset=[link_col], escape="html", na_rep="")
-    return styler.to_html(doctype_html=False)
+
+def _html_value(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:

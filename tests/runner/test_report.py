@@ -181,8 +181,8 @@ def test_html_is_styled_escaped_and_deterministic(mixed: Path, tmp_path: Path):
     assert "td.imds-warn { background: #fde9c4" in html       # warn amber
     assert "td.imds-fail { background: #f8d3d3" in html       # fail red
     assert "td.imds-skip { background: #e6e6e6" in html       # skip grey
-    assert 'imds-ok" >ok</td>' in html and 'imds-fail" >fail</td>' in html
-    assert 'imds-fail" >timeout</td>' in html
+    assert '<td class="imds-ok">ok</td>' in html and '<td class="imds-fail">fail</td>' in html
+    assert '<td class="imds-fail">timeout</td>' in html and '<td class="imds-warn">findings</td>' in html
     assert '<a href="db-01/db-01.html">report</a>' in html
     assert "web|03" in html and "IMDS-TOKEN-004" in html
 
