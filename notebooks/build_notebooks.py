@@ -403,6 +403,7 @@ report.write_text(csv_path, report.render_csv(df)) if csv_path else "no export (
 '''),
 ]
 
+
 def merge_markdown(cells):
     """Adjacent markdown cells become one (a step's "if it fails" joins the next heading).
 
