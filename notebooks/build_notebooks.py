@@ -429,6 +429,9 @@ NOTEBOOKS = {
 
 def build(name: str, cells) -> nbformat.NotebookNode:
     nb = new_notebook(cells=merge_markdown(cells))
+    stem = name.split("_", 1)[0]
+    for index, cell in enumerate(nb.cells):     # stable ids: a rebuild changes only what changed
+        cell.id = f"nb{stem}-{index:02d}"
     nb.metadata["kernelspec"] = KERNELSPEC
     nb.metadata["language_info"] = {"name": "python"}
     return nb
@@ -478,6 +481,8 @@ def refresh_outputs(names: list[str]) -> None:
             nb = nbformat.read(HERE / name, as_version=4)
             NotebookClient(nb, kernel_name="python3", timeout=120,
                            resources={"metadata": {"path": str(HERE)}}).execute()
+            for cell in nb.cells:   # run timestamps: churn in git, and bytes papermill rewrites per cell
+                cell.metadata.pop("execution", None)
             nbformat.write(nb, HERE / name)
 
 
