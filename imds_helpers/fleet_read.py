@@ -174,5 +174,4 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-
 __all__ = ["CHECK_COLUMNS", "COLUMNS", "HOST_COLUMNS", "PARALLEL_MIN_FILES", "read_columns"]

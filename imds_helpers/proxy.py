@@ -196,15 +196,12 @@ def _requests_bypass(url: str, env: Mapping[str, str]) -> tuple[bool, str | None
     # Then urllib's own check, on the proxies urllib sees (lowercase no_proxy first). Without
     # a no_proxy entry it answers False, so urllib.request loads only when there is one.
     proxies = _getproxies_environment(env)
-    if proxies.get("no") and _urllib_request().proxy_bypass_environment(hostname, proxies):
-        return True, _urllib_entry(hostname, proxies.get("no", "")), "no_proxy/NO_PROXY (urllib)"
+    if proxies.get("no"):
+        import urllib.request
+
+        if urllib.request.proxy_bypass_environment(hostname, proxies):
+            return True, _urllib_entry(hostname, proxies["no"]), "no_proxy/NO_PROXY (urllib)"
     return False, None, variable
-
-
-def _urllib_request():
-    import urllib.request
-
-    return urllib.request
 
 
 def _urllib_entry(hostname: str, no_proxy: str) -> str:

@@ -222,12 +222,12 @@ def render_html(df: pd.DataFrame, *, title: str = "IMDS runbook results",
     matrix = status_matrix(df)
     matrix = matrix[matrix.isin(["warn", "fail"]).any(axis=1)]   # the hosts that need a look
     sections = [
-        ("Hosts", _styled(summary, "summary", status_cols=["run_status", "verdict"],
+        ("Hosts", _html_table(summary, "summary", status_cols=["run_status", "verdict"],
                           link_col="html", base_dir=base_dir)),
-        ("Top findings", _styled(top_findings(df), "findings", status_cols=["status"])),
-        ("Status by check (hosts with a warn or fail)", _styled(matrix.reset_index(), "matrix",
+        ("Top findings", _html_table(top_findings(df), "findings", status_cols=["status"])),
+        ("Status by check (hosts with a warn or fail)", _html_table(matrix.reset_index(), "matrix",
                                     status_cols=list(matrix.columns))),
-        ("Check latency (ms)", _styled(latency_table(df).reset_index(), "latency", status_cols=[])),
+        ("Check latency (ms)", _html_table(latency_table(df).reset_index(), "latency", status_cols=[])),
     ]
     body = [f"<h1>{html_lib.escape(title)}</h1>", f"<p>{html_lib.escape(_counts_line(df))}</p>"]
     for heading, table_html in sections:
@@ -247,7 +247,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 # --------------------------------------------------------------------------- helpers
 
 
-def _styled(table: pd.DataFrame, name: str, *, status_cols: list[str],
+def _html_table(table: pd.DataFrame, name: str, *, status_cols: list[str],
             link_col: str | None = None, base_dir: str | os.PathLike[str] | None = None) -> str:
     """An HTML table: escaped values, floats to one decimal, status cells classed for colour.
 
@@ -264,7 +264,7 @@ def _styled(table: pd.DataFrame, name: str, *, status_cols: list[str],
     for row in zip(*values):
         cells = []
         for value, is_status, is_link in zip(row, classed, links):
-            text = _html_value(value)
+            text = _shown(value) or ""
             css = _CLASS.get(text, "") if is_status else ""
             if is_link:
                 target = _rel(value, base_dir)
@@ -278,12 +278,11 @@ def _styled(table: pd.DataFrame, name: str, *, status_cols: list[str],
             + "\n".join(rows) + "\n</tbody>\n</table>")
 
 
-def _html_value(value: Any) -> str:
+def _shown(value: Any) -> str | None:
+    """A cell as text: None when missing, floats with one decimal (HTML and text tables)."""
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    return str(value)
+        return None
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:
@@ -322,9 +321,9 @@ def _column_text(series: pd.Series, limit: int) -> list[str]:
 
 
 def _cell(value: Any, limit: int) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+    text = _shown(value)
+    if text is None:
         return "-"
-    text = f"{value:.1f}" if isinstance(value, float) else str(value)
     if "\n" in text or "\t" in text or "\r" in text:
         text = " ".join(text.split())
     if limit and len(text) > limit:

@@ -82,11 +82,8 @@ class ResultTable:
         holds every value whole (and output sanitizers can match them)."""
         head = [i for i, c in enumerate(self.columns) if c in HEAD_COLUMNS]
         rest = [i for i in range(len(self.columns)) if i not in head]
-        shown = [[self.columns[i] for i in head]] + [[_one_line(row[i]) for i in head] for row in self.rows]
-        for row in shown[1:]:
-            if STATUS_COLUMN in self.columns and self.columns.index(STATUS_COLUMN) in head:
-                at = head.index(self.columns.index(STATUS_COLUMN))
-                row[at] = row[at].upper()
+        cell = lambda i, v: v.upper() if self.columns[i] == STATUS_COLUMN else _one_line(v)  # noqa: E731
+        shown = [[self.columns[i] for i in head]] + [[cell(i, row[i]) for i in head] for row in self.rows]
         widths = [max(len(r[k]) for r in shown) for k in range(len(head))]
         lines = [self.caption] if self.caption else []
         lines.append("  ".join(v.ljust(w) for v, w in zip(shown[0], widths)).rstrip())

@@ -247,10 +247,11 @@ class Emulator:
 
     Starts serving in the constructor; use as a context manager or call :meth:`close`.
     ``key_dir`` (arc mode) is where challenge key files go; ``None`` makes a fresh temp dir
-    that :meth:`close` removes. ``canary`` defaults to ``$IMDS_EMULATOR_CANARY``, else ``imdsrbcanary`` + 16
-    random hex chars, and appears literally in every token and Arc secret. ``scenario_params`` override the
-    scenario's settings (see :mod:`imds_helpers.emulator.scenarios`). ``rate_limits`` turns the
-    real service's 5 req/s (identity 20 req/s, 5 concurrent) limits on or off (vm mode).
+    that :meth:`close` removes. ``canary`` defaults to ``$IMDS_EMULATOR_CANARY``, else
+    ``imdsrbcanary`` + 16 random hex chars, and appears literally in every token and Arc
+    secret. ``scenario_params`` override the scenario's settings (see
+    :mod:`imds_helpers.emulator.scenarios`). ``rate_limits`` turns the real service's 5 req/s
+    (identity 20 req/s, 5 concurrent) limits on or off (vm mode).
     """
 
     def __init__(self, mode: str = "vm", scenario: str | None = None, host: str = "127.0.0.1",
