@@ -23,7 +23,7 @@ def compare_through_proxy(endpoint: str, *, env=None, timeouts: Timeouts | None 
         return finding(CHECK_ID, "IMDS-PROXY-010", f"no proxy applies to {endpoint}; nothing to compare")
     shown_proxy = hide_credentials(proxy)
     params = {"api-version": SEED_API_VERSION, "format": "json"}
-    client = MetadataClient(timeouts or Timeouts(), proxies={"http": proxy, "https": proxy})
+    client = MetadataClient(timeouts or Timeouts(), proxy=proxy)
     try:
         outcome = client.request(endpoint.rstrip("/") + INSTANCE_PATH, params=params, headers=METADATA_HEADERS,
                                  retry=False, secrets=(proxy,))
