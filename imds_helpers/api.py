@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from imds_helpers import validate
 from imds_helpers.findings import CheckResult, Report, Status
+from imds_helpers.hostcmd import CommandPrefetch
 from imds_helpers.http import MetadataClient, Timeouts
 from imds_helpers.tokens import AMA_CONFIG_PATH, DEFAULT_RESOURCES, Identity
 
@@ -183,6 +184,12 @@ class Session:
         self.endpoint: str = self.platform.endpoint
         self.target: str = self.platform.target
         self.results: list[CheckResult] = list(self.platform.checks)
+        if isinstance(self.opts.runner, CommandPrefetch):
+            from imds_helpers.network import route_commands
+
+            # The network step's route lookups run while the proxy step does (and, in a
+            # notebook, while papermill saves between cells).
+            self.opts.runner.start(route_commands(self.endpoint))
 
     def _keep(self, results: Iterable[CheckResult]) -> tuple[CheckResult, ...]:
         results = tuple(results)

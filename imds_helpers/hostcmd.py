@@ -123,9 +123,15 @@ class CommandPrefetch:
     def __init__(self, commands: Iterable[Sequence[str]], max_age: float | None = None) -> None:
         self._max_age = max_age
         self._pending: dict[tuple[str, ...], tuple[subprocess.Popen | str, float]] = {}
+        self.start(commands)
+
+    def start(self, commands: Iterable[Sequence[str]]) -> None:
+        """Start more commands now, e.g. once the endpoint they depend on is known; one
+        already pending is not started twice."""
         for argv in commands:
             args = tuple(argv)
-            self._pending[args] = (_start(args), time.monotonic())
+            if args not in self._pending:
+                self._pending[args] = (_start(args), time.monotonic())
 
     def __call__(self, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandOutput:
         args = tuple(argv)

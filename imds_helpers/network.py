@@ -259,18 +259,43 @@ def read_leases(root: str = "/") -> tuple[DhcpLease, ...]:
     return tuple(leases)
 
 
+ROUTE_PRINT = ("route", "print", "-4")
+NETSTAT_ROUTES = ("netstat", "-rn", "-f", "inet")
+IP_ROUTE_SHOW = ("ip", "route", "show")
+BSD_FAMILY = ("freebsd", "darwin", "openbsd", "netbsd")
+
+
+def ip_route_get(address: str) -> tuple[str, ...]:
+    return ("ip", "route", "get", address)
+
+
+def route_commands(endpoint_url: str, os_name: str | None = None) -> tuple[tuple[str, ...], ...]:
+    """The commands the route check will run for the endpoint (none for loopback): started
+    ahead by a :class:`~imds_helpers.hostcmd.CommandPrefetch`, they finish while earlier
+    steps run."""
+    os_name = os_name or current_os()
+    host, _ = endpoint_host_port(endpoint_url)
+    if not host or is_loopback_host(host):
+        return ()
+    if os_name == "windows":
+        return (ROUTE_PRINT,)
+    if os_name in BSD_FAMILY:
+        return (NETSTAT_ROUTES,)
+    return (ip_route_get(host), IP_ROUTE_SHOW)
+
+
 def _route_facts(address: str, run: Runner, os_name: str, root: str) -> tuple[RouteFacts, dict[str, Any]]:
     evidence: dict[str, Any] = {"address": address, "os": os_name}
     lookup_result: RouteLookup | None = None
     table: RouteTable | None = None
     if os_name == "windows":
-        out = run(["route", "print", "-4"], 2.0)
+        out = run(ROUTE_PRINT, 2.0)
         evidence["route_print"] = _cmd(out)
         from imds_helpers.parsers.routeprint import parse_route_print
 
         table = parse_route_print(out.stdout) if out.error is None else None
-    elif os_name in ("freebsd", "darwin", "openbsd", "netbsd"):
-        out = run(["netstat", "-rn", "-f", "inet"], 2.0)
+    elif os_name in BSD_FAMILY:
+        out = run(NETSTAT_ROUTES, 2.0)
         evidence["netstat"] = _cmd(out)
         from imds_helpers.parsers.netstat import parse_netstat_rn
 
@@ -278,12 +303,12 @@ def _route_facts(address: str, run: Runner, os_name: str, root: str) -> tuple[Ro
     else:
         from imds_helpers.parsers.iproute import parse_ip_route_get, parse_ip_route_show
 
-        get = run(["ip", "route", "get", address], 2.0)
+        get = run(ip_route_get(address), 2.0)
         evidence["ip_route_get"] = _cmd(get)
         if get.error is None:
             lookup_result = parse_ip_route_get(get.text)
             evidence["lookup"] = lookup_result.to_dict()
-            show = run(["ip", "route", "show"], 2.0)
+            show = run(IP_ROUTE_SHOW, 2.0)
             evidence["ip_route_show"] = _cmd(show)
             table = parse_ip_route_show(show.stdout) if show.error is None else None
         else:
@@ -516,4 +541,5 @@ def network_checks(endpoint_url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOU
 __all__ = [
     "IMDS_ADDRESS", "RouteFacts", "assess_firewall", "assess_route", "check_firewall", "check_route",
     "check_tcp", "classify_socket_error", "endpoint_host_port", "network_checks", "read_leases", "read_rulesets",
+    "route_commands",
 ]

@@ -162,3 +162,29 @@ def test_a_runbook_that_cannot_start_kills_its_prefetched_commands(monkeypatch):
     with pytest.raises(UsageError):
         runbook.start("vm", {"emulator_scenario": "vm-healthy"})
     assert started and started[0].pending == ()
+
+
+def test_more_commands_can_be_started_later_and_none_twice(tmp_path):
+    counter = tmp_path / "runs"
+    command = ("sh", "-c", f"echo run >> {counter}; wc -l < {counter}")
+    with CommandPrefetch([command]) as prefetch:
+        prefetch.start([command, ("sh", "-c", "echo later")])
+        assert prefetch.pending == (command, ("sh", "-c", "echo later"))
+        assert prefetch(command, 2.0).stdout.strip() == "1"             # started once, not twice
+        assert prefetch(("sh", "-c", "echo later"), 2.0).stdout == "later\n"
+
+
+def test_a_session_starts_the_route_lookups_once_the_endpoint_is_known():
+    # The platform step chooses the endpoint; the network step's route commands for it then
+    # run while the proxy step does. Only route commands here: nothing is sent anywhere.
+    from imds_helpers.api import Session, check_options
+    from imds_helpers.network import check_route, ip_route_get, route_commands
+
+    with CommandPrefetch(()) as prefetch:
+        Session(check_options(target="vm", endpoint="http://169.254.169.254", runner=prefetch))
+        assert set(route_commands("http://169.254.169.254")) <= set(prefetch.pending)
+        check_route("169.254.169.254", run=prefetch, os_name="linux")
+        assert ip_route_get("169.254.169.254") not in prefetch.pending
+    with CommandPrefetch(()) as prefetch:
+        Session(check_options(target="vm", endpoint="http://127.0.0.1:9", runner=prefetch))
+        assert prefetch.pending == ()                                   # loopback: no route to look up

@@ -447,3 +447,20 @@ def test_real_input_rule_dropping_replies(imds_listener):
         route, tcp, firewall = network_checks(f"http://{IMDS}", timeout=1.0)
     assert tcp.code == "IMDS-NET-011"
     assert firewall.code == "IMDS-NET-021" and "drops the replies" in firewall.detail
+
+
+@pytest.mark.parametrize("endpoint, os_name, expected", [
+    ("http://169.254.169.254", "linux", (("ip", "route", "get", "169.254.169.254"), ("ip", "route", "show"))),
+    ("http://169.254.169.254:80", "windows", (("route", "print", "-4"),)),
+    ("http://169.254.169.254", "freebsd", (("netstat", "-rn", "-f", "inet"),)),
+    ("http://localhost:40342", "linux", ()),
+    ("http://127.0.0.1:8080", "linux", ()),
+    ("http://[::1]:40342", "windows", ()),
+])
+def test_route_commands_are_the_ones_the_route_check_runs(endpoint, os_name, expected):
+    from imds_helpers.network import check_route, endpoint_host_port, route_commands
+
+    assert route_commands(endpoint, os_name) == expected
+    run = FakeRun({(): ""})                    # every command answers, so every one is run
+    check_route(endpoint_host_port(endpoint)[0], run=run, os_name=os_name)
+    assert tuple(argv for argv, _ in run.calls) == expected
