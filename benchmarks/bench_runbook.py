@@ -9,6 +9,10 @@ notebooks/01_azure_vm_imds.ipynb against a healthy emulator, placed two ways:
 * **training**: ``emulator_scenario: vm-healthy``, so the runbook's kernel starts (and stops)
   the emulator itself, as the training parameter files do.
 
+* **cells only**: the runbook with every code cell but the parameters replaced by ``pass``:
+  what papermill and the kernel cost for this notebook's cells alone, the floor under any
+  work the steps do.
+
 They run in rounds (each notebook once per round); the median of the per-round ratios to
 the trivial notebook, with quartiles, is printed side by side. Target: runbook <= 1.3x the trivial notebook (kernel start-up and papermill's own
 work are the floor both pay), judged on the IMDS placement. papermill runs in this process with
@@ -105,6 +109,17 @@ def without_tables(folder: Path) -> Path:
     return path
 
 
+def cells_only(folder: Path) -> Path:
+    """The runbook's cells doing nothing: papermill's and the kernel's share of a run."""
+    nb = json.loads(RUNBOOK.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "parameters" not in cell.get("metadata", {}).get("tags", []):
+            cell["source"], cell["outputs"], cell["execution_count"] = "pass", [], None
+    path = folder / "runbook-cells-only.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    return path
+
+
 def save_cost(executed: Path) -> tuple[int, float]:
     """papermill writes the whole notebook at every cell's start and end (markdown cells too):
     (number of cells, seconds for one write of the finished notebook)."""
@@ -188,6 +203,7 @@ def main() -> None:
             "trivial": (trivial_notebook(folder), {}),
             "IMDS": (RUNBOOK, imds),
             "training": (RUNBOOK, training_parameters(folder)),
+            "cells only": (cells_only(folder), imds),
         }
         if args.what_if:
             runs["no tables"] = (without_tables(folder), imds)
@@ -227,7 +243,8 @@ def main() -> None:
     print(f"{'quartiles':12s}" + "".join(f"{'%.2f-%.2f' % tuple(quartiles[k]):>12s}" for k in med))
     print(f"\n(x trivial: median of the per-round ratios)\nrunbook / trivial, IMDS in its own process: "
           f"{ratio['IMDS']:.2f}x (target <= {TARGET}x: {'met' if ratio['IMDS'] <= TARGET else 'MISSED'}); "
-          f"training (emulator in the kernel): {ratio['training']:.2f}x")
+          f"training (emulator in the kernel): {ratio['training']:.2f}x; the same cells doing nothing: "
+          f"{ratio['cells only']:.2f}x")
     if args.cli:
         print(f"the papermill command, start-up included (cli rows against 'trivial cli'): {ratio['IMDS cli']:.2f}x")
 

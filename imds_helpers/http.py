@@ -1,14 +1,11 @@
-"""The metadata HTTP client: urllib3 with no proxy, per-phase timeouts, a deadline per step,
-Microsoft's retry rules, and a record of every attempt.
-
-Why urllib3 and not requests: requests would add nothing we use (we stream the raw urllib3
-response, follow no redirect, read no environment proxy and retry ourselves), and in a fresh
-Jupyter kernel it costs about 80 ms to import (charset_normalizer, idna, certifi: 120
-modules) against 25 ms for urllib3 - a tenth of a whole papermill run of a trivial notebook.
+"""The metadata HTTP client: no proxy, per-phase timeouts, a deadline per step, Microsoft's
+retry rules, and a record of every attempt. Each attempt is one exchange of
+:mod:`imds_helpers.transport` (the standard library's http.client; why not urllib3 or
+requests is said there).
 
 Why not urllib3's ``Retry``: we need each attempt as evidence (status, elapsed, headers, a
 body excerpt) and a hard deadline that also bounds ``Retry-After`` sleeps and slow bodies;
-``Retry`` keeps neither. We still use urllib3's ``Retry-After`` parser.
+``Retry`` keeps neither.
 
 Every failure is classified into :mod:`imds_helpers.taxonomy`; nothing here raises for
 network trouble. Response bodies stay inside :class:`Outcome` (hidden from ``repr``) and
@@ -23,7 +20,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from imds_helpers import __version__, strictjson
 from imds_helpers.findings import Attempt
@@ -45,12 +42,10 @@ USER_AGENT = f"imds-runbook/{__version__}"
 Sleep = Callable[[float], None]
 
 if TYPE_CHECKING:
-    import urllib3
+    from imds_helpers.transport import Exchange
 
-# urllib3 is imported on first use, not with this module: a run's first steps (platform,
-# proxy without proxy variables, network) send no HTTP request. Not in a background thread:
-# two threads importing a package at once can see its modules half initialised, and a
-# user's cell may import it too.
+# The transport (http.client) is imported on first use, not with this module: a run's first
+# steps (platform, proxy without proxy variables, network) send no HTTP request.
 
 
 @dataclass(frozen=True)
@@ -111,34 +106,39 @@ class Outcome:
 
 
 def classify_exception(exc: BaseException) -> ErrorKind:
-    """Map a urllib3 / socket exception to the taxonomy."""
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+    """Map a transport exception (socket, http.client, zlib) to the taxonomy."""
+    import http.client
+    import zlib
 
-    # urllib3 makes NewConnectionError (refused, unreachable) a subclass of ConnectTimeoutError.
-    if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
-        return ErrorKind.CONNECT_TIMEOUT
-    if isinstance(exc, (ReadTimeoutError, socket.timeout)):
-        return ErrorKind.READ_TIMEOUT
-    for inner in _causes(exc):
-        if isinstance(inner, ConnectionResetError) or getattr(inner, "errno", None) in (errno.ECONNRESET, errno.EPIPE):
-            return ErrorKind.CONNECTION_RESET
-        code = getattr(inner, "errno", None)
-        if code == errno.ECONNREFUSED or isinstance(inner, ConnectionRefusedError):
-            return ErrorKind.CONNECT_REFUSED
-        if code == errno.ENETUNREACH:
-            return ErrorKind.NETWORK_UNREACHABLE
-        if code == errno.EHOSTUNREACH:
-            return ErrorKind.HOST_UNREACHABLE
-        if code == errno.ETIMEDOUT:
+    from imds_helpers.transport import ConnectFailed
+
+    if isinstance(exc, ConnectFailed):
+        cause = exc.__cause__
+        if isinstance(cause, socket.timeout):
             return ErrorKind.CONNECT_TIMEOUT
-    text = " ".join(str(e) for e in _causes(exc))
-    if "IncompleteRead" in text or "Connection broken" in text and "Incomplete" in text:
-        return ErrorKind.BAD_PAYLOAD
-    if "RemoteDisconnected" in text or "Connection aborted" in text or "reset" in text.lower():
-        return ErrorKind.CONNECTION_RESET
-    if "timed out" in text:
+        return _by_errno(cause) or ErrorKind.TRANSPORT_ERROR
+    if isinstance(exc, socket.timeout):
         return ErrorKind.READ_TIMEOUT
+    if isinstance(exc, (http.client.IncompleteRead, zlib.error)):
+        return ErrorKind.BAD_PAYLOAD            # a body cut short, or one that does not decode
+    kind = next((k for k in map(_by_errno, _causes(exc)) if k is not None), None)
+    if kind is not None:
+        return kind
+    if isinstance(exc, http.client.HTTPException):
+        # No usable status line or headers (RemoteDisconnected is a ConnectionResetError,
+        # caught above): the connection ended without an HTTP answer, as urllib3 reports it.
+        return ErrorKind.CONNECTION_RESET
     return ErrorKind.TRANSPORT_ERROR
+
+
+def _by_errno(exc: BaseException | None) -> ErrorKind | None:
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, ConnectionResetError) or code in (errno.ECONNRESET, errno.EPIPE):
+        return ErrorKind.CONNECTION_RESET
+    if isinstance(exc, ConnectionRefusedError) or code == errno.ECONNREFUSED:
+        return ErrorKind.CONNECT_REFUSED
+    return {errno.ENETUNREACH: ErrorKind.NETWORK_UNREACHABLE, errno.EHOSTUNREACH: ErrorKind.HOST_UNREACHABLE,
+            errno.ETIMEDOUT: ErrorKind.CONNECT_TIMEOUT}.get(code)  # type: ignore[arg-type]
 
 
 def _causes(exc: BaseException | None) -> Iterable[BaseException]:
@@ -164,16 +164,6 @@ def full_url(url: str, params: Mapping[str, str] | None = None) -> str:
     return url + ("&" if urlsplit(url).query else "?") + urlencode(params)
 
 
-def proxy_headers(proxy: str) -> dict[str, str]:
-    """``Proxy-Authorization`` from credentials in the proxy URL, as requests sends it."""
-    from urllib3.util import make_headers
-
-    parts = urlsplit(proxy)
-    if parts.username is None:
-        return {}
-    return make_headers(proxy_basic_auth=f"{unquote(parts.username)}:{unquote(parts.password or '')}")
-
-
 class MetadataClient:
     """GET against a metadata service with deadlines, retries and attempt records.
 
@@ -195,7 +185,6 @@ class MetadataClient:
         self.timeouts = timeouts or Timeouts()
         # A scheme-less proxy variable means http://, as requests and curl read it.
         self._proxy = proxy if proxy is None or "://" in proxy else f"http://{proxy}"
-        self._pool: urllib3.PoolManager | None = None
         self._sleep = sleep
         self._clock = clock
         self._max_body = max_body_bytes
@@ -205,19 +194,7 @@ class MetadataClient:
         return f"MetadataClient(timeouts={self.timeouts!r})"
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.clear()
-
-    def _connections(self) -> urllib3.PoolManager:
-        if self._pool is None:
-            import urllib3
-
-            if self._proxy is None:
-                self._pool = urllib3.PoolManager(retries=False)
-            else:
-                self._pool = urllib3.ProxyManager(self._proxy, proxy_headers=proxy_headers(self._proxy),
-                                                  retries=False)
-        return self._pool
+        """Nothing to release: each attempt closes its own connection (kept for callers)."""
 
     def request(
         self,
@@ -260,15 +237,8 @@ class MetadataClient:
 
     @staticmethod
     def _retry_wait(outcome: Outcome, backoff: float) -> float:
-        value = outcome.header("Retry-After")
-        if value:
-            from urllib3.util.retry import Retry
-
-            try:
-                return max(0.0, float(Retry().parse_retry_after(value)))
-            except Exception:  # an unparsable Retry-After is evidence, not a crash
-                pass
-        return backoff
+        seconds = retry_after_seconds(outcome.header("Retry-After") or "")
+        return backoff if seconds is None else seconds
 
     def _once(
         self,
@@ -279,12 +249,13 @@ class MetadataClient:
         deadline: float,
         secrets: tuple[str, ...],
     ) -> Outcome:
-        from urllib3 import Timeout
-        from urllib3.exceptions import HTTPError as Urllib3Error
+        import http.client
+        import zlib
+
+        from imds_helpers import transport
 
         start = self._clock()
         remaining = max(0.01, deadline - start)
-        timeout = Timeout(connect=min(self.timeouts.connect, remaining), read=min(self.timeouts.read, remaining))
         sent_url = full_url(url, params)
         shown_url = redact_text(sent_url, secrets)
         status: int | None = None
@@ -294,23 +265,19 @@ class MetadataClient:
         try:
             # No redirect is followed and its Location is never parsed: a redirect is
             # evidence (something else answered), and a malformed one must not raise.
-            response = self._connections().urlopen(
-                method, sent_url, headers={"User-Agent": USER_AGENT, **(headers or {})}, timeout=timeout,
-                retries=False, redirect=False, preload_content=False, decode_content=True,
-            )
+            exchange = transport.send(method, sent_url, {"User-Agent": USER_AGENT, **(headers or {})},
+                                      connect_timeout=min(self.timeouts.connect, remaining),
+                                      read_timeout=min(self.timeouts.read, remaining), proxy=self._proxy)
             try:
-                status = response.status
-                resp_headers = dict(response.headers)
+                status = exchange.status
+                resp_headers = exchange.headers
                 # The read timeout bounds the whole answer, not just each recv.
-                body, error = self._read_body(response, min(deadline, self._clock() + self.timeouts.read))
+                body, error = self._read_body(exchange, min(deadline, self._clock() + self.timeouts.read))
             finally:
-                # One connection per request: a kept-alive socket that a fault left half-read
-                # would turn the next check's answer into a stale-connection error.
-                response.close()
-                response.release_conn()
-        except (OSError, Urllib3Error) as exc:   # timeouts, refused, reset, protocol, decode errors
+                exchange.close()
+        except (OSError, http.client.HTTPException, zlib.error, transport.ConnectFailed) as exc:
             error = classify_exception(exc)
-        except ValueError:   # an unsendable request (a header value with a line break): evidence
+        except ValueError:   # an unsendable request (a bad URL or proxy, a header with a line break)
             error = ErrorKind.TRANSPORT_ERROR
         elapsed = (self._clock() - start) * 1000
         evidence_headers = {k: v for k, v in resp_headers.items() if k.lower() in {h.lower() for h in EVIDENCE_HEADERS}}
@@ -326,9 +293,10 @@ class MetadataClient:
         )
         return Outcome(attempts=(attempt,), status=status, error=error, headers=resp_headers, body=body, elapsed_ms=elapsed)
 
-    def _read_body(self, response: urllib3.BaseHTTPResponse, deadline: float) -> tuple[bytes, ErrorKind | None]:
+    def _read_body(self, exchange: Exchange, deadline: float) -> tuple[bytes, ErrorKind | None]:
         """Read at most ``max_body_bytes`` before the deadline (a slow drip must not hang us)."""
-        from urllib3.exceptions import HTTPError as Urllib3Error
+        import http.client
+        import zlib
 
         chunks: list[bytes] = []
         size = 0
@@ -336,7 +304,7 @@ class MetadataClient:
             while True:
                 # read1 returns what one recv gives, so the deadline is checked between
                 # drips; read(n) would block until n bytes arrived.
-                chunk = response.read1(16384, decode_content=True)
+                chunk = exchange.read1(16384)
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -345,8 +313,26 @@ class MetadataClient:
                     return b"".join(chunks)[: self._max_body], ErrorKind.OVERSIZED_PAYLOAD
                 if self._clock() > deadline:
                     return b"".join(chunks), ErrorKind.DEADLINE_EXCEEDED
-        except (OSError, Urllib3Error) as exc:
-            # Urllib3Error includes DecodeError: a Content-Encoding whose body does not decode.
-            kind = classify_exception(exc)
+        except (OSError, http.client.HTTPException, zlib.error, ValueError) as exc:
+            # ValueError: a chunk size that is not a number, from a server gone wrong.
+            kind = ErrorKind.BAD_PAYLOAD if isinstance(exc, ValueError) else classify_exception(exc)
             return b"".join(chunks), (ErrorKind.BAD_PAYLOAD if kind is ErrorKind.TRANSPORT_ERROR else kind)
         return b"".join(chunks), None
+
+
+def retry_after_seconds(value: str, now: Callable[[], float] = time.time) -> float | None:
+    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date (RFC 9110
+    10.2.3); None when it is neither."""
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    from datetime import timezone
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:                  # "-0000": UTC, with no claim about the sender's zone
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - now())

@@ -1,5 +1,6 @@
-"""The HTTP stack (urllib3) loads on first use, never with the pipeline's modules; requests
-(about 80 ms more in a fresh kernel) only for the proxy analysis's rules when a proxy is set."""
+"""The metadata client needs no third-party HTTP stack (http.client, loaded on first use);
+requests (about 80 ms in a fresh kernel, urllib3 included) loads only for the proxy
+analysis's rules when a proxy variable is set."""
 
 from __future__ import annotations
 
@@ -45,19 +46,21 @@ def test_proxy_step_with_a_proxy_uses_requests_rules():
     assert out == "True None 169.254.0.0/16"
 
 
-def test_a_runbook_loads_urllib3_in_its_first_http_step_and_never_requests():
-    # Not in a background thread (the training emulator is the only other one): a concurrent
-    # import of a package can see it half initialised.
+def test_a_runbook_never_loads_urllib3_or_requests():
+    # And nothing is imported in a background thread (the training emulator's threads aside):
+    # a concurrent import of a package can see it half initialised.
     out = _run("""
         import sys, threading
         from imds_helpers import runbook
         rb = runbook.start("vm", {"emulator_scenario": "vm-healthy", "timeout_s": 2})
         rb.platform(); rb.proxy(); rb.network()
-        before = "urllib3" in sys.modules
-        threads = sorted(t.name for t in threading.enumerate() if not t.name.startswith("imds-emulator"))
+        before = "imds_helpers.transport" in sys.modules
+        threads = sorted(t.name for t in threading.enumerate()            # the emulator's own aside
+                         if not t.name.startswith("imds-emulator") and "process_request_thread" not in t.name)
         rb.instance(); rb.tokens()
         rb.close()
-        print(rb.report().verdict.value, before, threads, "urllib3" in sys.modules, "requests" in sys.modules)
+        print(rb.report().verdict.value, before, threads, "imds_helpers.transport" in sys.modules,
+              "urllib3" in sys.modules, "requests" in sys.modules)
     """)
-    assert out.split(" ", 1)[1] == "False ['MainThread'] True False"
+    assert out.split(" ", 1)[1] == "False ['MainThread'] True False False"
     assert out.split()[0] == "ok", out   # the HTTP steps really ran

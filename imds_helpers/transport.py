@@ -1,0 +1,157 @@
+"""One HTTP exchange on the standard library's ``http.client``: connect, send, and an answer
+read piece by piece with its Content-Encoding undone. No pool, no retries, no redirects: the
+metadata client (:mod:`imds_helpers.http`) decides all of that and records every attempt.
+
+Why not urllib3: it wraps this same ``http.client`` (its status-line and header parser
+included), and what it would add here is a connection pool, retries and TLS policy that a
+diagnosis with one request per connection to a link-local or loopback address does not use.
+Importing it costs about 25 ms in a fresh Jupyter kernel (its URL regular expressions alone
+take 8 ms), a fifth of what a runbook may spend on top of papermill's own work. The three
+things it would do for us are the few lines below: a connect timeout apart from the read
+timeout, a request through a forward proxy (an absolute URI; CONNECT for https), and
+gzip/deflate decoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import zlib
+from typing import Mapping
+from urllib.parse import unquote, urlsplit
+
+
+class ConnectFailed(Exception):
+    """The TCP connection (or the proxy's tunnel) could not be made; ``__cause__`` says why."""
+
+
+class Exchange:
+    """An answer whose status and headers have arrived; the body is read with :meth:`read1`."""
+
+    def __init__(self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+        self._connection = connection
+        self._response = response
+        self.status = response.status
+        # Repeated headers joined with ", " (RFC 9110 5.3), as urllib3 and requests show them.
+        headers: dict[str, str] = {}
+        for name, value in response.getheaders():
+            key = next((k for k in headers if k.lower() == name.lower()), name)
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        self.headers = headers
+        self._decoder = _decoder(response.getheader("Content-Encoding", ""))
+
+    def read1(self, size: int) -> bytes:
+        """What one receive gives, decoded (``b""`` at the end); raises ``zlib.error`` for a
+        body that does not decode and ``http.client.IncompleteRead`` for a cut one."""
+        data = self._response.read1(size)
+        missing = self._response.length    # what Content-Length still promises (None: chunked or unsaid)
+        if not data and missing:
+            # http.client's read1 ends quietly where read() would raise.
+            raise http.client.IncompleteRead(b"", missing)
+        if self._decoder is None:
+            return data
+        return self._decoder.decompress(data) if data else self._decoder.flush()
+
+    def close(self) -> None:
+        # One connection per request: a kept-alive socket that a fault left half-read would
+        # turn the next check's answer into a stale-connection error.
+        self._response.close()
+        self._connection.close()
+
+
+def send(method: str, url: str, headers: Mapping[str, str], *, connect_timeout: float, read_timeout: float,
+         proxy: str | None = None) -> Exchange:
+    """Connect (bounded by ``connect_timeout``), send the request and read the status line and
+    headers (each receive bounded by ``read_timeout``).
+
+    Raises :class:`ConnectFailed` when no connection was made; ``OSError`` or
+    ``http.client.HTTPException`` for what happened after; ``ValueError`` for a request that
+    cannot be sent (a URL or proxy that cannot be used, a header value with a line break).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"cannot send to {parts.scheme or 'a URL without a scheme'}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    sent = dict(headers)
+    if proxy is None:
+        connection = _connection(parts.scheme, parts.hostname, port, connect_timeout)
+    else:
+        via = urlsplit(proxy)
+        if via.scheme not in ("http", "https") or not via.hostname:
+            raise ValueError(f"unsupported proxy scheme {via.scheme!r}")
+        via_port = via.port or (443 if via.scheme == "https" else 80)
+        if parts.scheme == "https":
+            if via.scheme == "https":
+                raise ValueError("https through an https proxy (TLS inside TLS) is not supported")
+            connection = _connection("https", via.hostname, via_port, connect_timeout)
+            connection.set_tunnel(parts.hostname, port, headers=proxy_authorization(proxy))
+        else:
+            connection = _connection(via.scheme, via.hostname, via_port, connect_timeout)
+            target = url                                  # a forward proxy takes the absolute URI
+            sent.update(proxy_authorization(proxy))
+    try:
+        connection.connect()
+    except OSError as exc:
+        connection.close()
+        raise ConnectFailed(str(exc)) from exc
+    try:
+        if connection.sock is not None:
+            connection.sock.settimeout(read_timeout)
+        connection.request(method, target, headers=sent)
+        return Exchange(connection, connection.getresponse())
+    except BaseException:
+        connection.close()
+        raise
+
+
+def proxy_authorization(proxy: str) -> dict[str, str]:
+    """``Proxy-Authorization`` from credentials in the proxy URL, as requests sends it."""
+    parts = urlsplit(proxy)
+    if parts.username is None:
+        return {}
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode("latin-1", "replace")
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+
+
+def _connection(scheme: str, host: str, port: int, timeout: float) -> http.client.HTTPConnection:
+    if scheme == "https":
+        return http.client.HTTPSConnection(host, port, timeout=timeout)
+    return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
+class _Deflate:
+    """``deflate`` as servers send it: zlib-wrapped, or (against the RFC, but common) raw."""
+
+    def __init__(self) -> None:
+        self._inner = zlib.decompressobj()
+        self._first = b""
+
+    def decompress(self, data: bytes) -> bytes:
+        if self._first is not None:
+            self._first += data
+            try:
+                out = self._inner.decompress(self._first)
+            except zlib.error:
+                self._inner = zlib.decompressobj(-zlib.MAX_WBITS)
+                out = self._inner.decompress(self._first)
+            self._first = None                              # type: ignore[assignment]
+            return out
+        return self._inner.decompress(data)
+
+    def flush(self) -> bytes:
+        return self._inner.flush()
+
+
+def _decoder(encoding: str):
+    """A decompressor for gzip or deflate; None for identity and for encodings this client
+    does not decode (br, zstd: the body stays as sent, as urllib3 leaves it without them)."""
+    name = encoding.strip().lower()
+    if name in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if name == "deflate":
+        return _Deflate()
+    return None
+
+
+__all__ = ["ConnectFailed", "Exchange", "proxy_authorization", "send"]

@@ -1,0 +1,127 @@
+"""One exchange on http.client: what urllib3 did for the metadata client, done by the transport
+(decoding, proxy forwarding, separate timeouts, a cut body) - checked on real sockets."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+import time
+import zlib
+from email.utils import formatdate
+
+import pytest
+
+from imds_helpers.http import MetadataClient, Timeouts, retry_after_seconds
+from imds_helpers.taxonomy import ErrorKind
+from imds_helpers.transport import proxy_authorization, send
+
+from .conftest import respond
+
+FAST = Timeouts(connect=0.5, read=0.5, total=1.5)
+DOC = b'{"compute": {"vmId": "x"}}'
+
+
+@pytest.mark.parametrize("encoding, body", [
+    ("gzip", gzip.compress(DOC)),
+    ("deflate", zlib.compress(DOC)),                                  # zlib-wrapped, as the RFC says
+    ("deflate", zlib.compress(DOC)[2:-4]),                            # raw deflate, as some servers send it
+    ("identity", DOC),
+])
+def test_content_encodings_are_undone(raw_server, encoding, body):
+    url = raw_server(respond("200 OK", body, {"Content-Encoding": encoding}))
+    outcome = MetadataClient(FAST).request(url)
+    assert outcome.ok and outcome.body == DOC
+
+
+def test_a_body_that_does_not_decode_is_bad_payload(raw_server):
+    url = raw_server(respond("200 OK", b"0123456789", {"Content-Encoding": "gzip"}))
+    assert MetadataClient(FAST).request(url).error is ErrorKind.BAD_PAYLOAD
+
+
+def test_an_encoding_it_does_not_decode_is_left_as_sent(raw_server):
+    url = raw_server(respond("200 OK", b"\x8b\x00raw", {"Content-Encoding": "br"}))
+    outcome = MetadataClient(FAST).request(url)
+    assert outcome.status == 200 and outcome.body == b"\x8b\x00raw"
+
+
+def test_repeated_headers_are_joined(raw_server):
+    def handler(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=/a.key\r\n"
+                     b"www-authenticate: Bearer\r\nContent-Length: 0\r\n\r\n")
+    outcome = MetadataClient(FAST).request(raw_server(handler), retry=False)
+    assert outcome.header("WWW-Authenticate") == "Basic realm=/a.key, Bearer"
+
+
+class ForwardProxy:
+    """A loopback listener that records the request line and headers it is sent, then answers."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(4)
+        self.seen: list[bytes] = []
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        with conn:
+            self.seen.append(conn.recv(65536))
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\n{}")
+
+
+def test_a_forward_proxy_gets_the_absolute_uri_and_the_credentials():
+    proxy = ForwardProxy()
+    user_url = proxy.url.replace("http://", "http://relia:p%40ss@")
+    outcome = MetadataClient(FAST, proxy=user_url).request("http://169.254.169.254/metadata/instance",
+                                                           params={"api-version": "2019-11-01"}, retry=False)
+    assert outcome.status == 400
+    head = proxy.seen[0].decode()
+    assert head.startswith("GET http://169.254.169.254/metadata/instance?api-version=2019-11-01 HTTP/1.1\r\n")
+    assert "Host: 169.254.169.254\r\n" in head
+    assert proxy_authorization(user_url)["Proxy-Authorization"] in head     # relia:p@ss, as requests sends it
+    proxy.server.close()
+
+
+def test_a_scheme_less_proxy_variable_means_http():
+    proxy = ForwardProxy()
+    outcome = MetadataClient(FAST, proxy=proxy.url.removeprefix("http://")).request(
+        "http://169.254.169.254/metadata/instance", retry=False)
+    assert outcome.status == 400 and proxy.seen[0].startswith(b"GET http://169.254.169.254/")
+    proxy.server.close()
+
+
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "https://127.0.0.1:9"])
+def test_proxies_it_cannot_use_are_transport_errors(proxy):
+    target = "https://example.invalid/" if proxy.startswith("https") else "http://169.254.169.254/"
+    with pytest.raises(ValueError):
+        send("GET", target, {}, connect_timeout=0.5, read_timeout=0.5, proxy=proxy)
+    outcome = MetadataClient(FAST, proxy=proxy).request(target, retry=False)
+    assert outcome.error is ErrorKind.TRANSPORT_ERROR                       # nothing was sent anywhere
+
+
+def test_connect_and_read_timeouts_are_separate(raw_server):
+    # A listener that accepts but never answers: connected at once, then the read timeout.
+    def silent(conn: socket.socket) -> None:
+        conn.recv(65536)
+        time.sleep(2)
+    started = time.monotonic()
+    outcome = MetadataClient(Timeouts(connect=0.2, read=0.4, total=1.0)).request(raw_server(silent), retry=False)
+    assert outcome.error is ErrorKind.READ_TIMEOUT
+    assert 0.35 < time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("value, seconds", [
+    ("3", 3.0), (" 12 ", 12.0), ("1.5", None), ("soon", None), ("", None), ("-1", None), ("٣", None),
+])
+def test_retry_after_in_seconds(value, seconds):
+    assert retry_after_seconds(value) == seconds
+
+
+def test_retry_after_as_an_http_date():
+    now = 1_800_000_000.0
+    assert retry_after_seconds(formatdate(now + 30, usegmt=True), now=lambda: now) == 30.0
+    assert retry_after_seconds(formatdate(now - 30, usegmt=True), now=lambda: now) == 0.0
+    assert retry_after_seconds("Fri, 15 Jan 2027 08:00:00 -0000", now=lambda: 1_800_000_000.0) is not None
