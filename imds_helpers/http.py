@@ -19,7 +19,7 @@ import json
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlencode, urlsplit
 
 from imds_helpers import __version__, strictjson
@@ -110,51 +110,22 @@ def classify_exception(exc: BaseException) -> ErrorKind:
     import http.client
     import zlib
 
+    from imds_helpers.network import classify_socket_error   # POSIX and WinSock codes, as for TCP
     from imds_helpers.transport import ConnectFailed
 
-    if isinstance(exc, ConnectFailed):
-        cause = exc.__cause__
-        if isinstance(cause, socket.timeout):
-            return ErrorKind.CONNECT_TIMEOUT
-        return _by_errno(cause) or ErrorKind.TRANSPORT_ERROR
+    if isinstance(exc, ConnectFailed) and isinstance(exc.__cause__, OSError):
+        return classify_socket_error(exc.__cause__)
     if isinstance(exc, socket.timeout):
         return ErrorKind.READ_TIMEOUT
     if isinstance(exc, (http.client.IncompleteRead, zlib.error)):
         return ErrorKind.BAD_PAYLOAD            # a body cut short, or one that does not decode
-    kind = next((k for k in map(_by_errno, _causes(exc)) if k is not None), None)
-    if kind is not None:
-        return kind
+    if isinstance(exc, OSError):                # RemoteDisconnected is a ConnectionResetError
+        return ErrorKind.CONNECTION_RESET if getattr(exc, "errno", None) == errno.EPIPE else classify_socket_error(exc)
     if isinstance(exc, http.client.HTTPException):
-        # No usable status line or headers (RemoteDisconnected is a ConnectionResetError,
-        # caught above): the connection ended without an HTTP answer, as urllib3 reports it.
+        # No usable status line or headers: the connection ended without an HTTP answer (as
+        # urllib3 reports it too).
         return ErrorKind.CONNECTION_RESET
     return ErrorKind.TRANSPORT_ERROR
-
-
-def _by_errno(exc: BaseException | None) -> ErrorKind | None:
-    code = getattr(exc, "errno", None)
-    if isinstance(exc, ConnectionResetError) or code in (errno.ECONNRESET, errno.EPIPE):
-        return ErrorKind.CONNECTION_RESET
-    if isinstance(exc, ConnectionRefusedError) or code == errno.ECONNREFUSED:
-        return ErrorKind.CONNECT_REFUSED
-    return {errno.ENETUNREACH: ErrorKind.NETWORK_UNREACHABLE, errno.EHOSTUNREACH: ErrorKind.HOST_UNREACHABLE,
-            errno.ETIMEDOUT: ErrorKind.CONNECT_TIMEOUT}.get(code)  # type: ignore[arg-type]
-
-
-def _causes(exc: BaseException | None) -> Iterable[BaseException]:
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        stack.extend([item.__cause__, item.__context__])
-        stack.extend(a for a in getattr(item, "args", ()) if isinstance(a, BaseException))
-        reason = getattr(item, "reason", None)
-        if isinstance(reason, BaseException):
-            stack.append(reason)
 
 
 def full_url(url: str, params: Mapping[str, str] | None = None) -> str:
