@@ -159,13 +159,13 @@ def training_parameters(folder: Path) -> dict[str, Any]:
 
 def import_times() -> None:
     """Cumulative import time (ms) of what the runbook's kernel imports, in a fresh interpreter."""
-    code = ("from imds_helpers import runbook; import pandas; "
-            "from pandas.io.formats.style import Styler; from imds_helpers import api, platform, network, metadata, tokens; "
+    code = ("from imds_helpers import runbook; "
+            "from imds_helpers import api, platform, proxy, network, metadata, tokens, sidecar, transport; "
             "from imds_helpers.emulator import server")
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, cwd=REPO)
-    wanted = ("pandas", "pandas.io.formats.style", "jinja2", "imds_helpers.runbook", "imds_helpers.api",
-              "imds_helpers.platform", "imds_helpers.network", "imds_helpers.http", "requests", "urllib3",
-              "imds_helpers.emulator.server", "numpy", "yaml")
+    wanted = ("imds_helpers.runbook", "imds_helpers.api", "imds_helpers.platform", "imds_helpers.proxy",
+              "imds_helpers.network", "imds_helpers.http", "imds_helpers.transport", "http.client",
+              "imds_helpers.tokens", "imds_helpers.sidecar", "imds_helpers.emulator.server", "yaml")
     found = {}
     for line in proc.stderr.splitlines():
         parts = [p.strip() for p in line.split("|")]
