@@ -124,23 +124,19 @@ class _Deflate:
     """``deflate`` as servers send it: zlib-wrapped, or (against the RFC, but common) raw."""
 
     def __init__(self) -> None:
-        self._inner = zlib.decompressobj()
-        self._first = b""
+        self._inner: zlib._Decompress | None = None
 
     def decompress(self, data: bytes) -> bytes:
-        if self._first is not None:
-            self._first += data
+        if self._inner is None:                 # the first bytes say which of the two it is
+            self._inner = zlib.decompressobj()
             try:
-                out = self._inner.decompress(self._first)
+                return self._inner.decompress(data)
             except zlib.error:
                 self._inner = zlib.decompressobj(-zlib.MAX_WBITS)
-                out = self._inner.decompress(self._first)
-            self._first = None                              # type: ignore[assignment]
-            return out
         return self._inner.decompress(data)
 
     def flush(self) -> bytes:
-        return self._inner.flush()
+        return self._inner.flush() if self._inner is not None else b""
 
 
 def _decoder(encoding: str):
