@@ -6,8 +6,8 @@ takes a :data:`Runner` so tests can hand it captured outputs instead.
 
 :class:`CommandPrefetch` starts commands before the step that reads them: the quick check
 and a runbook's first cell start the Linux evidence commands first thing, and they finish
-while Python is still importing (requests alone takes longer than systemctl, iptables-save and
-nft together).
+while Python is still importing the steps; the route lookups start once the platform step
+has chosen the endpoint, and finish while the proxy step runs.
 """
 
 from __future__ import annotations
