@@ -220,9 +220,6 @@ class MetadataClient:
         deadline: float,
         secrets: tuple[str, ...],
     ) -> Outcome:
-        import http.client
-        import zlib
-
         from imds_helpers import transport
 
         start = self._clock()
@@ -246,7 +243,7 @@ class MetadataClient:
                 body, error = self._read_body(exchange, min(deadline, self._clock() + self.timeouts.read))
             finally:
                 exchange.close()
-        except (OSError, http.client.HTTPException, zlib.error, transport.ConnectFailed) as exc:
+        except transport.ERRORS as exc:
             error = classify_exception(exc)
         except ValueError:   # an unsendable request (a bad URL or proxy, a header with a line break)
             error = ErrorKind.TRANSPORT_ERROR
@@ -266,8 +263,7 @@ class MetadataClient:
 
     def _read_body(self, exchange: Exchange, deadline: float) -> tuple[bytes, ErrorKind | None]:
         """Read at most ``max_body_bytes`` before the deadline (a slow drip must not hang us)."""
-        import http.client
-        import zlib
+        from imds_helpers.transport import ERRORS
 
         chunks: list[bytes] = []
         size = 0
@@ -284,9 +280,8 @@ class MetadataClient:
                     return b"".join(chunks)[: self._max_body], ErrorKind.OVERSIZED_PAYLOAD
                 if self._clock() > deadline:
                     return b"".join(chunks), ErrorKind.DEADLINE_EXCEEDED
-        except (OSError, http.client.HTTPException, zlib.error, ValueError) as exc:
-            # ValueError: a chunk size that is not a number, from a server gone wrong.
-            kind = ErrorKind.BAD_PAYLOAD if isinstance(exc, ValueError) else classify_exception(exc)
+        except ERRORS as exc:
+            kind = classify_exception(exc)
             return b"".join(chunks), (ErrorKind.BAD_PAYLOAD if kind is ErrorKind.TRANSPORT_ERROR else kind)
         return b"".join(chunks), None
 

@@ -18,7 +18,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from imds_helpers import validate
 from imds_helpers.errors import UsageError
@@ -75,7 +75,7 @@ def validate_parameters(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     known = {p.name: p for p in PARAMETERS if kind in p.runbooks}
     for name in params:
         if name not in known:
-            close = _closest(name, known)
+            close = validate.closest_name(name, known)
             hint = f" (did you mean {close!r}?)" if close else f" (known: {', '.join(known)})"
             raise UsageError(f"unknown parameter {name!r}{hint}", argument="parameters")
     values = {name: params.get(name, p.default) for name, p in known.items()}
@@ -117,18 +117,11 @@ def _check_scenario(kind: str, name: str) -> None:
     from imds_helpers.emulator import SCENARIOS
 
     if name not in SCENARIOS:
-        close = _closest(name, SCENARIOS)
+        close = validate.closest_name(name, SCENARIOS)
         raise UsageError(f"unknown scenario {name!r}" + (f" (did you mean {close!r}?)" if close else ""),
                          argument="emulator_scenario")
     if SCENARIOS[name].mode != kind:
         raise UsageError(f"scenario {name!r} is for the {SCENARIOS[name].mode} runbook", argument="emulator_scenario")
-
-
-def _closest(name: str, choices: Iterable[str]) -> str | None:
-    from difflib import get_close_matches   # only a mistyped name pays for it
-
-    close = get_close_matches(name, list(choices), n=1)
-    return close[0] if close else None
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:

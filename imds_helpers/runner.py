@@ -49,7 +49,6 @@ Importing this module is cheap (no papermill, no pandas); the workers import the
 from __future__ import annotations
 
 import ast
-import difflib
 import json
 import math
 import multiprocessing
@@ -77,6 +76,7 @@ from imds_helpers.sidecar import (
     run_status_for,
     write_sidecar,
 )
+from imds_helpers.validate import closest_name
 
 NOTEBOOK_KINDS = ("vm", "arc", "auto")
 NOTEBOOK_FILES = {"vm": "01_azure_vm_imds.ipynb", "arc": "02_arc_himds.ipynb"}
@@ -327,8 +327,8 @@ def _check_names(params: Mapping[str, Any], declared: set[str] | None, nb_path: 
         return
     for name in params:
         if name not in declared:
-            close = difflib.get_close_matches(name, sorted(declared), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            close = closest_name(name, sorted(declared))
+            hint = f" (did you mean {close!r}?)" if close else ""
             raise UsageError(f"unknown parameter {name!r} for {nb_path.name}{hint}", argument=where)
 
 

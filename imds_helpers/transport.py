@@ -25,6 +25,11 @@ class ConnectFailed(Exception):
     """The TCP connection (or the proxy's tunnel) could not be made; ``__cause__`` says why."""
 
 
+# What send() and Exchange.read1() raise for trouble on the wire or from the peer (a cut or
+# undecodable body included); anything else is a bug, not a finding.
+ERRORS = (ConnectFailed, OSError, http.client.HTTPException, zlib.error)
+
+
 class Exchange:
     """An answer whose status and headers have arrived; the body is read with :meth:`read1`."""
 
@@ -150,4 +155,4 @@ def _decoder(encoding: str):
     return None
 
 
-__all__ = ["ConnectFailed", "Exchange", "proxy_authorization", "send"]
+__all__ = ["ERRORS", "ConnectFailed", "Exchange", "proxy_authorization", "send"]

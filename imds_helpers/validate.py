@@ -23,6 +23,14 @@ MAX_TIMEOUT_S = 300.0
 TARGETS = ("auto", "vm", "arc")
 
 
+def closest_name(name: str, choices: Iterable[str]) -> str | None:
+    """The known name a mistyped ``name`` most likely meant, for a "did you mean" hint."""
+    from difflib import get_close_matches   # only a mistyped name pays for it
+
+    close = get_close_matches(name, list(choices), n=1)
+    return close[0] if close else None
+
+
 def endpoint_url(value: str, argument: str = "--endpoint") -> str:
     """An http(s) base URL such as ``http://169.254.169.254``, normalised: lower-case scheme
     and host, no trailing slash (path, query and credentials are not allowed)."""

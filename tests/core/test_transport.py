@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import socket
-import threading
 import time
 import zlib
 from email.utils import formatdate
@@ -54,43 +53,34 @@ def test_repeated_headers_are_joined(raw_server):
     assert outcome.header("WWW-Authenticate") == "Basic realm=/a.key, Bearer"
 
 
-class ForwardProxy:
-    """A loopback listener that records the request line and headers it is sent, then answers."""
+@pytest.fixture
+def forward_proxy(raw_server):
+    """A loopback listener standing in for a proxy: it records what it is sent, then answers."""
+    seen: list[bytes] = []
 
-    def __init__(self) -> None:
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(4)
-        self.seen: list[bytes] = []
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        conn, _ = self.server.accept()
-        with conn:
-            self.seen.append(conn.recv(65536))
-            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\n{}")
+    def handler(conn: socket.socket) -> None:
+        seen.append(conn.recv(65536))
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\n{}")
+    return raw_server(handler), seen
 
 
-def test_a_forward_proxy_gets_the_absolute_uri_and_the_credentials():
-    proxy = ForwardProxy()
-    user_url = proxy.url.replace("http://", "http://relia:p%40ss@")
+def test_a_forward_proxy_gets_the_absolute_uri_and_the_credentials(forward_proxy):
+    url, seen = forward_proxy
+    user_url = url.replace("http://", "http://relia:p%40ss@")
     outcome = MetadataClient(FAST, proxy=user_url).request("http://169.254.169.254/metadata/instance",
                                                            params={"api-version": "2019-11-01"}, retry=False)
     assert outcome.status == 400
-    head = proxy.seen[0].decode()
+    head = seen[0].decode()
     assert head.startswith("GET http://169.254.169.254/metadata/instance?api-version=2019-11-01 HTTP/1.1\r\n")
     assert "Host: 169.254.169.254\r\n" in head
     assert proxy_authorization(user_url)["Proxy-Authorization"] in head     # relia:p@ss, as requests sends it
-    proxy.server.close()
 
 
-def test_a_scheme_less_proxy_variable_means_http():
-    proxy = ForwardProxy()
-    outcome = MetadataClient(FAST, proxy=proxy.url.removeprefix("http://")).request(
+def test_a_scheme_less_proxy_variable_means_http(forward_proxy):
+    url, seen = forward_proxy
+    outcome = MetadataClient(FAST, proxy=url.removeprefix("http://")).request(
         "http://169.254.169.254/metadata/instance", retry=False)
-    assert outcome.status == 400 and proxy.seen[0].startswith(b"GET http://169.254.169.254/")
-    proxy.server.close()
+    assert outcome.status == 400 and seen[0].startswith(b"GET http://169.254.169.254/")
 
 
 @pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "https://127.0.0.1:9"])
