@@ -7,6 +7,7 @@ from hypothesis import given, strategies as st
 
 from imds_helpers.claims import decode_claims
 from imds_helpers.findings import CheckResult, Report, Status
+from imds_helpers import redact
 from imds_helpers.redact import PLACEHOLDER, redact_headers, redact_text, redact_value
 
 CANARY = "imdsrbcanary0011223344556677"
@@ -41,6 +42,31 @@ def test_results_redact_evidence():
 @given(st.text())
 def test_redact_never_crashes_and_removes_known_secret(text):
     assert CANARY not in redact_text(text + CANARY + text, (CANARY,))
+
+
+def _all_patterns(text: str) -> str:
+    """redact_text without its shortcut: every pattern, always."""
+    text = redact._JWT.sub(PLACEHOLDER, text)
+    text = redact._TOKEN_FIELD.sub(lambda m: m.group("key") + PLACEHOLDER, text)
+    return redact._AUTH_HEADER.sub(lambda m: m.group("key") + PLACEHOLDER, text)
+
+
+# Case variants, and the non-ASCII letters re's IGNORECASE takes for ASCII ones
+# (long s, dotless i, Kelvin sign): the shortcut must not skip any of them.
+TRICKY = ["BASIC abc", "bEaReR abc", "Baſic abc", "Basıc abc", "access_toKen=abc", "ACCESS_TOKEN: abc",
+          "id_to\u212aen=abc", "eyJ0.eyJ1.c2ln", "xeyJhbGciOi.eyJzdWIi.sig", "Basic realm=/var/x.key",
+          "ids_token=1", "basically fine", "Microsoft.Compute/virtualMachines/vm1", ""]
+
+
+@given(st.one_of(st.sampled_from(TRICKY),
+                 st.lists(st.one_of(st.sampled_from(TRICKY), st.text(max_size=12))).map(" ".join)))
+def test_shortcut_never_changes_the_result(text):
+    assert redact_text(text) == _all_patterns(text)
+
+
+def test_shortcut_lets_plain_text_through_untouched():
+    for text in ("Microsoft.Compute/virtualMachines/vm1", "eastus", "169.254.169.254", "IMDS-NET-002"):
+        assert redact_text(text) is text
 
 
 def test_decode_claims_keeps_display_claims_only():
