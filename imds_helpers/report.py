@@ -114,8 +114,7 @@ def status_matrix(df: pd.DataFrame) -> pd.DataFrame:
     newest = (checks.sort_values(["started_at", "path"], kind="stable", na_position="first")
               .drop_duplicates(["host", "check_id"], keep="last"))
     matrix = newest.pivot(index="host", columns="check_id", values="status")
-    order = list(dict.fromkeys(checks.sort_values("check_index", kind="stable")["check_id"]))
-    matrix = matrix.reindex(columns=order).sort_index()
+    matrix = matrix.reindex(columns=_check_order(checks)).sort_index()
     matrix.columns.name = None
     return matrix
 
@@ -149,8 +148,7 @@ def latency_table(df: pd.DataFrame) -> pd.DataFrame:
         "p95_ms": grouped.quantile(0.95).round(1),
         "n": grouped.size(),
     })
-    order = list(dict.fromkeys(checks.sort_values("check_index", kind="stable")["check_id"]))
-    return out.reindex(order).rename_axis("check_id")[cols]
+    return out.reindex(_check_order(checks)).rename_axis("check_id")[cols]
 
 
 # --------------------------------------------------------------------------- renderers
@@ -256,7 +254,9 @@ def _html_table(table: pd.DataFrame, name: str, *, status_cols: list[str],
     if table.empty:
         return "<p>(none)</p>"
     columns = [str(c) for c in table.columns]
-    values = [table[c].tolist() for c in table.columns]
+    # Whole columns to Python objects at once: tolist() on a string column fetches element
+    # by element (0.1 s per 100,000 cells). Missing values become None, as _shown shows them.
+    values = [table[c].to_numpy(dtype=object, na_value=None).tolist() for c in table.columns]
     classed = [c in status_cols for c in table.columns]
     links = [c == link_col for c in table.columns]
     esc = html_lib.escape
@@ -276,6 +276,12 @@ def _html_table(table: pd.DataFrame, name: str, *, status_cols: list[str],
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     return (f'<table id="T_imds_{esc(name)}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
             + "\n".join(rows) + "\n</tbody>\n</table>")
+
+
+def _check_order(checks: pd.DataFrame) -> list[str]:
+    """Check ids in pipeline order (by their index in a sidecar, then first seen); vectorised,
+    because iterating a string column of 100,000 rows one by one takes a tenth of a second."""
+    return checks.sort_values("check_index", kind="stable")["check_id"].drop_duplicates().tolist()
 
 
 def _shown(value: Any) -> str | None:
