@@ -4,17 +4,21 @@ Runs the same N hosts (default 20) with workers=1 and workers=2 in one process a
 the wall times and the speed-up side by side. Target: >= 1.6x on a 2-core machine.
 The forkserver (papermill pre-imported) is warmed up first, so both sides pay the same.
 
-    .venv/bin/python benchmarks/bench_runner.py [--hosts N] [--workers 1,2] [--real-vm]
+    .venv/bin/python benchmarks/bench_runner.py [--hosts N] [--workers 1,2] [--real-vm [--shared-imds]]
 
 Default: the trivial stand-in runbook (tests/runner/notebooks). ``--real-vm`` runs the real
-notebooks/01_azure_vm_imds.ipynb against the embedded IMDS emulator on loopback; run it
-inside the private namespace: ``tests/isolated.sh .venv/bin/python benchmarks/bench_runner.py --real-vm``.
+notebooks/01_azure_vm_imds.ipynb, each host against an IMDS emulator of its own on loopback,
+as each VM of a fleet has its own IMDS: one emulator shared by all hosts would apply one VM's
+5 requests/s limit to the whole fleet, and parallel hosts would wait out each other's 429s
+(``--shared-imds`` shows that). Run it inside the private namespace:
+``tests/isolated.sh .venv/bin/python benchmarks/bench_runner.py --real-vm``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import tempfile
 import time
@@ -30,32 +34,44 @@ STAND_IN = REPO / "tests" / "runner" / "notebooks"
 
 
 @contextlib.contextmanager
-def real_vm_setup() -> Iterator[tuple[str, Path | None]]:
-    """Parameter text and notebooks dir for the real VM runbook against the emulator."""
+def real_vm_setup(hosts: int, shared: bool = False) -> Iterator[tuple[list[str], Path | None]]:
+    """Per host, the parameter text for the real VM runbook against its own emulator (or,
+    with ``shared``, all against one); and the notebooks dir (the default one)."""
     # TODO(bench): once notebooks/ and the emulator scenarios settle, add an --arc variant
     # (Emulator(mode="arc"), tokens_dir=emu.key_dir) and a mix of fault scenarios.
     from imds_helpers.emulator import Emulator
 
-    with Emulator(mode="vm") as emu:
-        yield f"endpoint: '{emu.base_url}'\ntimeout_s: 5\n", None
+    with contextlib.ExitStack() as stack:
+        emulators = [stack.enter_context(Emulator(mode="vm")) for _ in range(1 if shared else hosts)]
+        yield [f"endpoint: '{emulators[i % len(emulators)].base_url}'\ntimeout_s: 5\n"
+               for i in range(hosts)], None
 
 
 @contextlib.contextmanager
-def stand_in_setup() -> Iterator[tuple[str, Path | None]]:
-    yield "behaviour: ok\n", STAND_IN
+def stand_in_setup(hosts: int, shared: bool = False) -> Iterator[tuple[list[str], Path | None]]:
+    yield ["behaviour: ok\n"] * hosts, STAND_IN
 
 
-def one_run(text: str, notebooks_dir: Path | None, hosts: int, workers: int,
+def one_run(texts: list[str], notebooks_dir: Path | None, hosts: int, workers: int,
             root: Path) -> RunSummary:
     params = root / f"params-{workers}"
     params.mkdir(parents=True, exist_ok=True)
     files = []
     for i in range(hosts):
         path = params / f"host-{i:03d}.yaml"
-        path.write_text(text)
+        path.write_text(texts[i])
         files.append(path)
     return run_hosts(files, notebook="vm", out_dir=root / f"out-{workers}", workers=workers,
                      cell_timeout=60, host_timeout=120, notebooks_dir=notebooks_dir)
+
+
+def _throttled(sidecar_path: str) -> int:
+    """HTTP attempts a host's IMDS answered 429 (rate limit), from its sidecar."""
+    try:
+        checks = json.loads(Path(sidecar_path).read_text(encoding="utf-8")).get("checks", [])
+    except (OSError, ValueError):
+        return 0
+    return sum(a.get("status") == 429 for c in checks for a in c.get("attempts", []))
 
 
 def main() -> None:
@@ -63,32 +79,39 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--real-vm", action="store_true",
-                        help="the real VM runbook against the IMDS emulator")
+                        help="the real VM runbook, each host against an IMDS emulator of its own")
+    parser.add_argument("--shared-imds", action="store_true",
+                        help="with --real-vm: all hosts against one emulator (one VM's rate limits)")
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
 
     setup = real_vm_setup if args.real_vm else stand_in_setup
-    label = "real VM runbook + emulator" if args.real_vm else "stand-in runbook"
-    with setup() as (text, notebooks_dir), tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
+    label = ("stand-in runbook" if not args.real_vm else
+             f"real VM runbook + {'one shared emulator' if args.shared_imds else 'an emulator per host'}")
+    with setup(args.hosts, args.shared_imds) as (texts, notebooks_dir), \
+            tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        warm = one_run(text, notebooks_dir, 1, 1, root / "warm-up")   # forkserver + imports
+        warm = one_run(texts, notebooks_dir, 1, 1, root / "warm-up")   # forkserver + imports
         print(f"{label}: warm-up host {warm.rows[0].status} in {time.perf_counter() - t0:.1f} s")
 
         results: dict[int, float] = {}
+        throttled: dict[int, int] = {}
         for workers in counts:
-            summary = one_run(text, notebooks_dir, args.hosts, workers, root)
+            summary = one_run(texts, notebooks_dir, args.hosts, workers, root)
             bad = [r for r in summary.rows if r.status not in ("ok", "findings")]
             if bad:
                 raise SystemExit(f"{len(bad)} host(s) did not complete: {bad[0].host}: "
                                  f"{bad[0].status} {bad[0].error}")
             results[workers] = summary.duration_s
+            throttled[workers] = sum(_throttled(r.sidecar_path) for r in summary.rows)
 
         base = results[counts[0]]
         print(f"\n{args.hosts} hosts   " + "   ".join(f"workers={w:<2}" for w in counts))
         print("wall s     " + "   ".join(f"{results[w]:10.1f}" for w in counts))
         print("s / host   " + "   ".join(f"{results[w] / args.hosts:10.2f}" for w in counts))
         print("speed-up   " + "   ".join(f"{base / results[w]:9.2f}x" for w in counts))
+        print("429s       " + "   ".join(f"{throttled[w]:10d}" for w in counts))
         if 2 in results and 1 in results:
             ratio = results[1] / results[2]
             print(f"\nworkers=2 vs 1: {ratio:.2f}x (target >= 1.6x: {'met' if ratio >= 1.6 else 'MISSED'})")
