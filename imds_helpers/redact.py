@@ -26,7 +26,8 @@ _TOKEN_FIELD = re.compile(
 # "Basic realm=<path>" / "Bearer realm=..." are challenges (HIMDS names its key file so), not credentials.
 _AUTH_HEADER = re.compile(r"(?P<key>\b(?:Basic|Bearer)\s+)(?!realm=)(?P<value>[^\s\"'\\,]+)", re.IGNORECASE)
 
-# Every pattern above needs "eyJ", "_token", "basic" or "bearer" (the last three in any case).
+# Every pattern above needs "eyJ", "_token", "basic" or "bearer" (the last three in any case);
+# a new pattern adds its word here and to the reference in tests/core/test_redact_claims.py.
 _TRIGGERS = ("eyj", "_token", "basic", "bearer")
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
