@@ -6,7 +6,7 @@ issue's "20 emulated hosts", i.e. ``--real-vm``; the default stand-in runbook do
 nothing in its kernel, so it shows the runner's own overhead.
 The forkserver (papermill pre-imported) is warmed up first, so both sides pay the same.
 
-    .venv/bin/python benchmarks/bench_runner.py [--hosts N] [--workers 1,2] [--real-vm [--shared-imds]]
+    .venv/bin/python benchmarks/bench_runner.py [--hosts N] [--workers 1,2] [--rounds R] [--real-vm [--shared-imds]]
 
 Default: the trivial stand-in runbook (tests/runner/notebooks). ``--real-vm`` runs the real
 notebooks/01_azure_vm_imds.ipynb, each host against an IMDS emulator of its own on loopback,
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -80,11 +81,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds, each running every worker count (order alternating); "
+                             "the speed-up is the median of the rounds' (default 1)")
     parser.add_argument("--real-vm", action="store_true",
                         help="the real VM runbook, each host against an IMDS emulator of its own")
     parser.add_argument("--shared-imds", action="store_true",
                         help="with --real-vm: all hosts against one emulator (one VM's rate limits)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.shared_imds and not args.real_vm:
         parser.error("--shared-imds needs --real-vm (the stand-in runbook sends no request)")
     counts = [int(w) for w in args.workers.split(",")]
@@ -99,27 +105,35 @@ def main() -> None:
         warm = one_run(texts, notebooks_dir, 1, 1, root / "warm-up")   # forkserver + imports
         print(f"{label}: warm-up host {warm.rows[0].status} in {time.perf_counter() - t0:.1f} s")
 
-        results: dict[int, float] = {}
-        throttled: dict[int, int] = {}
-        for workers in counts:
-            summary = one_run(texts, notebooks_dir, args.hosts, workers, root)
-            bad = [r for r in summary.rows if r.status not in ("ok", "findings")]
-            if bad:
-                raise SystemExit(f"{len(bad)} host(s) did not complete: {bad[0].host}: "
-                                 f"{bad[0].status} {bad[0].error}")
-            results[workers] = summary.duration_s
-            throttled[workers] = sum(_throttled(r.sidecar_path) for r in summary.rows)
+        times: dict[int, list[float]] = {w: [] for w in counts}
+        throttled: dict[int, int] = {w: 0 for w in counts}
+        for round_no in range(args.rounds):
+            # Alternate the order: the machine's speed drifts over a minute, and a fixed
+            # order would hand the drift to one side every time.
+            for workers in counts if round_no % 2 == 0 else counts[::-1]:
+                summary = one_run(texts, notebooks_dir, args.hosts, workers, root / f"round-{round_no}")
+                bad = [r for r in summary.rows if r.status not in ("ok", "findings")]
+                if bad:
+                    raise SystemExit(f"{len(bad)} host(s) did not complete: {bad[0].host}: "
+                                     f"{bad[0].status} {bad[0].error}")
+                times[workers].append(summary.duration_s)
+                throttled[workers] += sum(_throttled(r.sidecar_path) for r in summary.rows)
 
-        base = results[counts[0]]
-        print(f"\n{args.hosts} hosts   " + "   ".join(f"workers={w:<2}" for w in counts))
-        print("wall s     " + "   ".join(f"{results[w]:10.1f}" for w in counts))
-        print("s / host   " + "   ".join(f"{results[w] / args.hosts:10.2f}" for w in counts))
-        print("speed-up   " + "   ".join(f"{base / results[w]:9.2f}x" for w in counts))
+        wall = {w: statistics.median(t) for w, t in times.items()}
+        # Per round: the speed-up of each worker count over the first, then the median.
+        speed_up = {w: sorted(a / b for a, b in zip(times[counts[0]], times[w])) for w in counts}
+        print(f"\n{args.rounds} round(s); wall: median; speed-up: median of the rounds'")
+        print(f"{args.hosts} hosts   " + "   ".join(f"workers={w:<2}" for w in counts))
+        print("wall s     " + "   ".join(f"{wall[w]:10.1f}" for w in counts))
+        print("s / host   " + "   ".join(f"{wall[w] / args.hosts:10.2f}" for w in counts))
+        print("speed-up   " + "   ".join(f"{statistics.median(speed_up[w]):9.2f}x" for w in counts))
+        if args.rounds > 1:
+            print("range      " + "   ".join(f"{'%.2f-%.2f' % (speed_up[w][0], speed_up[w][-1]):>10s}"
+                                            for w in counts))
         print("429s       " + "   ".join(f"{throttled[w]:10d}" for w in counts))
-        if 2 in results and 1 in results:
-            ratio = results[1] / results[2]
+        if 2 in times and counts[0] == 1:
+            ratio = statistics.median(speed_up[2])
             print(f"\nworkers=2 vs 1: {ratio:.2f}x (target >= 1.6x: {'met' if ratio >= 1.6 else 'MISSED'})")
-
 
 if __name__ == "__main__":
     main()
