@@ -221,10 +221,10 @@ def render_html(df: pd.DataFrame, *, title: str = "IMDS runbook results",
     matrix = matrix[matrix.isin(["warn", "fail"]).any(axis=1)]   # the hosts that need a look
     sections = [
         ("Hosts", _html_table(summary, "summary", status_cols=["run_status", "verdict"],
-                          link_col="html", base_dir=base_dir)),
+                              link_col="html", base_dir=base_dir)),
         ("Top findings", _html_table(top_findings(df), "findings", status_cols=["status"])),
-        ("Status by check (hosts with a warn or fail)", _html_table(matrix.reset_index(), "matrix",
-                                    status_cols=list(matrix.columns))),
+        ("Status by check (hosts with a warn or fail)",
+         _html_table(matrix.reset_index(), "matrix", status_cols=list(matrix.columns))),
         ("Check latency (ms)", _html_table(latency_table(df).reset_index(), "latency", status_cols=[])),
     ]
     body = [f"<h1>{html_lib.escape(title)}</h1>", f"<p>{html_lib.escape(_counts_line(df))}</p>"]
@@ -246,7 +246,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def _html_table(table: pd.DataFrame, name: str, *, status_cols: list[str],
-            link_col: str | None = None, base_dir: str | os.PathLike[str] | None = None) -> str:
+                link_col: str | None = None, base_dir: str | os.PathLike[str] | None = None) -> str:
     """An HTML table: escaped values, floats to one decimal, status cells classed for colour.
 
     Built directly, not with pandas' Styler: its templates took about 4 s for 10,000 hosts.

@@ -82,7 +82,11 @@ class ResultTable:
         holds every value whole (and output sanitizers can match them)."""
         head = [i for i, c in enumerate(self.columns) if c in HEAD_COLUMNS]
         rest = [i for i in range(len(self.columns)) if i not in head]
-        cell = lambda i, v: v.upper() if self.columns[i] == STATUS_COLUMN else _one_line(v)  # noqa: E731
+
+        def cell(i: int, value: str) -> str:
+            text = _one_line(value)
+            return text.upper() if self.columns[i] == STATUS_COLUMN else text
+
         shown = [[self.columns[i] for i in head]] + [[cell(i, row[i]) for i in head] for row in self.rows]
         widths = [max(len(r[k]) for r in shown) for k in range(len(head))]
         lines = [self.caption] if self.caption else []
