@@ -134,8 +134,9 @@ SAVES = "papermill saves"
 
 @contextlib.contextmanager
 def phase_clock() -> Iterator[dict[str, float]]:
-    """Seconds spent in each of :data:`PHASES`, and in papermill's whole-notebook writes, by
-    the runs made in this process while the block is open (the caller clears it per run)."""
+    """Seconds spent in each of :data:`PHASES` and in papermill's whole-notebook writes (their
+    number under ``"save count"``) by the runs made in this process while the block is open;
+    the caller clears it per run. The methods are wrapped on the classes and restored after."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NotebookExecutionManager
 
