@@ -129,14 +129,14 @@ PHASES = {
     "cells (kernel)": ("execute_cell",),
     "kernel stop": ("_cleanup_kernel",),
 }
-SAVES = "papermill saves"
+SAVES = "papermill writes"
 
 
 @contextlib.contextmanager
 def phase_clock() -> Iterator[dict[str, float]]:
-    """Seconds spent in each of :data:`PHASES` and in papermill's whole-notebook writes (their
-    number under ``"save count"``) by the runs made in this process while the block is open;
-    the caller clears it per run. The methods are wrapped on the classes and restored after."""
+    """Seconds spent in each of :data:`PHASES` and in papermill's whole-notebook writes, and
+    how many calls each took (under ``"<phase> calls"``), by the runs made in this process while
+    the block is open; the caller clears it per run. The methods are restored afterwards."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NotebookExecutionManager
 
@@ -153,8 +153,7 @@ def phase_clock() -> Iterator[dict[str, float]]:
                 return fn(*args, **kwargs)
             finally:
                 spent[phase] += time.perf_counter() - t0
-                if phase == SAVES:
-                    spent["save count"] += 1
+                spent[f"{phase} calls"] += 1
         return wrapper
 
     for cls, method, phase in targets:
@@ -224,8 +223,8 @@ REST = "rest (read, parameters, final write)"
 
 def print_phases(phases: dict[str, list[dict[str, float]]]) -> None:
     """Where the time goes, per notebook (medians, ms), and what is left for the checks."""
-    for run in (run for runs in phases.values() for run in runs):
-        run[REST] = run["total"] - sum(run.get(phase, 0.0) for phase in [*PHASES, SAVES])
+    phases = {name: [{**run, REST: run["total"] - sum(run.get(phase, 0.0) for phase in [*PHASES, SAVES])}
+                     for run in runs] for name, runs in phases.items()}
 
     def row(label: str, key: str, scale: float) -> str:
         return f"  {label:38s}" + "".join(f"{statistics.median(r.get(key, 0.0) for r in runs) * scale:12.0f}"
@@ -235,7 +234,7 @@ def print_phases(phases: dict[str, list[dict[str, float]]]) -> None:
     print(f"  {'':38s}" + "".join(f"{name:>12s}" for name in phases))
     for key in (*PHASES, SAVES, REST, "total"):
         print(row(key, key, 1000))
-    print(row("papermill writes per run", "save count", 1))
+    print(row("papermill writes per run", f"{SAVES} calls", 1))
     if "cells only" in phases:
         # Kernel start and stop are the same work for every notebook and the noisiest phases
         # (+-100 ms here): compare the rest, and size the room on the trivial notebook's total.
