@@ -70,3 +70,11 @@ def test_check_in_process_switches_garbage_collection_back_on(make_emulator, cap
     assert main(["check", "--target", "vm", "--endpoint", emu.base_url, "--json"]) in (0, 1)
     assert gc.isenabled()
     assert '"verdict"' in capsys.readouterr().out
+
+
+def test_license_is_an_spdx_string_setuptools_accepts():
+    """A TOML-table license is deprecated by setuptools (a warning on every install); the SPDX
+    string form needs setuptools 77 (PEP 639) in the build environment."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert data["project"]["license"] == "MIT"
+    assert data["build-system"]["requires"] == ["setuptools>=77"]
