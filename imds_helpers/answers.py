@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from imds_helpers.http import Outcome
+from imds_helpers.catalog import finding
+from imds_helpers.findings import Attempt, CheckResult, Status
+from imds_helpers.http import RETRY_STATUSES, Outcome
 from imds_helpers.redact import redact_text
 from imds_helpers.taxonomy import ErrorKind, http_kind
 
@@ -95,3 +97,65 @@ def classify(outcome: Outcome, *, service: str = "vm") -> Answer:
     if status >= 500:
         return Answer(http_kind(status), "IMDS-HTTP-013", f"HTTP {status} on all {len(outcome.attempts)} attempt(s)", body)
     return Answer(http_kind(status), "IMDS-HTTP-016", f"HTTP {status}: {error} {description}".strip(), body)
+
+
+# --- Success only after retries --------------------------------------------------------------
+# What a retried answer usually means (Microsoft's retry guidance; imds-protocol.md 1.12).
+# ``{svc}`` is IMDS or HIMDS.
+RETRIED_MEANINGS = {
+    404: "not there yet: {svc} updating, or a new identity propagating",
+    410: "{svc} is updating",
+    429: "throttled",
+    ErrorKind.CONNECTION_RESET.value: "connection torn down",
+    ErrorKind.BAD_PAYLOAD.value: "answer cut short",
+}
+SERVER_ERROR_MEANING = "transient server error"
+RETRIED_CODE = "IMDS-HTTP-017"
+
+
+def failed_attempts(*outcomes: Outcome) -> tuple[Attempt, ...]:
+    """The attempts each request retried after: every attempt but a request's last that
+    failed with a retryable status or a transport error (never the Arc challenge's 401: that
+    is the protocol, and the client does not retry it)."""
+    return tuple(a for o in outcomes for a in o.attempts[:-1]
+                 if a.error is not None or a.status is None or a.status in RETRY_STATUSES)
+
+
+def _label(attempt: Attempt) -> tuple[str, str]:
+    from http import HTTPStatus   # the standard library's phrases ("410 Gone")
+
+    if attempt.error is not None or attempt.status is None:
+        kind = attempt.error or "no answer"
+        return kind.replace("_", " "), RETRIED_MEANINGS.get(kind, "")
+    try:
+        label = f"{attempt.status} {HTTPStatus(attempt.status).phrase}"
+    except ValueError:
+        label = str(attempt.status)
+    meaning = RETRIED_MEANINGS.get(attempt.status) or (SERVER_ERROR_MEANING if attempt.status >= 500 else "")
+    return label, meaning
+
+
+def retry_summary(attempts: tuple[Attempt, ...], *, service: str = "vm") -> str:
+    """``2 x 410 Gone (IMDS is updating), 1 x 500 Internal Server Error (transient server
+    error)``, in order of first appearance."""
+    svc = "HIMDS" if service == "arc" else "IMDS"
+    counts: dict[tuple[str, str], int] = {}
+    for attempt in attempts:
+        key = _label(attempt)
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n} x {label}" + (f" ({meaning.format(svc=svc)})" if meaning else "")
+                     for (label, meaning), n in counts.items())
+
+
+def after_retries(result: CheckResult, *outcomes: Outcome, service: str = "vm") -> CheckResult:
+    """``result`` as the IMDS-HTTP-017 warning when it is OK but its request(s) needed
+    retries; otherwise ``result`` unchanged. The OK result's detail, evidence and attempts are
+    kept; ``evidence.ok_code`` says which code a steady service would have given."""
+    failed = failed_attempts(*outcomes)
+    if result.status is not Status.OK or not failed:
+        return result
+    total = sum(len(o.attempts) for o in outcomes)
+    detail = f"answered after {retry_summary(failed, service=service)} ({total} attempts): {result.detail}"
+    return finding(result.id, RETRIED_CODE, detail, elapsed_ms=result.elapsed_ms,
+                   evidence=dict(result.evidence, ok_code=result.code, failed_attempts=len(failed)),
+                   commands=result.commands, attempts=result.attempts)

@@ -25,13 +25,13 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from imds_helpers import arc_keyfile as kf
-from imds_helpers.answers import classify, error_fields
+from imds_helpers.answers import after_retries, classify, error_fields
 from imds_helpers.catalog import finding
 from imds_helpers.claims import decode_claims
 from imds_helpers.commands import arc_challenge
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import Attempt, CheckResult, Commands
-from imds_helpers.http import MetadataClient, Outcome
+from imds_helpers.http import RETRY_STATUSES, MetadataClient, Outcome
 from imds_helpers.redact import redact_headers, redact_text, redact_value
 from imds_helpers.taxonomy import ErrorKind
 from imds_helpers.validate import endpoint_url, identity_selectors, resource_uri
@@ -45,6 +45,10 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 ENV_DROPIN = "/lib/systemd/system.conf.d/azcmagent.conf"
 HIMDS_BINARY_LINUX = "/opt/azcmagent/bin/himds"
 STEPS = ("arc.challenge", "arc.realm", "arc.keyfile", "arc.token")
+# The challenge request is retried as azure-identity's Arc credential retries it (429, 5xx;
+# 410 as for IMDS): an error answer writes no key file. Not 404 (a wrong path on HIMDS), and
+# never the 401 (the protocol). The authorised request is sent once: the key is single-use.
+CHALLENGE_RETRY_STATUSES = RETRY_STATUSES - {404}
 
 OK_CHAIN = "IMDS-ARC-000"
 HIMDS_NOT_LISTENING = "IMDS-ARC-010"
@@ -132,9 +136,10 @@ def check_arc_token(
     common = {"endpoint": base, "resource": resource, "api_version": api_version, "identity": identity}
 
     # 1. The challenge.
-    first = client.request(url, params=params, headers={"Metadata": "true"}, retry=False)
+    first = client.request(url, params=params, headers={"Metadata": "true"},
+                           retry_statuses=CHALLENGE_RETRY_STATUSES)
     result, challenge = _challenge_step(first, common, commands, base, bool(selectors))
-    results = [result]
+    results = [after_retries(result, first, service="arc")]
     if challenge is None:
         return tuple(results + _skipped(STEPS[0], STEPS[1:], commands))
 

@@ -6,6 +6,8 @@ words from this table. Docs and tests list the codes from ``CATALOG``.
 Code scheme ``IMDS-<AREA>-<NNN>``; NNN = 000 is the area's "all good" row.
   PLAT  platform detection         PROXY proxy configuration      NET   route / TCP / firewall
   META  instance metadata          TOKEN managed-identity tokens  ARC   Arc HIMDS challenge
+  HTTP  how a request to the service went, whichever step sent it: failures, and (017) success
+        only after retries - one shared row, so a flap reads the same in every step
 """
 
 from __future__ import annotations
@@ -326,6 +328,14 @@ CATALOG.update(_rows(
     ("IMDS-HTTP-016", "fail", "Unexpected HTTP answer",
      "The service answered with a status this step does not expect.",
      "Repeat the request by hand (commands below) and read the body."),
+    ("IMDS-HTTP-017", "warn", "Answered only after retries",
+     "The step succeeded, but only after the service failed first with answers Microsoft says to retry "
+     "(410, 429, 404 on the identity endpoint, 5xx, or a connection reset); the detail counts them and says "
+     "what each usually means. Clients with fewer retries or shorter timeouts (scripts, older agents) fail "
+     "where this check got through. The evidence is the successful answer's; the attempts show the flap.",
+     "Occasional: nothing to fix. Repeated: 410 - wait for the IMDS update (70 s) or restart the VM; 429 - find "
+     "the process calling the service too often (clients must cache tokens); 404 on a token - allow a few "
+     "minutes after assigning an identity; 5xx - open a support case with the attempts shown."),
     ("IMDS-META-000", "ok", "Instance metadata answered",
      "The metadata service answered the guide's request with a valid instance document.",
      ""),

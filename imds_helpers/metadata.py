@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imds_helpers.answers import classify
+from imds_helpers.answers import after_retries, classify
 from imds_helpers.catalog import finding
 from imds_helpers.commands import http_get
 from imds_helpers.findings import CheckResult
@@ -71,8 +71,10 @@ def check_instance(
     else:
         code = "IMDS-META-000"
         detail = f"{evidence.get('name')} in {evidence.get('location')} ({evidence.get('osType')}), api-version {params['api-version']}"
-    results = [finding("metadata.instance", code, detail, elapsed_ms=elapsed, evidence=evidence,
-                       commands=http_get(endpoint, INSTANCE_PATH, params), attempts=attempts)]
+    result = finding("metadata.instance", code, detail, elapsed_ms=elapsed, evidence=evidence,
+                     commands=http_get(endpoint, INSTANCE_PATH, params), attempts=attempts)
+    # Only the answered request's own retries are a flap; a rejected api-version is META-002's.
+    results = [after_retries(result, outcome, service=service)]
     if service == "vm":
         results.append(check_newest_version(client, endpoint, service=service))
     return tuple(results)
@@ -95,9 +97,10 @@ def check_newest_version(client: MetadataClient, endpoint: str, *, service: str 
     elapsed = versions.elapsed_ms + outcome.elapsed_ms
     code = "IMDS-META-005" if instance.code is None and isinstance(instance.body, dict) else "IMDS-META-006"
     detail = f"api-version {newest}: " + ("instance document returned" if code == "IMDS-META-005" else instance.detail)
-    return finding("metadata.newest", code, detail, elapsed_ms=elapsed,
-                   evidence={"newest_version": newest, "versions_listed": len(listed)},
-                   commands=http_get(endpoint, INSTANCE_PATH, params), attempts=attempts)
+    result = finding("metadata.newest", code, detail, elapsed_ms=elapsed,
+                     evidence={"newest_version": newest, "versions_listed": len(listed)},
+                     commands=http_get(endpoint, INSTANCE_PATH, params), attempts=attempts)
+    return after_retries(result, versions, outcome, service=service)
 
 
 def _newest_versions(body: Any) -> list[str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 from urllib.parse import urlsplit
 
-from imds_helpers.answers import Answer, classify, error_fields
+from imds_helpers.answers import Answer, after_retries, classify, error_fields
 from imds_helpers.catalog import finding
 from imds_helpers.claims import decode_claims
 from imds_helpers.commands import http_get
@@ -110,8 +110,9 @@ def check_token(
             detail = _claims_line(claims)
             if identity.source == "ama-config":
                 code = "IMDS-TOKEN-008"
-    return finding(check_id, code, detail, status=status, elapsed_ms=outcome.elapsed_ms,
-                   evidence=evidence, commands=commands, attempts=outcome.attempts)
+    result = finding(check_id, code, detail, status=status, elapsed_ms=outcome.elapsed_ms,
+                     evidence=evidence, commands=commands, attempts=outcome.attempts)
+    return after_retries(result, outcome, service="vm")
 
 
 def _interpret(answer: Answer, identity: Identity, user_assigned_checked: bool) -> tuple[str, Status | None, str]:

@@ -91,6 +91,32 @@ def test_healthy_chain_evidence(emu, client):
     assert len(authorised) == 1 and set(emu.pending_key_files) == pending
 
 
+def test_challenge_after_a_503_is_a_warning_and_the_chain_completes(emu, client):
+    """HIMDS flaps (503) before challenging: the challenge is retried (no key file is written
+    for an error), the chain gets its token, and arc.challenge says it took a retry. The 401
+    itself is the protocol, never counted as a retry."""
+    from imds_helpers.emulator.scenarios import Answer
+
+    emu.set_scenario("arc-healthy", respond=(Answer(503, {"error": "busy"}),))
+    results = check_arc_token(client, emu.base_url, tokens_dir=emu.key_dir)
+    challenge = results[0]
+    assert (challenge.code, challenge.status) == ("IMDS-HTTP-017", Status.WARN), challenge.detail
+    assert challenge.detail.startswith("answered after 1 x 503 Service Unavailable (transient server error) "
+                                       "(2 attempts): ")
+    assert [a.status for a in challenge.attempts] == [503, 401]
+    assert challenge.evidence["ok_code"] == "IMDS-ARC-001" and challenge.evidence["realm"].startswith(emu.key_dir)
+    assert [(r.code, r.status) for r in results[1:]] == [("IMDS-ARC-002", Status.OK), ("IMDS-ARC-003", Status.OK),
+                                                         ("IMDS-ARC-000", Status.OK)]
+    assert leaks(results, emu.canary) == []
+
+
+def test_steady_challenge_is_ok_and_the_401_is_no_retry(emu, client):
+    results = check_arc_token(client, emu.base_url, tokens_dir=emu.key_dir)
+    assert [(r.code, r.status) for r in results] == [("IMDS-ARC-001", Status.OK), ("IMDS-ARC-002", Status.OK),
+                                                     ("IMDS-ARC-003", Status.OK), ("IMDS-ARC-000", Status.OK)]
+    assert [len(r.attempts) for r in (results[0], results[3])] == [1, 1]
+
+
 @pytest.mark.timeout(15)
 @pytest.mark.parametrize("scenario", HOSTILE)
 def test_hostile_realm_is_never_opened_nor_sent(emu, client, scenario, opened_by_test_thread):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 UNATTACHED_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+RETRIED = "IMDS-HTTP-017"      # the step succeeded only after retries
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,12 @@ MATRIX: tuple[Case, ...] = (
     Case("vm-multiple-user-assigned", {"token.system.management": "IMDS-TOKEN-003"}, True),
     Case("vm-unknown-resource", {"token.system.management": "IMDS-TOKEN-004", "token.system.monitor": "IMDS-TOKEN-004"}, True),
     Case("vm-throttled", {"metadata.instance": "IMDS-HTTP-011", "token.system.management": "IMDS-HTTP-011"}, False),
-    Case("vm-updating", _vm_ok(), False, cli_timeout=6.0),   # 410 for 3 s: the retries must outlast it
-    Case("vm-transient-5xx", _vm_ok(), False),
-    Case("vm-token-404-then-ok", _vm_ok(), False),
+    # Answered only after retries: a warning (IMDS-HTTP-017) where the retries got through.
+    Case("vm-updating", _vm_ok(**{"metadata.instance": RETRIED}), False,
+         cli_timeout=6.0),   # 410 for 3 s: the retries must outlast it
+    Case("vm-transient-5xx", _vm_ok(**{"metadata.instance": RETRIED, "metadata.newest": RETRIED,
+                                       "token.system.management": RETRIED}), False),
+    Case("vm-token-404-then-ok", _vm_ok(**{"token.system.management": RETRIED}), False),
     Case("vm-identity-propagating", {"token.system.management": "IMDS-TOKEN-001"}, True),
     Case("vm-forwarded-rejected", _all_http("IMDS-HTTP-010"), True),
     Case("vm-malformed-json", _all_http("IMDS-HTTP-007"), True),
