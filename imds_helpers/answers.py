@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from imds_helpers import strictjson
 from imds_helpers.catalog import finding
 from imds_helpers.findings import Attempt, CheckResult, Status
 from imds_helpers.http import RETRY_STATUSES, Outcome
@@ -65,8 +66,11 @@ def classify(outcome: Outcome, *, service: str = "vm") -> Answer:
         where = f"HTTP {outcome.status}, then " if outcome.status else ""
         return Answer(kind.value, TRANSPORT_CODES[kind], f"{where}{kind.value} after {len(outcome.attempts)} attempt(s)")
     status = outcome.status or 0
+    unreadable = "a body that is not JSON"
     try:
         body = outcome.json()
+    except strictjson.OutOfBounds as err:    # JSON, but no metadata service's answer looks like it
+        body, unreadable = None, f"a body that is not IMDS's answer: {err}"
     except ValueError:
         body = None
     error, description = error_fields(body)
@@ -82,7 +86,7 @@ def classify(outcome: Outcome, *, service: str = "vm") -> Answer:
         return Answer(ErrorKind.NOT_IMDS.value, "IMDS-HTTP-009",
                       f"HTTP {status} with Server: {server}, Content-Type: {ctype}")
     if body is None:
-        return Answer(ErrorKind.BAD_PAYLOAD.value, "IMDS-HTTP-007", f"HTTP {status} with a body that is not JSON")
+        return Answer(ErrorKind.BAD_PAYLOAD.value, "IMDS-HTTP-007", f"HTTP {status} with {unreadable}")
     if 200 <= status < 300:
         return Answer(None, None, f"HTTP {status}", body)
     if status == 400 and "metadata header" in text:

@@ -291,7 +291,8 @@ CATALOG.update(_rows(
      "in milliseconds; a slow trickle points at something in the path.",
      "Look for a proxy or traffic shaper in the path; retry with a longer --timeout to see whether it ever completes."),
     ("IMDS-HTTP-007", "fail", "Unreadable answer",
-     "The answer was not valid JSON or was cut short: IMDS always answers complete JSON, so something "
+     "The answer was not valid JSON, was cut short, or was JSON no metadata service sends (nested deeper "
+     "than 64 levels, a number of over 1000 digits): IMDS always answers complete, plain JSON, so something "
      "else answered or the connection broke mid-body.",
      "Repeat the request by hand (commands below) and look at the raw body; look for a proxy or interceptor."),
     ("IMDS-HTTP-008", "fail", "Answer far too large",

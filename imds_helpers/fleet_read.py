@@ -12,11 +12,11 @@ process while they work: ``imds-runbook report`` imports pandas there.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Callable, Iterable
 
-from imds_helpers.sidecar import SIDECAR_SCHEMA, SidecarError, run_status_for, validate_sidecar
+from imds_helpers import strictjson
+from imds_helpers.sidecar import MAX_SIDECAR_BYTES, SIDECAR_SCHEMA, SidecarError, run_status_for, validate_sidecar
 
 HOST_COLUMNS = ["host", "run_status", "verdict", "target", "notebook", "started_at",
                 "duration_s", "ok", "warn", "fail", "skip", "failing_codes", "error",
@@ -86,7 +86,7 @@ def _read_files(files: list[tuple[str, str | None]], explicit: bool) -> Columns:
     for path, html in files:
         try:
             with open(path, "rb") as fh:
-                data = json.loads(fh.read())
+                data = strictjson.loads(fh.read(MAX_SIDECAR_BYTES + 1), max_bytes=MAX_SIDECAR_BYTES)
         except OSError as err:
             _add_unreadable(cols, path, f"cannot read: {err.strerror or err}")
             continue

@@ -92,11 +92,15 @@ class Outcome:
         return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
 
     def json(self) -> Any:
-        """Parsed body; raises ``ValueError`` if it is not JSON (message holds no body)."""
+        """Parsed body; raises ``ValueError`` if it is not JSON (message holds no body):
+        ``strictjson.OutOfBounds`` when it is JSON too large, deep or long-numbered to be an
+        answer (its message names the bound)."""
         try:
             return strictjson.loads(self.body.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"body is not JSON ({type(err).__name__} at {getattr(err, 'pos', '?')})") from None
+        except strictjson.OutOfBounds:
+            raise
         except strictjson.NotJson as err:
             raise ValueError(f"body is not JSON ({err})") from None
 

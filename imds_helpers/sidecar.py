@@ -43,6 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
+from imds_helpers import strictjson
 from imds_helpers.findings import Report, Status
 from imds_helpers.redact import PLACEHOLDER, redact_value
 
@@ -58,6 +59,9 @@ _SECRET_PARAM = re.compile(
     re.IGNORECASE,
 )
 _REQUIRED = {"host": str, "notebook": str, "verdict": str, "tally": dict, "checks": list}
+# A sidecar is about 25 KB, 6 levels deep; a file far beyond that is not one (strictjson
+# bounds the depth and the numbers).
+MAX_SIDECAR_BYTES = 8 * 1024 * 1024
 
 
 class SidecarError(ValueError):
@@ -129,10 +133,10 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load and validate one sidecar; raises :class:`SidecarError` if it is not one."""
     try:
         with open(path, "rb") as fh:
-            data = json.load(fh)
+            data = strictjson.loads(fh.read(MAX_SIDECAR_BYTES + 1), max_bytes=MAX_SIDECAR_BYTES)
     except OSError as err:
         raise SidecarError(path, f"cannot read: {err.strerror or err}") from None
-    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, strictjson's bounds
         raise SidecarError(path, f"not JSON: {_first_line(err)}") from None
     validate_sidecar(data, str(path))
     return data

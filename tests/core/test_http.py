@@ -5,7 +5,10 @@ import time
 
 import pytest
 
-from imds_helpers.http import MetadataClient, Timeouts
+from imds_helpers import strictjson
+from imds_helpers.answers import classify
+from imds_helpers.findings import Attempt
+from imds_helpers.http import MetadataClient, Outcome, Timeouts
 from imds_helpers.taxonomy import ErrorKind
 
 from .conftest import drip, hang, reset, respond, truncated
@@ -88,3 +91,53 @@ def test_token_bodies_are_redacted_in_attempts_and_repr(raw_server):
 def test_timeouts_reject_nonsense(bad):
     with pytest.raises(ValueError):
         Timeouts(connect=bad)
+
+
+# --- bounded JSON: nothing from outside can exhaust the parser -----------------------------------
+
+DEEP_LIST = b"[" * 300_000
+DEEP_OBJECT = b'{"a":' * 60_000 + b"1" + b"}" * 60_000
+HUGE_INT = b'{"compute":{"vmId":' + b"9" * 5000 + b"}}"       # beyond Python's 4300-digit limit
+LONG_INT = b'{"compute":{"vmId":' + b"9" * 1001 + b"}}"       # within it, beyond ours
+
+
+@pytest.mark.parametrize("body, why", [
+    (DEEP_LIST, "JSON nested deeper than 64 levels"),
+    (DEEP_OBJECT, "JSON nested deeper than 64 levels"),
+    (HUGE_INT, "a number with more than 1000 digits"),
+    (LONG_INT, "a number with more than 1000 digits"),
+    (b'{"x":' + b"1" * 1500 + b".5}", "a number with more than 1000 digits"),
+])
+def test_hostile_json_is_a_named_finding_not_an_exception(body, why):
+    outcome = Outcome(attempts=(Attempt("GET", "http://x/metadata/instance", 200, None, 1.0),), status=200,
+                      headers={"Server": "IMDS/150.870.65.1", "Content-Type": "application/json"}, body=body)
+    with pytest.raises(strictjson.OutOfBounds, match=why):
+        outcome.json()
+    answer = classify(outcome)
+    assert (answer.code, answer.kind) == ("IMDS-HTTP-007", ErrorKind.BAD_PAYLOAD.value)
+    assert answer.detail == f"HTTP 200 with a body that is not IMDS's answer: {why}"
+
+
+def test_strictjson_counts_depth_outside_strings_only():
+    nested = "[" * 64 + "]" * 64
+    assert strictjson.loads(nested) and strictjson.depth(nested) == 64
+    with pytest.raises(strictjson.OutOfBounds, match="deeper than 64"):
+        strictjson.loads("[" + nested + "]")
+    # Brackets inside strings (escaped quotes too) are text, not nesting.
+    tricky = json.dumps({"a": ["[[[{{{", 'say \\"[[[" and \\\\', {"b": "]]]}}}"}]})
+    assert strictjson.depth(tricky) == 3 and strictjson.loads(tricky)["a"][0] == "[[[{{{"
+    assert strictjson.loads(json.dumps(["[" * 5000])) == ["[" * 5000]
+    # An unterminated string hides nothing: the brackets after it count.
+    with pytest.raises(strictjson.OutOfBounds):
+        strictjson.loads('["' + "[" * 100)
+
+
+def test_strictjson_bounds_size_numbers_and_decodes_bytes_like_json():
+    with pytest.raises(strictjson.OutOfBounds, match="larger than 10 bytes"):
+        strictjson.loads(b'"0123456789"', max_bytes=10)
+    assert strictjson.loads("-" + "9" * 999) == -int("9" * 999)
+    assert strictjson.loads('{"a": [1]}'.encode("utf-16")) == {"a": [1]}
+    assert strictjson.loads(b"\xef\xbb\xbf[1]") == [1]
+    for constant in ("NaN", "Infinity", "1e999"):
+        with pytest.raises(strictjson.NotJson):
+            strictjson.loads(constant)

@@ -13,6 +13,8 @@ Invariants: nothing raises; every answer is classified (a catalogue code, or Non
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import socket
@@ -26,20 +28,26 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from imds_helpers import arc as arc_mod
+from imds_helpers.api import check_options, run_checks
 from imds_helpers.answers import TRANSPORT_CODES, classify
 from imds_helpers.arc_keyfile import CHALLENGE_MALFORMED, CHALLENGE_MISSING
 from imds_helpers.catalog import CATALOG
 from imds_helpers.claims import DISPLAY_CLAIMS, decode_claims
 from imds_helpers.commands import arc_challenge
+from imds_helpers.emulator import Emulator
+from imds_helpers.emulator.scenarios import Answer
 from imds_helpers.emulator.tokens import b64url_json, make_jwt
 from imds_helpers.findings import Attempt
 from imds_helpers.http import MetadataClient, Outcome, Timeouts
 from imds_helpers.metadata import instance_evidence
 from imds_helpers.redact import PLACEHOLDER, redact_text, redact_value
+from imds_helpers.sidecar import SidecarError, read_sidecar
 from imds_helpers.taxonomy import ErrorKind
 from imds_helpers.tokens import Identity, parse_ama_identity
 
 from loopback_server import AcceptLoop
+
+from .conftest import cli
 
 CANARY = "imdsrbcanaryf0f1f2f3f4f5f6f7"
 # IMDS_RUNBOOK_FUZZ_SCALE=10 explores ten times as many examples (a deeper local run).
@@ -357,3 +365,66 @@ def test_metadata_client_never_raises_and_classifies_in_time(raw_server, payload
     assert answer.code is None or answer.code in CATALOG
     if answer.code is None:
         assert 200 <= outcome.status < 300
+
+
+# --- hostile JSON through the whole diagnosis ---------------------------------------------------
+
+DEEP_BODIES = {
+    "deep-list": (b"[" * 300_000, "JSON nested deeper than 64 levels"),
+    "deep-object": (b'{"a":' * 60_000 + b"1" + b"}" * 60_000, "JSON nested deeper than 64 levels"),
+    "huge-int": (b'{"compute":{"vmId":' + b"9" * 5000 + b"}}", "a number with more than 1000 digits"),
+}
+# Where the hostile body is served: (mode, scenario settings, check id, finding code).
+HOSTILE_PLACES = {
+    "instance": ("vm", lambda b: {"respond": Answer(200, b, b), "categories": ("instance",)},
+                 "metadata.instance", "IMDS-HTTP-007"),
+    "token": ("vm", lambda b: {"respond": Answer(200, b, b), "categories": ("token",), "stage": "valid"},
+              "token.system.management", "IMDS-HTTP-007"),
+    "arc-token": ("arc", lambda b: {"after_challenge": Answer(200, b, b)}, "arc.token", "IMDS-ARC-033"),
+}
+
+
+@pytest.mark.parametrize("place", sorted(HOSTILE_PLACES))
+@pytest.mark.parametrize("body_name", sorted(DEEP_BODIES))
+def test_hostile_json_bodies_are_named_findings_through_the_api(place, body_name):
+    mode, settings_for, check_id, code = HOSTILE_PLACES[place]
+    body, why = DEEP_BODIES[body_name]
+    with Emulator(mode=mode, scenario=f"{mode}-healthy", scenario_params=settings_for(body)) as emu:
+        report = run_checks(check_options(target=mode, endpoint=emu.base_url,
+                                          tokens_dir=str(emu.key_dir) if mode == "arc" else None))
+    checks = {c.id: c for c in report.checks}
+    assert (checks[check_id].code, report.verdict.value) == (code, "fail")
+    assert why in checks[check_id].detail
+    json.dumps(report.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("place", ["instance", "token"])
+def test_hostile_json_through_the_cli_is_exit_1_with_the_finding(place):
+    mode, settings_for, check_id, code = HOSTILE_PLACES[place]
+    body, why = DEEP_BODIES["deep-list"]
+    with Emulator(mode=mode, scenario=f"{mode}-healthy", scenario_params=settings_for(body)) as emu:
+        run = cli(["check", "--json", "--timeout", "2", "--target", mode, "--endpoint", emu.base_url], timeout=60)
+    assert (run.returncode, run.stderr) == (1, ""), run.stderr
+    checks = {c["id"]: c for c in json.loads(run.stdout)["checks"]}
+    assert checks[check_id]["code"] == code and why in checks[check_id]["detail"]
+
+
+def _sidecar_text(evidence: str) -> str:
+    return ('{"schema": "imds-runbook/result@1", "host": "web-01", "notebook": "01_azure_vm_imds", '
+            '"verdict": "ok", "tally": {}, "checks": [{"id": "x", "status": "ok", "evidence": ' + evidence + '}]}')
+
+
+@pytest.mark.parametrize("name, text, why", [
+    ("deep-list", _sidecar_text("[" * 300_000), "nested deeper than 64 levels"),
+    # 900 levels: Python's parser would take it; what reads it later must not have to.
+    ("deep-but-parsable", _sidecar_text('{"a":' * 900 + "1" + "}" * 900), "nested deeper than 64 levels"),
+    ("huge-int", _sidecar_text("9" * 5000), "more than 1000 digits"),
+])
+def test_hostile_sidecars_are_unreadable_rows_not_tracebacks(tmp_path, name, text, why):
+    (tmp_path / f"{name}.json").write_text(text)
+    with pytest.raises(SidecarError, match=why):
+        read_sidecar(tmp_path / f"{name}.json")
+    run = cli(["report", str(tmp_path), "--format", "csv"], timeout=60)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    (row,) = list(csv.DictReader(io.StringIO(run.stdout)))
+    assert row["host"] == name and row["run_status"] == "unreadable" and why in row["error"]
