@@ -230,7 +230,18 @@ class Session:
         return self._keep([arc_environment_step(self.opts)])
 
     def arc_challenge(self) -> tuple[CheckResult, ...]:
+        if self._himds_refused():
+            # A refusal costs nothing to repeat, and with no firewall rule behind it it means
+            # HIMDS is not listening: the challenge step names that (IMDS-ARC-010, its fix).
+            return self._keep(arc_challenge_step(self.opts, self.endpoint))
         return self._unless_blocked(["arc.challenge"], lambda: arc_challenge_step(self.opts, self.endpoint))
+
+    def _himds_refused(self) -> bool:
+        """The TCP connect was refused and no firewall rule found blocks or rejects it."""
+        by_id = {check.id: check for check in self.results}
+        tcp, firewall = by_id.get("network.tcp"), by_id.get("network.firewall")
+        return (tcp is not None and tcp.code == "IMDS-NET-012"
+                and (firewall is None or firewall.status in (Status.OK, Status.SKIP)))
 
     def run_all(self) -> Report:
         self.proxy()

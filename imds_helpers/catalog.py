@@ -211,10 +211,6 @@ CATALOG.update(_rows(
      "an ARP failure on the path to the address.",
      "Look for REJECT rules and unreachable routes (`ip route show table all | grep unreachable`); make sure the "
      "route goes through the primary NIC's gateway."),
-    ("IMDS-NET-015", "fail", "Connection reset during connect",
-     "The connection was reset while it was being opened, typically by a security product or an interceptor "
-     "in the path.",
-     "Check endpoint-protection / EDR network rules and local proxies or interceptors that handle 169.254.169.254."),
     ("IMDS-NET-016", "fail", "Connection blocked by local policy",
      "The operating system refused to open the connection (permission denied): a \"prohibit\" route, an "
      "outbound firewall or SELinux/AppArmor policy, or an endpoint-protection product blocked it before any "
@@ -223,7 +219,8 @@ CATALOG.update(_rows(
      "(`ausearch -m avc`) and EDR policies for this process."),
     ("IMDS-NET-017", "fail", "TCP connect failed (other error)",
      "The connection failed with an error outside the usual set (for example a blackhole route gives "
-     "\"invalid argument\", or the name did not resolve); the error and errno are recorded.",
+     "\"invalid argument\", an interceptor reset the connection the moment it opened, or the name did not "
+     "resolve); the error and errno are recorded.",
      "Read the recorded error; check `ip route get <address>` for blackhole routes and the endpoint's host name."),
     ("IMDS-NET-020", "ok", "No firewall rule blocks or redirects the endpoint",
      "The iptables/nftables rules that were read neither drop, reject, restrict by user nor redirect new "

@@ -56,7 +56,8 @@ _TCP_CODES = {
     ErrorKind.CONNECT_REFUSED: "IMDS-NET-012",
     ErrorKind.NETWORK_UNREACHABLE: "IMDS-NET-013",
     ErrorKind.HOST_UNREACHABLE: "IMDS-NET-014",
-    ErrorKind.CONNECTION_RESET: "IMDS-NET-015",
+    # A reset cannot end a connect() on Linux (a RST to the SYN is a refusal); only a race with
+    # an interceptor that resets the moment the handshake completes gives one: NET-017, errno kept.
 }
 
 
