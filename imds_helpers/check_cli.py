@@ -14,6 +14,7 @@ import time
 
 from imds_helpers.findings import Report, Status
 from imds_helpers.redact import redact_text, redact_value
+from imds_helpers.textsafe import json_safe, terminal_safe
 
 LABELS = {Status.OK: "OK", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "SKIP"}
 
@@ -65,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         data = redact_value(report.to_dict())
         data["elapsed_ms"] = round(elapsed_ms, 1)
-        text = json.dumps(data, indent=2, ensure_ascii=False)
+        text = json_safe(json.dumps(data, indent=2, ensure_ascii=False))   # C1, bidi, surrogates as \u escapes
     else:
         text = redact_text(render_text(report, elapsed_ms))
     sys.stdout.write(text + "\n")
@@ -73,7 +74,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def render_text(report: Report, elapsed_ms: float) -> str:
-    """One line per check (status, code, id, reason), the fix under each problem, a tally."""
+    """One line per check (status, code, id, reason), the fix under each problem, a tally.
+
+    Details quote what the service answered (metadata values, headers, error_description):
+    each line is redacted, then made terminal-safe, so no escape sequence reaches the terminal
+    and a line break in a value cannot forge another finding. (Redacted first: the secret
+    patterns match raw whitespace, which escaping would hide.)"""
     lines = [f"imds-runbook check: target {report.target}, endpoint {report.endpoint}"]
     reason = report.platform.get("reason") if report.platform else None
     if reason:
@@ -90,4 +96,4 @@ def render_text(report: Report, elapsed_ms: float) -> str:
         f"Verdict: {report.verdict.value.upper()} - {tally['ok']} ok, {tally['warn']} warn, "
         f"{tally['fail']} fail, {tally['skip']} skipped ({elapsed_ms / 1000:.1f} s)"
     )
-    return "\n".join(lines)
+    return "\n".join(terminal_safe(redact_text(line)) for line in lines)

@@ -35,6 +35,7 @@ import pandas as pd
 
 from imds_helpers.fleet_read import COLUMNS, Columns, read_columns
 from imds_helpers.sidecar import atomic_write_text
+from imds_helpers.textsafe import csv_safe, markdown_safe, terminal_safe
 
 SUMMARY_COLUMNS = ["host", "run_status", "verdict", "ok", "warn", "fail", "skip",
                    "failing_codes", "duration_s", "error", "html", "path"]
@@ -155,13 +156,24 @@ def latency_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def render_csv(table: pd.DataFrame) -> str:
-    """CSV with a header row, no index, ``\\n`` line ends."""
-    return table.to_csv(index=False, lineterminator="\n")
+    """CSV with a header row, no index, ``\\n`` line ends.
+
+    Text cells come from result files (outside input): a cell a spreadsheet would run as a
+    formula (``=HYPERLINK(...)``, ``+``, ``-``, ``@``) gets a leading ``'`` and control
+    characters show as escapes (:func:`imds_helpers.textsafe.csv_safe`); numeric columns, and
+    text that is just a number, are left as they are."""
+    safe = table.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(csv_safe, na_action="ignore")
+    safe.columns = [csv_safe(str(c)) for c in safe.columns]
+    return safe.to_csv(index=False, lineterminator="\n")
 
 
 def render_text(table: pd.DataFrame, *, max_cell: int = 48) -> str:
-    """A plain, aligned terminal table (no colours); long cells are shortened with '...'."""
-    headers = [str(c) for c in table.columns]
+    """A plain, aligned terminal table (no colours); long cells are shortened with '...'.
+    Control characters in cells show as escapes (``\\x1b``): one row stays one line."""
+    headers = [terminal_safe(str(c)) for c in table.columns]
     columns = [_column_text(table[c], max_cell) for c in table.columns]
     numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in table.columns]
     widths = [max([len(h)] + [len(v) for v in col]) for h, col in zip(headers, columns)]
@@ -176,13 +188,12 @@ def render_text(table: pd.DataFrame, *, max_cell: int = 48) -> str:
 
 
 def render_markdown(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table (pipes escaped, numbers right-aligned)."""
-    def esc(text: str) -> str:
-        return text.replace("\\", "\\\\").replace("|", "\\|")
-
-    headers = [esc(str(c)) for c in table.columns]
+    """A GitHub-flavoured markdown table (numbers right-aligned). Cells are
+    :func:`imds_helpers.textsafe.markdown_safe`: HTML as entities, pipes escaped, control
+    characters and line breaks as visible escapes."""
+    headers = [markdown_safe(str(c)) for c in table.columns]
     align = ["---:" if pd.api.types.is_numeric_dtype(table[c]) else "---" for c in table.columns]
-    columns = [[esc(v) for v in _column_text(table[c], 0)] for c in table.columns]
+    columns = [[markdown_safe(v) for v in _column_text(table[c], 0)] for c in table.columns]
     out = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     out.extend("| " + " | ".join(cells) + " |" for cells in zip(*columns))
     return "\n".join(out) + "\n"
@@ -264,16 +275,16 @@ def _html_table(table: pd.DataFrame, name: str, *, status_cols: list[str],
     for row in zip(*values):
         cells = []
         for value, is_status, is_link in zip(row, classed, links):
-            text = _shown(value) or ""
+            text = terminal_safe(_shown(value) or "")     # the page may go to stdout
             css = _CLASS.get(text, "") if is_status else ""
             if is_link:
                 target = _rel(value, base_dir)
-                inner = f'<a href="{esc(target)}">report</a>' if target else ""
+                inner = f'<a href="{esc(terminal_safe(target))}">report</a>' if target else ""
             else:
                 inner = esc(text)
             cells.append(f'<td class="{css}">{inner}</td>' if css else f"<td>{inner}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    head = "".join(f"<th>{esc(terminal_safe(c))}</th>" for c in columns)
     return (f'<table id="T_imds_{esc(name)}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
             + "\n".join(rows) + "\n</tbody>\n</table>")
 
@@ -332,6 +343,7 @@ def _cell(value: Any, limit: int) -> str:
         return "-"
     if "\n" in text or "\t" in text or "\r" in text:
         text = " ".join(text.split())
+    text = terminal_safe(text)
     if limit and len(text) > limit:
         text = text[: limit - 3] + "..."
     return text

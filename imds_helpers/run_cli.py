@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from imds_helpers.textsafe import terminal_safe
+
 
 def default_out_dir() -> Path:
     return Path("reports") / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -81,14 +83,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _progress(total: int) -> tuple[Any, Any]:
-    """A tqdm bar on a terminal, else one plain line per finished host (both to stderr)."""
+    """A tqdm bar on a terminal, else one plain line per finished host (both to stderr).
+    Errors and codes come from the hosts' runs: shown terminal-safe, one line per host."""
     if sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=total, file=sys.stderr, unit="host", desc="hosts", leave=True)
 
         def tick(row: Any) -> None:
-            bar.set_postfix_str(f"{row.host}: {row.status}", refresh=False)
+            bar.set_postfix_str(terminal_safe(f"{row.host}: {row.status}"), refresh=False)
             bar.update(1)
 
         return tick, bar.close
@@ -99,8 +102,8 @@ def _progress(total: int) -> tuple[Any, Any]:
         done[0] += 1
         detail = f" - {row.error}" if row.error else (
             f" ({', '.join(row.failing_codes)})" if row.failing_codes else "")
-        sys.stderr.write(f"[{done[0]}/{total}] {row.host}: {row.status}{detail} "
-                         f"in {row.duration_s:.1f} s\n")
+        sys.stderr.write(terminal_safe(f"[{done[0]}/{total}] {row.host}: {row.status}{detail} "
+                                       f"in {row.duration_s:.1f} s") + "\n")
         sys.stderr.flush()
 
     return line, lambda: None
@@ -108,7 +111,8 @@ def _progress(total: int) -> tuple[Any, Any]:
 
 def _shown(path: Path) -> str:
     try:
-        return str(path.relative_to(Path.cwd()))
+        shown = str(path.relative_to(Path.cwd()))
     except ValueError:
-        return str(path)
+        shown = str(path)
+    return terminal_safe(shown)
 

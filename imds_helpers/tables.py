@@ -17,6 +17,8 @@ import html
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from imds_helpers.textsafe import terminal_safe
+
 STATUS_COLOURS = {"ok": "#d4edda", "warn": "#fff3cd", "fail": "#f8d7da", "skip": "#e2e3e5"}
 STATUS_COLUMN = "status"
 HEAD_COLUMNS = ("status", "code", "id", "title")     # short: one aligned line per row in text
@@ -79,7 +81,9 @@ class ResultTable:
     def __str__(self) -> str:
         """Doctor-style text (terminals, papermill logs): the short columns aligned on one line
         per row, each longer one on its own indented line. Nothing is clipped, so the text
-        holds every value whole (and output sanitizers can match them)."""
+        holds every value whole (and output sanitizers can match them). Runs of whitespace
+        fold to one space and control characters show as escapes (``\\x1b``): the values
+        quote what a metadata service answered, and this text goes to terminals."""
         head = [i for i, c in enumerate(self.columns) if c in HEAD_COLUMNS]
         rest = [i for i in range(len(self.columns)) if i not in head]
 
@@ -89,7 +93,7 @@ class ResultTable:
 
         shown = [[self.columns[i] for i in head]] + [[cell(i, row[i]) for i in head] for row in self.rows]
         widths = [max(len(r[k]) for r in shown) for k in range(len(head))]
-        lines = [self.caption] if self.caption else []
+        lines = [terminal_safe(self.caption)] if self.caption else []
         lines.append("  ".join(v.ljust(w) for v, w in zip(shown[0], widths)).rstrip())
         for row, cells in zip(self.rows, shown[1:]):
             lines.append("  ".join(v.ljust(w) for v, w in zip(cells, widths)).rstrip())
@@ -119,4 +123,4 @@ def _text(value: Any) -> str:
 
 
 def _one_line(value: str) -> str:
-    return " ".join(value.split())
+    return terminal_safe(" ".join(value.split()))

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import csv as csv_module
 import io
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -198,3 +201,32 @@ def test_write_text_is_atomic(tmp_path: Path):
     target = report.write_text(tmp_path / "summary.md", "hello\n")
     assert target.read_text() == "hello\n"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
+
+
+HOSTILE = "\x1b]0;owned\x07\x9b2J\r\n<img src=x onerror=alert(1)>|\u202e"
+
+
+def test_hostile_sidecar_values_are_escaped_in_every_format(tmp_path: Path):
+    """A result folder is outside input: host names, codes, titles, fixes and errors from it
+    reach a terminal, a spreadsheet, a markdown page and a browser only escaped."""
+    bad = ("net", "=cmd|' /C calc'!A0", "fail", 1.0)
+    write_host(tmp_path, "evil", make_report(bad), run={"status": "failed", "error": "@SUM(1)" + HOSTILE,
+                                                         "duration_s": -2.5})
+    forged = json.loads((tmp_path / "evil" / "evil.json").read_text("utf-8"))
+    forged["host"] = "+evil" + HOSTILE                                # a file someone hands us
+    (tmp_path / "forged.json").write_text(json.dumps(forged), encoding="utf-8")
+    df = report.load_results(tmp_path)
+    assert HOSTILE in set(df["host"].map(lambda h: h[5:]))        # the payload is in the data
+
+    raw = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]")
+    text, md = report.render_text_report(df), report.render_markdown_report(df)
+    csv_text, html = report.render_csv(report.summary_table(df)), report.render_html(df)
+    for name, out in (("text", text), ("markdown", md), ("csv", csv_text), ("html", html)):
+        assert not raw.search(out), name
+    assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;" in md
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    rows = list(csv_module.DictReader(io.StringIO(csv_text)))
+    assert sorted(r["host"][:6] for r in rows) == ["'+evil", "evil"]
+    assert {r["error"][:8] for r in rows} == {"'@SUM(1)"}
+    assert {r["failing_codes"] for r in rows} == {"'=cmd|' /C calc'!A0"}
+    assert {r["duration_s"] for r in rows} == {"-2.5"}                # numbers are left alone
