@@ -66,11 +66,12 @@ def csv_safe(value: object) -> object:
     """A CSV cell that is safe in a spreadsheet and on a terminal (CSV goes to stdout too):
     text made :func:`terminal_safe`, then, when it starts with ``= + - @``, given a leading
     ``'`` (the OWASP advice). Numbers, and text that is just a number (``-3.5``), stay as they
-    are: a spreadsheet reads them as numbers, not formulas. Other values are returned as is."""
+    are: a spreadsheet reads them as numbers, not formulas; so does a lone ``-`` (the
+    reports' "no code" mark), which no spreadsheet evaluates. Other values are returned as is."""
     if not isinstance(value, str):
         return value
     text = terminal_safe(value)
-    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+    if text.startswith(_FORMULA_START) and text != "-" and not _NUMBER.fullmatch(text):
         return "'" + text
     return text
 

@@ -76,6 +76,7 @@ def test_escaped_text_can_be_written_to_a_strict_utf8_stream():
     ("=1+1", "'=1+1"), ("+cmd", "'+cmd"), ("-x", "'-x"), ("@SUM(A1)", "'@SUM(A1)"), (FORMULA, "'" + FORMULA),
     ("\t=1+1", "\\t=1+1"), ("\r=1+1", "\\r=1+1"),    # a leading tab / CR is an escape, not a cell start
     ("-3.5", "-3.5"), ("+2", "+2"), ("-1e5", "-1e5"),  # numbers stay numbers
+    ("-", "-"),                                        # the "no code" mark: no formula
     ("web-01", "web-01"), ("IMDS-NET-011", "IMDS-NET-011"), ("", ""), (3, 3), (-3.5, -3.5), (None, None),
 ])
 def test_csv_safe_neutralises_formulas_only(value, expected):
@@ -286,7 +287,7 @@ def test_report_csv_neutralises_formulas_and_controls(hostile_results: Path):
     assert len(rows) == 3
     for row in rows:
         for name, cell in row.items():
-            if cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            if cell[:1] in ("=", "+", "-", "@", "\t", "\r") and cell != "-":
                 float(cell)                              # only a number may start so
     forged = next(r for r in rows if "HYPERLINK" in r["host"])
     assert forged["host"].startswith("'=HYPERLINK(")
