@@ -16,7 +16,14 @@ import os
 from typing import Any, Callable, Iterable
 
 from imds_helpers import strictjson
-from imds_helpers.sidecar import MAX_SIDECAR_BYTES, SIDECAR_SCHEMA, SidecarError, run_status_for, validate_sidecar
+from imds_helpers.sidecar import (
+    MAX_SIDECAR_BYTES,
+    SIDECAR_SCHEMA,
+    SidecarError,
+    read_regular_file,
+    run_status_for,
+    validate_sidecar,
+)
 
 HOST_COLUMNS = ["host", "run_status", "verdict", "target", "notebook", "started_at",
                 "duration_s", "ok", "warn", "fail", "skip", "failing_codes", "error",
@@ -84,9 +91,12 @@ def _read_all(files: list[tuple[str, str | None]], explicit: bool,
 def _read_files(files: list[tuple[str, str | None]], explicit: bool) -> Columns:
     cols: Columns = {c: [] for c in COLUMNS}
     for path, html in files:
-        try:
-            with open(path, "rb") as fh:
-                data = strictjson.loads(fh.read(MAX_SIDECAR_BYTES + 1), max_bytes=MAX_SIDECAR_BYTES)
+        try:   # a regular file, not through a symlink, bounded (FIFOs and devices: a note)
+            data = strictjson.loads(read_regular_file(path, MAX_SIDECAR_BYTES + 1),
+                                    max_bytes=MAX_SIDECAR_BYTES)
+        except SidecarError as err:
+            _add_unreadable(cols, path, err.problem)
+            continue
         except OSError as err:
             _add_unreadable(cols, path, f"cannot read: {err.strerror or err}")
             continue

@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_output_file(path: Path) -> None:
-    """The report file must be creatable: its folder exists and is writable."""
+    """The report file must be creatable: its folder exists and is writable; a symbolic link
+    in its place is refused, not followed (nor silently replaced)."""
+    if path.is_symlink():
+        raise UsageError("is a symbolic link; not followed (name the real file)", argument="--output")
     if path.is_dir():
         raise UsageError("is a folder, expected a file name", argument="--output")
     parent = path.parent if str(path.parent) else Path(".")

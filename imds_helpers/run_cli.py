@@ -53,7 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from imds_helpers import report
-    from imds_helpers.runner import run_hosts
+    from imds_helpers.runner import SUMMARY_FILES, run_hosts
 
     out_dir: Path = args.out if args.out is not None else default_out_dir()
     total = max(1, len(args.param_files))
@@ -69,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
 
     df = report.load_results([row.sidecar_path for row in summary.rows])
     out = Path(summary.out_dir)
-    report.write_text(out / "summary.csv", report.render_csv(report.summary_table(df)))
-    report.write_text(out / "summary.html",
+    report.write_text(out / SUMMARY_FILES["csv"], report.render_csv(report.summary_table(df)))
+    report.write_text(out / SUMMARY_FILES["html"],
                       report.render_html(df, title="IMDS runbook run", base_dir=out))
-    report.write_text(out / "summary.md", report.render_markdown_report(df, title="IMDS runbook run"))
+    report.write_text(out / SUMMARY_FILES["md"],
+                      report.render_markdown_report(df, title="IMDS runbook run"))
 
     sys.stdout.write(report.render_text_report(df))
     sys.stdout.write(f"\nSummary: {_shown(out / 'summary.html')} (also summary.csv, summary.md)\n"

@@ -14,7 +14,6 @@ names from each notebook's parameters cell, and the runner validates YAML files 
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from imds_helpers import validate
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import Report
 from imds_helpers.hostcmd import CommandPrefetch, evidence_commands
+from imds_helpers.sidecar import check_host_name, local_host_name
 from imds_helpers.tables import ResultTable
 
 if TYPE_CHECKING:
@@ -91,6 +91,8 @@ def validate_parameters(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
                              argument=name)
         if p.kind is list and not all(isinstance(v, str) for v in value):
             raise UsageError("must be a list of strings", argument=name)
+    if values["host_name"]:   # it names the sidecar (results/<host_name>.json): never a path
+        values["host_name"] = check_host_name(values["host_name"], argument="host_name")
     if values["endpoint"]:
         values["endpoint"] = validate.endpoint_url(values["endpoint"], argument="endpoint")
     values["resources"] = [validate.resource_uri(r, argument="resources") for r in values["resources"]] or [MANAGEMENT]
@@ -145,7 +147,7 @@ class Runbook:
     def __init__(self, kind: str, params: Mapping[str, Any]) -> None:
         self.kind = kind
         self.params = validate_parameters(kind, params)
-        self.host = self.params["host_name"] or socket.gethostname()
+        self.host = self.params["host_name"] or local_host_name()
         self.started_at = _now_iso()
         self._t0 = time.monotonic()
         self._emulator = None

@@ -57,7 +57,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -71,6 +70,8 @@ from imds_helpers.sidecar import (
     SidecarError,
     atomic_write_text,
     build_sidecar,
+    check_host_name,
+    local_host_name,
     now_iso,
     read_sidecar,
     run_status_for,
@@ -82,12 +83,15 @@ NOTEBOOK_KINDS = ("vm", "arc", "auto")
 NOTEBOOK_FILES = {"vm": "01_azure_vm_imds.ipynb", "arc": "02_arc_himds.ipynb"}
 DEFAULT_NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 RUNNER_PARAMETERS = ("sidecar_path", "host_name")   # always set by the runner
+# What `imds-runbook run` writes at the top of the results folder, beside one folder per host:
+# one table, used to write them (run_cli) and to refuse host names that would collide with
+# them (case-insensitively: macOS and Windows file systems are).
+SUMMARY_FILES = {"csv": "summary.csv", "html": "summary.html", "md": "summary.md"}
 
 MAX_WORKERS = 32
 MAX_TIMEOUT_S = 24 * 3600.0
 HTML_RENDER_TIMEOUT_S = 120.0
 
-_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Progress = Callable[["HostRun"], None]
@@ -229,7 +233,7 @@ def plan_hosts(
     entries: list[tuple[Path | None, dict[str, Any], str]] = []
     environments: dict[str, dict[str, str]] = {}
     if not param_files:
-        entries.append((None, {}, _local_host_name()))
+        entries.append((None, {}, local_host_name()))
     for raw in param_files:
         path = Path(raw)
         params = _load_param_file(path)
@@ -246,6 +250,7 @@ def plan_hosts(
             raise UsageError(f"host {host!r} appears twice ({seen[host.lower()]} and {path}); "
                              f"host names must be unique (case-insensitively)")
         seen[host.lower()] = path
+        _check_not_a_run_output(host, where)
         kind = _notebook_kind(notebook, params, path)
         nb_path = nb_dir / NOTEBOOK_FILES[kind]
         if not nb_path.is_file():
@@ -256,6 +261,7 @@ def plan_hosts(
         if notebooks_dir is None:  # the real runbooks: their own validation, before any kernel
             _validate_for_runbook(kind, params, host, where)
         host_dir = out / host
+        _check_not_a_link(host_dir)
         if host_dir.exists() and not host_dir.is_dir():
             raise UsageError(f"{host_dir} exists and is not a directory", argument="--out")
         parameters = {**params, "host_name": host,
@@ -315,10 +321,19 @@ def _host_from(params: dict[str, Any], path: Path) -> str:
         raise UsageError(f"'host' and 'host_name' disagree ({', '.join(map(repr, sorted(map(str, values))))})",
                          argument=str(path))
     host = values.pop() if values else path.stem
-    if not isinstance(host, str) or not _HOST_NAME.match(host):
-        raise UsageError(f"host name {host!r} must be 1-128 letters, digits, '.', '_' or '-' "
-                         f"(from the 'host' key or the file name)", argument=str(path))
-    return host
+    try:
+        return check_host_name(host, argument=None)
+    except UsageError as err:
+        raise UsageError(f"{err} (from the 'host' key or the file name)", argument=str(path)) from None
+
+
+def _check_not_a_run_output(host: str, where: str) -> None:
+    """``<out>/<host>/`` must not be a file the run writes at the top of ``<out>``."""
+    for name in SUMMARY_FILES.values():
+        if host.lower() == name.lower():
+            raise UsageError(f"host name {host!r} collides with the run's {name} in the results "
+                             f"folder; rename the host (the 'host' key or the file name)",
+                             argument=where)
 
 
 def _check_names(params: Mapping[str, Any], declared: set[str] | None, nb_path: Path,
@@ -401,7 +416,8 @@ def _notebook_kind(notebook: str, params: Mapping[str, Any], path: Path | None) 
 
 
 def _check_out_dir(out: Path) -> Path:
-    """The output folder must be (or be creatable as) a writable directory."""
+    """The output folder must be (or be creatable as) a writable directory, not a symlink."""
+    _check_not_a_link(out)
     probe = out
     while not probe.exists():
         if probe.parent == probe:
@@ -414,9 +430,23 @@ def _check_out_dir(out: Path) -> Path:
     return out
 
 
-def _local_host_name() -> str:
-    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:128]
-    return name if _HOST_NAME.match(name) else "localhost"
+def _check_not_a_link(folder: Path) -> None:
+    """Output folders are never followed through a symbolic link: one planted where the run
+    writes (``--out``, or ``<out>/<host>``) would send every report somewhere else."""
+    if folder.is_symlink():
+        raise UsageError(f"{folder} is a symbolic link; output folders are not followed "
+                         f"(name the real folder)", argument="--out")
+
+
+def _make_real_dir(folder: Path) -> None:
+    """``mkdir -p`` that refuses a symlink planted since planning (``mkdir`` accepts one)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:   # a file, or a link to one: named below
+        pass
+    _check_not_a_link(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder} exists and is not a directory", argument="--out")
 
 
 def _check_number(name: str, value: Any, *, integer: bool = False) -> float:
@@ -483,10 +513,10 @@ def run_hosts(
 
     # ---- validation done; from here on we write.
     started_at, t0 = now_iso(), time.monotonic()
+    _make_real_dir(Path(out_dir))
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     for plan in plans:
-        plan.host_dir.mkdir(parents=True, exist_ok=True)
+        _make_real_dir(plan.host_dir)
         for stale in (plan.notebook_path, plan.html_path, plan.sidecar_path, plan.log_path):
             stale.unlink(missing_ok=True)
 
@@ -813,8 +843,8 @@ def _render_html_in_worker(ctx: Any, plan: HostPlan) -> None:
 
 def _redirect_output(log_path: str, *, append: bool = False) -> None:
     """Point fds 1 and 2 (inherited by the kernel) at the host's log file."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC),
-                 0o644)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                 | (os.O_APPEND if append else os.O_TRUNC), 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)

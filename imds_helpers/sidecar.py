@@ -34,16 +34,20 @@ This module imports only the standard library and the result model (cheap).
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
+import socket
+import stat
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 from imds_helpers import strictjson
+from imds_helpers.errors import UsageError
 from imds_helpers.findings import Report, Status
 from imds_helpers.redact import PLACEHOLDER, redact_value
 
@@ -63,6 +67,12 @@ _REQUIRED = {"host": str, "notebook": str, "verdict": str, "tally": dict, "check
 # bounds the depth and the numbers).
 MAX_SIDECAR_BYTES = 8 * 1024 * 1024
 
+# A host name becomes file and folder names (``<host>.json``, the runner's ``<out>/<host>/``):
+# no separators, no leading dot (so never '.' or '..'), bounded. The runner and the runbooks
+# (plain papermill too) check it here, so it can never name a path outside the results folder.
+_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+HOST_NAME_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
 
 class SidecarError(ValueError):
     """A file is not a readable sidecar. ``str(err)`` is one line naming the problem."""
@@ -71,6 +81,20 @@ class SidecarError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+def check_host_name(host: Any, *, argument: str | None = "host_name") -> str:
+    """``host`` if it is a safe host name (see ``HOST_NAME_RULE``), else one-line UsageError."""
+    if not isinstance(host, str) or not _HOST_NAME.match(host):
+        shown = repr(host) if len(repr(host)) <= 80 else repr(host)[:77] + "..."
+        raise UsageError(f"host name {shown} must be {HOST_NAME_RULE}", argument=argument)
+    return host
+
+
+def local_host_name() -> str:
+    """This machine's short host name made safe for file names ('localhost' if nothing is left)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:128]
+    return name if _HOST_NAME.match(name) else "localhost"
 
 
 def now_iso() -> str:
@@ -129,11 +153,54 @@ def write_sidecar(path: str | os.PathLike[str], sidecar: Mapping[str, Any]) -> P
     return target
 
 
+# Open without following a symlink and without blocking (a FIFO with no writer would wait
+# forever); what was opened is then checked with fstat before a byte is read.
+_O_READ = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+           | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0))
+
+
+def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path`` if it is a regular file (not through a symlink).
+
+    A result folder is input from outside: a ``*.json`` that is a FIFO, a device, or a
+    symlink (to ``/dev/zero``, or anywhere) is refused with :class:`SidecarError` naming
+    what it is - never a hang, never an endless read. Symlinks are not followed at all, as
+    ``imds-runbook report`` does not follow symlinked folders. (The ideas of
+    :func:`imds_helpers.arc_keyfile.read_key`.) Other failures raise OSError.
+    """
+    from imds_helpers.arc_keyfile import _file_type
+
+    if not getattr(os, "O_NOFOLLOW", 0) and os.path.islink(path):   # Windows: no O_NOFOLLOW
+        raise SidecarError(path, "is a symlink, not followed")
+    try:
+        fd = os.open(path, _O_READ)
+    except OSError as err:
+        if err.errno == errno.ELOOP:    # O_NOFOLLOW met a symlink
+            raise SidecarError(path, "is a symlink, not followed") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SidecarError(path, f"is a {_file_type(st.st_mode)}, not a regular file")
+        chunks, size = [], 0
+        while size < limit:
+            chunk = os.read(fd, min(limit - size, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load and validate one sidecar; raises :class:`SidecarError` if it is not one."""
     try:
-        with open(path, "rb") as fh:
-            data = strictjson.loads(fh.read(MAX_SIDECAR_BYTES + 1), max_bytes=MAX_SIDECAR_BYTES)
+        data = strictjson.loads(read_regular_file(path, MAX_SIDECAR_BYTES + 1),
+                                max_bytes=MAX_SIDECAR_BYTES)
+    except SidecarError:
+        raise
     except OSError as err:
         raise SidecarError(path, f"cannot read: {err.strerror or err}") from None
     except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, strictjson's bounds

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from imds_helpers.runner import SUMMARY_FILES
+
 from .conftest import NOTEBOOKS, make_report, write_host
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,8 +89,9 @@ def test_run_smoke(tmp_path: Path):
     assert "bad: findings (IMDS-TOKEN-004)" in done.stderr
     assert "good" in done.stdout and "2 host results: 1 ok, 1 findings" in done.stdout
     assert "out/summary.html" in done.stdout
-    for name in ("summary.csv", "summary.html", "summary.md"):
-        assert (out / name).is_file()
+    # what the run writes beside the host folders is the table host names are checked against
+    assert {p.name for p in out.iterdir() if not p.is_dir()} == set(SUMMARY_FILES.values()) \
+        == {"summary.csv", "summary.html", "summary.md"}
     for host in ("good", "bad"):
         assert {p.name for p in (out / host).iterdir()} >= {f"{host}.ipynb", f"{host}.html", f"{host}.json"}
     assert '<a href="good/good.html">report</a>' in (out / "summary.html").read_text()
