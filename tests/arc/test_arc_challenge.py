@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import tempfile
 import uuid
 
@@ -21,6 +19,7 @@ from imds_helpers.errors import UsageError
 from imds_helpers.findings import Status
 
 from .conftest import leaks, netns
+from .other_user import other_user
 
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 
@@ -221,22 +220,21 @@ print(json.dumps({"uid": os.geteuid(), "dropped": dropped, "leak": canary in blo
 """
 
 
-def run_as_nobody(url: str, tokens_dir: str, canary: str) -> dict:
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip("dropping to uid 65534 needs root")
+@pytest.fixture(scope="module")
+def nobody():
+    """Python as uid 65534 on a copy of the package it can read (or a skip saying why)."""
+    yield from other_user()
+
+
+def run_as_nobody(nobody, url: str, tokens_dir: str, canary: str) -> dict:
     probe = tempfile.NamedTemporaryFile(prefix="arc-probe-", delete=False)
     probe.close()
     os.chmod(probe.name, 0o600)
     try:
-        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                              sys.executable, "-c", CHILD, url, tokens_dir, canary, probe.name],
-                             capture_output=True, text=True, timeout=60, cwd="/")
-    except FileNotFoundError:
-        pytest.skip("setpriv is not installed")
+        out = nobody.run(CHILD, url, tokens_dir, canary, probe.name)
     finally:
         os.unlink(probe.name)
-    if out.returncode != 0:
-        pytest.skip(f"cannot run Python as uid 65534 here: {out.stderr.strip()[-300:]}")
+    assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout)
     if report["uid"] != 65534 or not report["dropped"]:
         pytest.skip("privileges were not really dropped in the child")
@@ -244,9 +242,9 @@ def run_as_nobody(url: str, tokens_dir: str, canary: str) -> dict:
 
 
 @pytest.mark.timeout(90)
-def test_unreadable_key_as_nobody_is_a_permission_finding(emu):
+def test_unreadable_key_as_nobody_is_a_permission_finding(emu, nobody):
     emu.set_scenario("arc-key-unreadable")
-    report = run_as_nobody(emu.base_url, emu.key_dir, emu.canary)
+    report = run_as_nobody(nobody, emu.base_url, emu.key_dir, emu.canary)
     steps = report["steps"]
     assert [s[0] for s in steps] == list(STEPS)
     assert steps[0][1] == "ok"
@@ -422,9 +420,9 @@ def test_real_endpoint_hostile_realm(real_himds, client):
 
 @netns
 @pytest.mark.timeout(90)
-def test_real_tokens_dir_as_nobody(real_himds):
+def test_real_tokens_dir_as_nobody(real_himds, nobody):
     """The real tokens dir is 0750 root: another user cannot even look in."""
-    report = run_as_nobody("http://localhost:40342", REAL_TOKENS, real_himds.canary)
+    report = run_as_nobody(nobody, "http://localhost:40342", REAL_TOKENS, real_himds.canary)
     assert report["steps"][1][1:3] == ["fail", "IMDS-ARC-026"], report["steps"]
     assert "may not even look into" in report["steps"][1][3]
     assert report["leak"] is False

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import builtins
 import os
+import shutil
 import socket
 import stat
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 
 from imds_helpers import arc_keyfile as kf
 from imds_helpers.catalog import CATALOG
+
+from .other_user import other_user
 
 SECRET = "imdsrbcanaryTESTSECRET0123456789abcdef"
 
@@ -246,22 +251,27 @@ def test_identity_membership():
     assert not kf.Identity(1000, "a", (1000,), 990).in_himds
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to drop privileges")
-def test_untraversable_tokens_dir_is_a_permission_finding(tmp_path):
+@pytest.fixture(scope="module")
+def nobody():
+    """Python as uid 65534 on a copy of the package it can read (or a skip saying why)."""
+    yield from other_user()
+
+
+def test_untraversable_tokens_dir_is_a_permission_finding(nobody):
     """As another user, lstat inside a 0700 directory fails: report permission, not 'missing'."""
-    import subprocess
-    import sys
-    tokens = tmp_path / "tokens"
-    tokens.mkdir(mode=0o700)
-    write(tokens / "abc.key")
-    os.chmod(tmp_path, 0o755)
-    os.chmod(tmp_path.parent, 0o755)
-    code = ("import sys; from imds_helpers import arc_keyfile as kf; "
-            f"v = kf.check_realm({str(tokens / 'abc.key')!r}, {str(tokens)!r}); print(v.code, v.rule)")
-    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
-                         capture_output=True, text=True, timeout=30, cwd=os.getcwd())
-    if out.returncode != 0 and "setpriv" in out.stderr:
-        pytest.skip(f"setpriv unusable here: {out.stderr.strip()}")
+    base = tempfile.mkdtemp(prefix="arc-untraversable-")   # not tmp_path: its parents are 0700
+    try:
+        os.chmod(base, 0o755)
+        tokens = os.path.join(base, "tokens")
+        os.mkdir(tokens, 0o700)
+        key = write(Path(tokens) / "abc.key")
+        code = ("import sys; from imds_helpers import arc_keyfile as kf; "
+                "v = kf.check_realm(sys.argv[1], sys.argv[2]); print(v.code, v.rule)")
+        # the folder above is open to that user: the refusal comes from the tokens dir alone
+        assert nobody.run("import os, sys; print(os.listdir(sys.argv[1]))", base).stdout == "['tokens']\n"
+        out = nobody.run(code, str(key), tokens)
+    finally:
+        shutil.rmtree(base)
     assert out.stdout.split(None, 1) == [kf.KEY_UNREADABLE, "readable by this user\n"], out.stderr
 
 
