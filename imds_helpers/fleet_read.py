@@ -2,7 +2,9 @@
 
 :func:`read_columns` turns a folder (searched recursively; symlinked folders are not followed)
 or a list of files into one list per column of :data:`COLUMNS`, one row per host x check, in
-file order. :mod:`imds_helpers.report` builds its DataFrame from them.
+file order. :mod:`imds_helpers.report` builds its DataFrame from them. Files are read with
+:func:`imds_helpers.sidecar.read_regular_file`: a ``*.json`` that is a symlink, a FIFO or a
+device is an ``unreadable`` row naming what it is, never a hang or an endless read.
 
 Parsing JSON is most of the work (a real sidecar is 20-25 KB), so a large folder is split
 into contiguous chunks read by forked workers, one per CPU (Linux, from a single-threaded

@@ -3,7 +3,9 @@
     imds-runbook report DIR [--format table|csv|html|markdown] [--output FILE]
 
 Reads every ``*.json`` under DIR (recursively) whose ``schema`` is the sidecar schema;
-files that look like sidecars but cannot be read are listed as ``unreadable``. Formats:
+files that look like sidecars but cannot be read are listed as ``unreadable``, and so is a
+``*.json`` that is a symlink (not followed, like symlinked folders), a FIFO or a device.
+``--output`` may not be a symlink. Formats:
 
 table     hosts, top findings and counts as plain text (default)
 csv       one row per result file (host, run status, verdict, counts, failing codes, ...)
