@@ -32,7 +32,7 @@ from imds_helpers.commands import arc_challenge
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import Attempt, CheckResult, Commands
 from imds_helpers.http import RETRY_STATUSES, MetadataClient, Outcome
-from imds_helpers.redact import redact_headers, redact_text, redact_value
+from imds_helpers.redact import hide_url_credentials, redact_headers, redact_text, redact_value
 from imds_helpers.taxonomy import ErrorKind
 from imds_helpers.validate import endpoint_url, identity_selectors, resource_uri
 
@@ -361,7 +361,8 @@ def check_arc_environment(
     identity_endpoint = env.get("IDENTITY_ENDPOINT")
     imds_endpoint = env.get("IMDS_ENDPOINT")
     linux = platform.startswith("linux")
-    evidence: dict[str, Any] = {"IDENTITY_ENDPOINT": identity_endpoint, "IMDS_ENDPOINT": imds_endpoint,
+    evidence: dict[str, Any] = {"IDENTITY_ENDPOINT": identity_endpoint and hide_url_credentials(identity_endpoint),
+                                "IMDS_ENDPOINT": imds_endpoint and hide_url_credentials(imds_endpoint),
                                 "platform": platform}
     if linux:
         evidence["systemd_dropin"] = {"path": dropin_path, "variables": read_dropin(dropin_path)}
@@ -390,6 +391,6 @@ def check_arc_environment(
                                              ("IMDS_ENDPOINT", imds_endpoint, False))
              if not _points_to_himds(value, token_path=token)]
     if wrong:
-        return result(ENV_ELSEWHERE, "; ".join(f"{n}={env.get(n)!r}" for n in wrong)
+        return result(ENV_ELSEWHERE, "; ".join(f"{n}={hide_url_credentials(env.get(n) or '')!r}" for n in wrong)
                       + f" (expected http://localhost:{ARC_PORT}{TOKEN_PATH} and http://localhost:{ARC_PORT})")
-    return result(ENV_OK, f"IDENTITY_ENDPOINT={identity_endpoint}, IMDS_ENDPOINT={imds_endpoint}")
+    return result(ENV_OK, f"IDENTITY_ENDPOINT={evidence['IDENTITY_ENDPOINT']}, IMDS_ENDPOINT={evidence['IMDS_ENDPOINT']}")

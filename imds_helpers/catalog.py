@@ -144,6 +144,12 @@ CATALOG.update(_rows(
      "so whether metadata requests are proxied cannot be told from the settings.",
      "Make the PAC script return DIRECT for 169.254.169.254 and localhost (isInNet(host, \"169.254.0.0\", "
      "\"255.255.0.0\")), or test the client with the proxy explicitly disabled."),
+    ("IMDS-PROXY-008", "warn", "Proxy variable is not a valid URL",
+     "A proxy variable holds text that does not parse as a proxy URL (an unclosed [IPv6] bracket, a port that "
+     "is not a number in 1-65535, no host). Clients that honour the variable fail before they send anything: "
+     "Python requests and azure-identity raise an invalid-URL error, curl refuses the proxy syntax.",
+     "Correct the variable (`http://HOST:PORT`, user and password percent-encoded) or unset it where the proxy "
+     "is set (shell profile, systemd drop-in, /etc/environment), and list 169.254.169.254 in NO_PROXY."),
     ("IMDS-PROXY-009", "skip", "WinHTTP proxy settings not readable",
      "The output of `netsh winhttp show proxy` could not be read, so the WinHTTP proxy is unknown.",
      "Run `netsh winhttp show proxy` by hand and check the bypass list for 169.254.169.254."),

@@ -15,7 +15,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from imds_helpers import __version__
-from imds_helpers.errors import UsageError
+from imds_helpers.errors import UsageError, one_line
 
 PROG = "imds-runbook"
 
@@ -31,10 +31,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports bad usage as a single line and exit code 2."""
+    """argparse that reports bad usage as a single line and exit code 2 (bounded, without a
+    URL's password: argparse quotes what was typed)."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)}\n")
         raise SystemExit(2)
 
 

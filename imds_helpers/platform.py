@@ -48,6 +48,7 @@ from imds_helpers.hostcmd import (COMMAND_TIMEOUT, HIMDS_STATE_LINUX, LINUX_HIMD
 from imds_helpers.parsers.container import parse_cgroup
 from imds_helpers.parsers.dmi import is_azure_asset_tag, looks_like_hyperv, parse_dmi_value, vmid_candidates
 from imds_helpers.parsers.services import ServiceState, parse_sc_query, parse_systemctl_show
+from imds_helpers.redact import hide_url_credentials
 
 IMDS_ENDPOINT = "http://169.254.169.254"
 HIMDS_ENDPOINT = "http://localhost:40342"
@@ -70,6 +71,8 @@ _HOSTED = (
 _ENV_SHOWN = ("IDENTITY_ENDPOINT", "IMDS_ENDPOINT", "MSI_ENDPOINT", "AZUREPS_HOST_ENVIRONMENT",
               "AZURE_POD_IDENTITY_AUTHORITY_HOST", "KUBERNETES_SERVICE_HOST", OVERRIDE_ENV, "container")
 _ENV_PRESENCE = ("IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_SECRET")
+# Every variable platform detection and the Arc environment check read (arc.py reads a subset).
+ENVIRONMENT_VARIABLES = _ENV_SHOWN + _ENV_PRESENCE
 
 
 def current_os() -> str:
@@ -226,14 +229,16 @@ def _arc_endpoint(env: Mapping[str, str]) -> tuple[str, str]:
         try:
             return normalise_endpoint(value, argument="IMDS_ENDPOINT"), f"IMDS_ENDPOINT={value}"
         except UsageError:
-            return HIMDS_ENDPOINT, f"IMDS_ENDPOINT={value!r} is not a URL; using the fixed HIMDS address"
+            from imds_helpers.validate import shown
+
+            return HIMDS_ENDPOINT, f"IMDS_ENDPOINT={shown(value, url=True)} is not a URL; using the fixed HIMDS address"
     return HIMDS_ENDPOINT, "HIMDS at its fixed address (IMDS_ENDPOINT not set)"
 
 
 # --- evidence ------------------------------------------------------------------------------
 
 def _env_evidence(env: Mapping[str, str]) -> dict[str, Any]:
-    shown = {k: env[k] for k in _ENV_SHOWN if env.get(k)}
+    shown = {k: hide_url_credentials(env[k]) for k in _ENV_SHOWN if env.get(k)}
     present = {k: "<set>" for k in _ENV_PRESENCE if env.get(k)}
     return {**shown, **present}
 
@@ -426,7 +431,7 @@ def _notes(kind: str, target: str, arc: Mapping[str, Any], container: Mapping[st
                              f"The Arc agent is installed but {' and '.join(missing)} "
                              f"{'is' if len(missing) == 1 else 'are'} not set in this environment.",
                              evidence={"missing": missing, "binary": arc["binary"]}, commands=commands))
-    redirect = env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "").strip()
+    redirect = hide_url_credentials(env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "").strip())
     if redirect:
         notes.append(finding("platform.sdk_redirect", "IMDS-PLAT-009",
                              f"AZURE_POD_IDENTITY_AUTHORITY_HOST={redirect}: azure-identity and MSAL send "

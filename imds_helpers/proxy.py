@@ -31,12 +31,13 @@ import fnmatch
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from imds_helpers.catalog import finding
 from imds_helpers.findings import CheckResult, Commands, worst
 from imds_helpers.hostcmd import Runner, run_command
 from imds_helpers.platform import current_os
+from imds_helpers.redact import hide_url_credentials
 
 if TYPE_CHECKING:  # Windows-only parsers are imported where used
     from imds_helpers.parsers.netsh import WinHttpProxy
@@ -87,13 +88,32 @@ class ProxyResult:
 
 
 def hide_credentials(proxy: str) -> str:
-    """``http://user:pass@host:3128`` -> ``http://<credentials>@host:3128``."""
-    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    if "@" not in parts.netloc:
-        return proxy
-    host = parts.netloc.rsplit("@", 1)[1]
-    shown = urlunsplit((parts.scheme, f"<credentials>@{host}", parts.path, parts.query, parts.fragment))
-    return shown if "://" in proxy else shown.split("://", 1)[1]
+    """``http://user:pass@host:3128`` -> ``http://<credentials>@host:3128``; never raises, also
+    for a value that does not parse."""
+    return hide_url_credentials(proxy)
+
+
+def proxy_url_problem(proxy: str) -> str | None:
+    """Why clients could not use ``proxy`` (a variable's value) as a proxy URL, or None.
+    Scheme-less values mean ``http://``, as requests and curl read them."""
+    url = proxy if "://" in proxy else f"http://{proxy}"
+    rest = url.partition("://")[2]
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if "@" in rest[end:] and "@" not in rest[:end]:
+        return "a '/', '?' or '#' in the user name or password ends the host part early (percent-encode it)"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "an IPv6 address in [ ] is unclosed or invalid"
+    try:
+        port = parts.port
+    except ValueError:
+        return "the port is not a number in 1-65535"
+    if not parts.hostname:
+        return "no host"
+    if port == 0:
+        return "port 0"
+    return None
 
 
 class _WindowsEnv(dict):
@@ -414,7 +434,10 @@ def analyze_proxy(
     curl = curl_decision(endpoint, view)
     host = urlsplit(endpoint).hostname or ""
     commands = _commands(endpoint)
-    checks = [_env_check(endpoint, host, variables, req, curl, commands)]
+    # Judged on the raw value: a "/" typed inside a password changes what clients parse.
+    broken = {name: problem for name in variables if name.lower() != "no_proxy"
+              and (problem := proxy_url_problem(view[name]))}
+    checks = [_env_check(endpoint, host, variables, req, curl, commands, broken)]
     winhttp = inet = None
     # The Windows parsers are imported only when there is Windows input to read.
     if winhttp_output is not None:
@@ -452,11 +475,18 @@ def _no_proxy_hint(host: str) -> str:
 
 
 def _env_check(endpoint: str, host: str, variables: Mapping[str, str], req: ClientDecision, curl: ClientDecision,
-               commands: Commands) -> CheckResult:
+               commands: Commands, broken: Mapping[str, str]) -> CheckResult:
     evidence = {"variables": dict(variables), "requests": req.to_dict(), "curl": curl.to_dict()}
     proxy_vars = [n for n in variables if n.lower() != "no_proxy"]
     if not proxy_vars:
         return finding("proxy.env", "IMDS-PROXY-000", "No proxy variable is set in this environment.",
+                       evidence=evidence, commands=commands)
+    if broken:
+        evidence["invalid"] = dict(broken)
+        used = "" if req.proxy or curl.proxy else f" ({host} itself is bypassed, so only other requests fail)"
+        return finding("proxy.env", "IMDS-PROXY-008",
+                       "; ".join(f"{name}={variables[name]!r}: {problem}" for name, problem in broken.items())
+                       + f". Clients that read it fail before sending anything{used}.",
                        evidence=evidence, commands=commands)
     if (req.proxy is None) != (curl.proxy is None):
         via, direct = (req, curl) if req.proxy else (curl, req)

@@ -8,10 +8,10 @@ from __future__ import annotations
 from imds_helpers.answers import classify
 from imds_helpers.catalog import finding
 from imds_helpers.commands import http_get
-from imds_helpers.findings import CheckResult
+from imds_helpers.findings import CheckResult, Status
 from imds_helpers.http import MetadataClient, Timeouts
 from imds_helpers.metadata import INSTANCE_PATH, METADATA_HEADERS, SEED_API_VERSION
-from imds_helpers.proxy import hide_credentials, proxy_for
+from imds_helpers.proxy import hide_credentials, proxy_for, proxy_url_problem
 
 CHECK_ID = "proxy.comparison"
 
@@ -22,6 +22,10 @@ def compare_through_proxy(endpoint: str, *, env=None, timeouts: Timeouts | None 
     if proxy is None:
         return finding(CHECK_ID, "IMDS-PROXY-010", f"no proxy applies to {endpoint}; nothing to compare")
     shown_proxy = hide_credentials(proxy)
+    problem = proxy_url_problem(proxy)
+    if problem:
+        return finding(CHECK_ID, "IMDS-PROXY-008", f"nothing sent: the proxy {shown_proxy!r} is not a valid URL "
+                       f"({problem}); see proxy.env", status=Status.SKIP, evidence={"proxy": shown_proxy})
     params = {"api-version": SEED_API_VERSION, "format": "json"}
     client = MetadataClient(timeouts or Timeouts(), proxy=proxy)
     try:

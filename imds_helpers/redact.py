@@ -83,3 +83,31 @@ def redact_value(value: Any, secrets: tuple[str, ...] = ()) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(redact_value(v, secrets) for v in value)
     return value
+
+
+def hide_url_credentials(url: str) -> str:
+    """``http://user:pass@host:3128/x`` -> ``http://<credentials>@host:3128/x`` (also without a
+    scheme: ``user:pass@host``). Works on text that does not parse as a URL (``http://u:p@[::1``)
+    and never raises: the user info is everything before the authority's last ``@``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if "@" not in rest[:end]:
+        # A raw "/" or "#" typed inside a password ends the authority early: look at the whole
+        # text, so that what follows the last "@" is the most that is shown.
+        if "@" not in rest:
+            return url
+        end = len(rest)
+    at = rest.rfind("@", 0, end)
+    return f"{scheme}{sep}<credentials>@{rest[at + 1:]}"
+
+
+# scheme://user:password@ inside free text (up to the last "@" before a blank or a quote)
+_URL_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s'\"<>]*@")
+
+
+def hide_url_credentials_in(text: str) -> str:
+    """Every ``scheme://user:pass@`` in ``text`` -> ``scheme://<credentials>@`` (for messages
+    that quote what the user typed: an argparse error, a usage error)."""
+    return _URL_USERINFO.sub(r"\1<credentials>@", text) if "@" in text else text

@@ -35,6 +35,8 @@ NOTEBOOKS = {"vm": "01_azure_vm_imds", "arc": "02_arc_himds"}
 # Prefetched host command output older than this is read again: a runbook run cell by cell
 # may reach the firewall step minutes later, after someone changed the rules.
 PREFETCH_MAX_AGE_S = 5.0
+MAX_TEXT_CHARS = 4096      # a text parameter or list entry (a URL, a path, an ARM resource id)
+MAX_LIST_ITEMS = 100       # resources / identities per run
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,14 @@ def validate_parameters(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
             value = values[name] = p.default
         if isinstance(value, bool) and p.kind is not bool or not isinstance(value, p.kind):
             hint = ""
-            if p.kind is list and isinstance(value, str) and value.lstrip().startswith("["):
+            if p.kind is list and isinstance(value, str) and value.lstrip().startswith("[") \
+                    and len(value) <= validate.SHOWN_CHARS:
                 hint = (f" (papermill -p passes text; use -y '{name}: {value}' or a -f parameter file)")
-            raise UsageError(f"must be {_type_name(p.kind)}, got {type(value).__name__} {value!r}{hint}",
+            raise UsageError(f"must be {_type_name(p.kind)}, got {type(value).__name__} {validate.shown(value)}{hint}",
                              argument=name)
         if p.kind is list and not all(isinstance(v, str) for v in value):
             raise UsageError("must be a list of strings", argument=name)
+        _check_size(name, value)
     if values["host_name"]:   # it names the sidecar (results/<host_name>.json): never a path
         values["host_name"] = check_host_name(values["host_name"], argument="host_name")
     if values["endpoint"]:
@@ -100,10 +104,22 @@ def validate_parameters(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "vm":
         validate_selectors(values)
     if values["target"] not in ("", "vm", "arc"):
-        raise UsageError(f"must be vm or arc, got {values['target']!r}", argument="target")
+        raise UsageError(f"must be vm or arc, got {validate.shown(values['target'])}", argument="target")
     if values["emulator_scenario"]:
         _check_scenario(kind, values["emulator_scenario"])
     return values
+
+
+def _check_size(name: str, value: Any) -> None:
+    """Text parameters are short and without NUL (which no file name, URL or
+    environment value can carry); lists are short."""
+    texts = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+    if len(texts) > MAX_LIST_ITEMS:
+        raise UsageError(f"at most {MAX_LIST_ITEMS} entries, got {len(texts)}", argument=name)
+    for text in texts:
+        if len(text) > MAX_TEXT_CHARS or "\x00" in text:
+            raise UsageError(f"must be at most {MAX_TEXT_CHARS} characters without NUL, got "
+                             f"{validate.shown(text)}", argument=name)
 
 
 def validate_selectors(values: Mapping[str, Any]) -> None:
@@ -120,7 +136,7 @@ def _check_scenario(kind: str, name: str) -> None:
 
     if name not in SCENARIOS:
         close = validate.closest_name(name, SCENARIOS)
-        raise UsageError(f"unknown scenario {name!r}" + (f" (did you mean {close!r}?)" if close else ""),
+        raise UsageError(f"unknown scenario {validate.shown(name)}" + (f" (did you mean {close!r}?)" if close else ""),
                          argument="emulator_scenario")
     if SCENARIOS[name].mode != kind:
         raise UsageError(f"scenario {name!r} is for the {SCENARIOS[name].mode} runbook", argument="emulator_scenario")

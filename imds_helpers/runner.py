@@ -297,19 +297,42 @@ def notebook_parameters(nb_path: Path) -> set[str] | None:
     return None
 
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+def kernel_environment() -> tuple[str, ...]:
+    """The variables a parameter file's ``environment:`` may set: exactly those the checks
+    read (the proxy variables in both spellings, the managed-identity endpoint variables,
+    the container and SDK-redirect markers, the endpoint override), taken from the modules
+    that read them. Anything else could only change how the kernel runs, not what it
+    diagnoses: PYTHONPATH, PYTHONSTARTUP, LD_PRELOAD, PATH, ... would run code."""
+    from imds_helpers.platform import ENVIRONMENT_VARIABLES
+    from imds_helpers.proxy import PROXY_VARIABLES
+
+    return tuple(dict.fromkeys(PROXY_VARIABLES + ENVIRONMENT_VARIABLES))
+
+
+MAX_ENV_VALUE_CHARS = 4096
 
 
 def _environment_from(params: dict[str, Any], path: Path) -> dict[str, str]:
     """``environment``: variables for this host's kernel (consumed here, not a notebook
-    parameter) - e.g. the proxy settings an agent runs with, to reproduce what it sees."""
+    parameter) - e.g. the proxy settings an agent runs with, to reproduce what it sees.
+    Only :func:`kernel_environment`'s names are accepted."""
     env = params.pop("environment", None)
     if env is None:
         return {}
-    if not isinstance(env, dict) or not all(
-            isinstance(k, str) and _ENV_NAME.match(k) and isinstance(v, (str, int, float)) and not isinstance(v, bool)
-            for k, v in env.items()):
+    if not isinstance(env, dict):
         raise UsageError("'environment' must map variable names to strings", argument=str(path))
+    allowed = kernel_environment()
+    for name, value in env.items():
+        if name not in allowed:
+            from imds_helpers.validate import shown
+
+            raise UsageError(f"environment variable {shown(name)} is not accepted: only the variables this "
+                             f"diagnosis reads may be set ({', '.join(allowed)})", argument=str(path))
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise UsageError(f"environment variable {name}: must be a string", argument=str(path))
+        if isinstance(value, str) and (len(value) > MAX_ENV_VALUE_CHARS or "\x00" in value):
+            raise UsageError(f"environment variable {name}: must be at most {MAX_ENV_VALUE_CHARS} "
+                             "characters without NUL", argument=str(path))
     return {k: str(v) for k, v in env.items()}
 
 
@@ -360,22 +383,12 @@ def _validate_for_runbook(kind: str, params: Mapping[str, Any], host: str, where
 
 
 def _load_param_file(path: Path) -> dict[str, Any]:
-    import yaml
+    from imds_helpers.paramfile import load_parameter_yaml   # bounded: size, aliases, depth, numbers, keys
 
     if not path.is_file():
         raise UsageError("parameter file not found" if not path.exists()
                          else "parameter file is not a regular file", argument=str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"cannot read parameter file: {err}", argument=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UsageError(f"invalid YAML{where}: {problem}", argument=str(path)) from None
+    data = load_parameter_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -2,6 +2,8 @@
 
 Every function returns the normalised value or raises :class:`UsageError` naming the
 argument, so bad input stops before any request is sent and before anything is written.
+A message quotes the bad value through :func:`shown`: short, on one line, without the
+password of a URL.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Iterable
 from urllib.parse import urlsplit
 
 from imds_helpers.errors import UsageError
+from imds_helpers.redact import hide_url_credentials
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MSI_RES_ID = re.compile(
@@ -21,6 +24,25 @@ MSI_RES_ID = re.compile(
 )
 MAX_TIMEOUT_S = 300.0
 TARGETS = ("auto", "vm", "arc")
+SHOWN_CHARS = 80
+MAX_URI_CHARS = 2048            # the most of a bad value a message quotes
+
+
+def shown(value: object, *, url: bool = False) -> str:
+    """``value`` as a message quotes it: repr (so one line, control characters escaped), at most
+    about ``SHOWN_CHARS`` characters, a URL's user info hidden (``url=True`` also for text
+    without a scheme, ``user:pass@host``), and a huge integer described, not converted (a
+    5,000-digit number cannot be turned into text under Python's digit limit)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a {int(value.bit_length() * 0.30103) + 1}-digit number"
+    if isinstance(value, str):
+        text = hide_url_credentials(value) if url or "@" in value else value
+        quoted = repr(text[:SHOWN_CHARS])
+        return quoted if len(text) <= SHOWN_CHARS else f"{quoted}... ({len(text)} characters)"
+    if isinstance(value, (list, tuple, dict)):
+        return f"a {type(value).__name__} of {len(value)}"
+    quoted = repr(value)
+    return quoted if len(quoted) <= SHOWN_CHARS else f"{quoted[:SHOWN_CHARS]}..."
 
 
 def closest_name(name: str, choices: Iterable[str]) -> str | None:
@@ -37,18 +59,26 @@ def endpoint_url(value: str, argument: str = "--endpoint") -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         raise UsageError("must be a URL such as http://169.254.169.254", argument=argument)
-    parts = urlsplit(text)
+    if "@" in text:     # first: a password typed with a "/" in it would confuse the parse
+        raise UsageError(f"malformed URL {shown(text, url=True)}: no user name or password, give only scheme, "
+                         "host and port", argument=argument)
+    try:
+        parts = urlsplit(text)
+    except ValueError:   # "http://[::1": urlsplit refuses an unclosed IPv6 bracket itself
+        raise UsageError(f"malformed URL {shown(text, url=True)}: an IPv6 address in [ ] is unclosed or invalid",
+                         argument=argument) from None
     try:
         port = parts.port
     except ValueError:
-        raise UsageError(f"malformed URL {text!r}: port is not a number in 1-65535", argument=argument) from None
+        raise UsageError(f"malformed URL {shown(text, url=True)}: port is not a number in 1-65535",
+                         argument=argument) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"malformed URL {text!r}: expected http://HOST[:PORT]", argument=argument)
-    if (parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password
-            or any(c.isspace() for c in text)):
-        raise UsageError(f"malformed URL {text!r}: give only scheme, host and port", argument=argument)
+        raise UsageError(f"malformed URL {shown(text, url=True)}: expected http://HOST[:PORT]", argument=argument)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or not text.isprintable() \
+            or any(c.isspace() for c in text):
+        raise UsageError(f"malformed URL {shown(text, url=True)}: give only scheme, host and port", argument=argument)
     if port == 0:
-        raise UsageError(f"malformed URL {text!r}: port 0", argument=argument)
+        raise UsageError(f"malformed URL {shown(text, url=True)}: port 0", argument=argument)
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
 
@@ -57,24 +87,32 @@ def resource_uri(value: str, argument: str = "--resource") -> str:
     """An audience / App ID URI such as ``https://management.azure.com/``."""
     if not isinstance(value, str) or not value:
         raise UsageError("must be a URI such as https://management.azure.com/", argument=argument)
-    parts = urlsplit(value)
-    if not parts.scheme or not (parts.netloc or parts.scheme == "api") or any(c.isspace() for c in value):
-        raise UsageError(f"not a resource URI: {value!r} (e.g. https://management.azure.com/)", argument=argument)
+    try:
+        parts = urlsplit(value)
+        parts.port   # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if (parts is None or not parts.scheme or not (parts.netloc or parts.scheme == "api")
+            or "@" in parts.netloc or not value.isprintable() or any(c.isspace() for c in value)
+            or len(value) > MAX_URI_CHARS):
+        raise UsageError(f"not a resource URI: {shown(value, url=True)} (e.g. https://management.azure.com/)",
+                         argument=argument)
     if value.endswith("/.default"):
-        raise UsageError(f"{value!r} is a scope; give the resource without '/.default'", argument=argument)
+        raise UsageError(f"{shown(value, url=True)} is a scope; give the resource without '/.default'",
+                         argument=argument)
     return value
 
 
 def guid(value: str, argument: str) -> str:
     if not isinstance(value, str) or not GUID.match(value):
-        raise UsageError(f"not a GUID: {value!r}", argument=argument)
+        raise UsageError(f"not a GUID: {shown(value)}", argument=argument)
     return value.lower()
 
 
 def msi_res_id(value: str, argument: str = "--msi-res-id") -> str:
     if not isinstance(value, str) or not MSI_RES_ID.match(value):
         raise UsageError(
-            f"malformed resource id {value!r}: expected /subscriptions/<guid>/resourceGroups/<rg>/providers/"
+            f"malformed resource id {shown(value)}: expected /subscriptions/<guid>/resourceGroups/<rg>/providers/"
             "Microsoft.ManagedIdentity/userAssignedIdentities/<name>",
             argument=argument,
         )
@@ -84,16 +122,18 @@ def msi_res_id(value: str, argument: str = "--msi-res-id") -> str:
 def timeout_s(value: object, argument: str = "--timeout") -> float:
     try:
         number = float(value)  # type: ignore[arg-type]
+    except OverflowError:      # an integer beyond any float: far above the limit
+        number = math.inf
     except (TypeError, ValueError):
-        raise UsageError(f"not a number: {value!r}", argument=argument) from None
+        raise UsageError(f"not a number: {shown(value)}", argument=argument) from None
     if isinstance(value, bool) or not math.isfinite(number) or number <= 0 or number > MAX_TIMEOUT_S:
-        raise UsageError(f"must be > 0 and <= {MAX_TIMEOUT_S:g} seconds, got {value!r}", argument=argument)
+        raise UsageError(f"must be > 0 and <= {MAX_TIMEOUT_S:g} seconds, got {shown(value)}", argument=argument)
     return number
 
 
 def target(value: str, argument: str = "--target") -> str:
     if value not in TARGETS:
-        raise UsageError(f"must be one of {', '.join(TARGETS)}, got {value!r}", argument=argument)
+        raise UsageError(f"must be one of {', '.join(TARGETS)}, got {shown(value)}", argument=argument)
     return value
 
 
