@@ -4,8 +4,9 @@ retry rules, and a record of every attempt. Each attempt is one exchange of
 requests is said there).
 
 Why not urllib3's ``Retry``: we need each attempt as evidence (status, elapsed, headers, a
-body excerpt) and a hard deadline that also bounds ``Retry-After`` sleeps and slow bodies;
-``Retry`` keeps neither.
+body excerpt) and a hard deadline per step that bounds everything in it - connect, status
+line, headers, body, retries and ``Retry-After`` sleeps - whatever the peer does (a byte
+every half second never trips a per-read timeout); ``Retry`` keeps neither.
 
 Every failure is classified into :mod:`imds_helpers.taxonomy`; nothing here raises for
 network trouble. Response bodies stay inside :class:`Outcome` (hidden from ``repr``) and
@@ -115,10 +116,12 @@ def classify_exception(exc: BaseException) -> ErrorKind:
     import zlib
 
     from imds_helpers.network import classify_socket_error   # POSIX and WinSock codes, as for TCP
-    from imds_helpers.transport import ConnectFailed
+    from imds_helpers.transport import ConnectFailed, DeadlineExceeded
 
     if isinstance(exc, ConnectFailed) and isinstance(exc.__cause__, OSError):
         return classify_socket_error(exc.__cause__)
+    if isinstance(exc, DeadlineExceeded):       # bytes kept coming, too slowly for the step's budget
+        return ErrorKind.DEADLINE_EXCEEDED
     if isinstance(exc, socket.timeout):
         return ErrorKind.READ_TIMEOUT
     if isinstance(exc, (http.client.IncompleteRead, zlib.error)):
@@ -237,13 +240,16 @@ class MetadataClient:
         try:
             # No redirect is followed and its Location is never parsed: a redirect is
             # evidence (something else answered), and a malformed one must not raise.
+            # The step's deadline bounds the whole exchange: connect, status line, headers, body.
             exchange = transport.send(method, sent_url, {"User-Agent": USER_AGENT, **(headers or {})},
                                       connect_timeout=min(self.timeouts.connect, remaining),
-                                      read_timeout=min(self.timeouts.read, remaining), proxy=self._proxy)
+                                      read_timeout=min(self.timeouts.read, remaining), proxy=self._proxy,
+                                      budget=remaining)
             try:
                 status = exchange.status
                 resp_headers = exchange.headers
-                # The read timeout bounds the whole answer, not just each recv.
+                # The read timeout bounds the whole body too, not just each recv.
+                exchange.limit(self.timeouts.read)
                 body, error = self._read_body(exchange, min(deadline, self._clock() + self.timeouts.read))
             finally:
                 exchange.close()

@@ -29,7 +29,9 @@ Transport / body faults (applied to every answer)
       kept full, so the kernel drops every SYN - what a firewall DROP rule looks like from
       the client) | "reset" (RST via SO_LINGER 0 after reading the request) | "hang"
       (accept, never read or answer) | "slow_drip" (headers, then the body 1 byte per
-      ``drip_interval`` s) | "truncate" (Content-Length larger than the bytes sent, then close)
+      ``drip_interval`` s) | "slow_headers" (the status line, then the headers and the body
+      1 byte per ``drip_interval`` s) | "truncate" (Content-Length larger than the bytes sent,
+      then close)
   ``body``: None | "malformed_json" | "oversized" (valid JSON padded to ``oversized_bytes``)
 Arc (HIMDS)
   ``realm``: "default" | "outside" | "not_key" | "traversal" | "symlink_out" | "fifo" |
@@ -207,6 +209,11 @@ _ROWS: tuple[Scenario, ...] = (
     _row("vm-slow-drip", "vm",
          "Headers arrive at once, then the body trickles 1 byte per drip_interval (default 1 s)",
          transport="slow_drip"),
+    # CHOICE: 0.5 s per byte stays inside any per-read timeout, and the ~200 bytes of headers
+    # then take minutes: only a deadline on the whole answer ends the wait.
+    _row("vm-slow-headers", "vm",
+         "The status line arrives at once, then the headers trickle 1 byte per drip_interval (0.5 s here)",
+         transport="slow_headers", drip_interval=0.5),
     _row("vm-old-api-versions", "vm",
          "An older IMDS that only knows api-versions <= 2019-06-04: newer ones get 400 with "
          "newest-versions",

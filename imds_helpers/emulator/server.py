@@ -2,7 +2,7 @@
 
 Built on the standard library (``ThreadingHTTPServer`` + ``BaseHTTPRequestHandler``, HTTP/1.1)
 and writing every response by hand, so that faults can be exact: RST via ``SO_LINGER 0``,
-accept-then-hang, slow drip, a Content-Length larger than the bytes sent.
+accept-then-hang, slow drip, slow headers, a Content-Length larger than the bytes sent.
 
 Binding rule: loopback addresses (127.0.0.0/8, ::1, ``localhost``) are always allowed. Any other
 address needs ``allow_remote=True`` - or a machine whose only network interface is ``lo``
@@ -191,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = resp.body
         declared = len(body)
         sent = body
-        close = resp.http_version != "HTTP/1.1" or resp.transport in ("truncate", "slow_drip")
+        close = resp.http_version != "HTTP/1.1" or resp.transport in ("truncate", "slow_drip", "slow_headers")
         if resp.transport == "truncate":
             sent = body[: len(body) // 2]
             declared = len(body) if len(body) > len(sent) else len(body) + 64
@@ -218,6 +218,10 @@ class _Handler(BaseHTTPRequestHandler):
             elif resp.transport == "slow_drip":
                 self.wfile.write(head)
                 self._drip(sent, resp.drip_interval)
+            elif resp.transport == "slow_headers":
+                status_line = head.index(b"\r\n") + 2
+                self.wfile.write(head[:status_line])
+                self._drip(head[status_line:] + sent, resp.drip_interval)
             else:
                 self.wfile.write(head + sent)
         except OSError:

@@ -67,7 +67,7 @@ class Response:
     server_header: bool = True
     http_version: str = "HTTP/1.1"
     reason: str | None = None
-    transport: str | None = None       # None | reset | hang | slow_drip | truncate
+    transport: str | None = None       # None | reset | hang | slow_drip | slow_headers | truncate
     drip_interval: float = 1.0
     fault: str | None = None           # label for the request log
 

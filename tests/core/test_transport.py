@@ -13,7 +13,7 @@ import pytest
 
 from imds_helpers.http import MetadataClient, Timeouts, retry_after_seconds
 from imds_helpers.taxonomy import ErrorKind
-from imds_helpers.transport import proxy_authorization, send
+from imds_helpers.transport import DeadlineExceeded, proxy_authorization, send
 
 from .conftest import respond
 
@@ -115,3 +115,74 @@ def test_retry_after_as_an_http_date():
     assert retry_after_seconds(formatdate(now + 30, usegmt=True), now=lambda: now) == 30.0
     assert retry_after_seconds(formatdate(now - 30, usegmt=True), now=lambda: now) == 0.0
     assert retry_after_seconds("Fri, 15 Jan 2027 08:00:00 -0000", now=lambda: 1_800_000_000.0) is not None
+
+
+# --- the step's budget is a deadline on the whole exchange ----------------------------------------
+
+def _trickle(prefix: bytes, piece: bytes, interval: float, seconds: float = 8.0):
+    """``prefix`` at once, then ``piece`` every ``interval`` s: each byte inside any read timeout."""
+    def handler(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(prefix)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            time.sleep(interval)
+            conn.sendall(piece)
+    return handler
+
+
+SLOW = Timeouts(connect=0.5, read=0.5, total=1.2)
+
+
+@pytest.mark.parametrize("name, handler", [
+    ("status line", _trickle(b"", b"H", 0.1)),
+    ("headers", _trickle(b"HTTP/1.1 200 OK\r\nServer: IMDS/1\r\nX-Slow: ", b"a", 0.1)),
+    ("many header lines", _trickle(b"HTTP/1.1 200 OK\r\n", b"X: y\r\n", 0.05)),
+    ("chunked body", _trickle(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n", b"1\r\n[\r\n", 0.1)),
+])
+def test_a_trickle_ends_at_the_step_deadline(raw_server, name, handler):
+    """One byte every 0.1 s never trips a 0.5 s read timeout; the step's 1.2 s budget ends it."""
+    started = time.monotonic()
+    outcome = MetadataClient(SLOW, sleep=lambda s: None).request(raw_server(handler))
+    took = time.monotonic() - started
+    assert outcome.error is ErrorKind.DEADLINE_EXCEEDED, (name, outcome.attempts)
+    assert took < SLOW.total + 0.3, (name, took)
+
+
+def test_one_silent_read_is_still_a_read_timeout(raw_server):
+    """The status line, then silence: the read timeout (0.5 s) comes before the deadline."""
+    outcome = MetadataClient(SLOW).request(raw_server(_trickle(b"HTTP/1.1 200 OK\r\n", b"", 5.0)), retry=False)
+    assert outcome.error is ErrorKind.READ_TIMEOUT and outcome.attempts[0].elapsed_ms < 900
+
+
+def test_no_answer_at_all_stays_a_read_timeout_when_the_budget_ends_it(raw_server):
+    """Not a byte before the deadline: no answer (IMDS-HTTP-004), not a slow one."""
+    started = time.monotonic()
+    outcome = MetadataClient(Timeouts(connect=0.5, read=1.0, total=0.8)).request(
+        raw_server(_trickle(b"", b"", 5.0)), retry=False)
+    assert outcome.error is ErrorKind.READ_TIMEOUT and time.monotonic() - started < 1.1
+
+
+def test_send_alone_keeps_its_budget(raw_server):
+    url = raw_server(_trickle(b"HTTP/1.1 200 OK\r\n", b"X: y\r\n", 0.05))
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        send("GET", url, {}, connect_timeout=0.5, read_timeout=0.5, budget=0.6)
+    assert time.monotonic() - started < 0.9
+
+
+def test_a_proxy_tunnel_that_trickles_is_bounded_by_the_deadline(raw_server):
+    """https through a proxy: the proxy's answer to CONNECT is read before TLS, under the deadline."""
+    proxy = raw_server(_trickle(b"HTTP/1.1 200 Connection established\r\nX-Slow: ", b"a", 0.1))
+    started = time.monotonic()
+    outcome = MetadataClient(SLOW, proxy=proxy).request("https://example.invalid/metadata/instance", retry=False)
+    assert outcome.error is not None and outcome.status is None
+    assert time.monotonic() - started < SLOW.total + 0.3
+
+
+def test_a_long_answer_within_the_deadline_is_read_whole(raw_server):
+    """The deadline wrapper reads what http.client reads: a 300 KB body sent with Connection: close."""
+    body = b'{"a": "' + b"x" * 300_000 + b'"}'
+    outcome = MetadataClient(SLOW).request(raw_server(respond("200 OK", body)))
+    assert outcome.ok and outcome.body == body

@@ -176,8 +176,9 @@ def kill_group(process: subprocess.Popen) -> None:
 #: alone. Only an ordering; a scenario missing here simply runs later. Timing-coupled rows
 #: (vm-identity-propagating: its token request must come within 3 s of the emulator's start)
 #: stay out of the contended first part on purpose.
-SLOW_FIRST = ("vm-throttled", "vm-persistent-5xx", "vm-transient-5xx", "vm-slow-drip", "vm-truncated-body",
-              "vm-accept-then-hang", "vm-connection-reset", "vm-firewalled", "vm-updating", "vm-unknown-resource")
+SLOW_FIRST = ("vm-throttled", "vm-persistent-5xx", "vm-transient-5xx", "vm-slow-drip", "vm-slow-headers",
+              "vm-truncated-body", "vm-accept-then-hang", "vm-connection-reset", "vm-firewalled", "vm-updating",
+              "vm-unknown-resource")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -71,7 +71,7 @@ def test_scenario_params_override(make_emulator, client):
     assert emu.scenario_settings["user_assigned"] == 3
 
 
-@pytest.mark.parametrize("scenario", ["vm-accept-then-hang", "vm-slow-drip"])
+@pytest.mark.parametrize("scenario", ["vm-accept-then-hang", "vm-slow-drip", "vm-slow-headers"])
 def test_close_is_prompt_with_hung_connections(scenario):
     emu = Emulator(scenario=scenario)
     socks = []

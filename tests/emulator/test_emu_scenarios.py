@@ -24,7 +24,7 @@ from imds_helpers.errors import UsageError
 REQUIRED = """vm-healthy vm-no-identity vm-user-assigned-only vm-multiple-user-assigned vm-unknown-resource
 vm-throttled vm-updating vm-transient-5xx vm-token-404-then-ok vm-forwarded-rejected vm-malformed-json
 vm-truncated-body vm-oversized-body vm-not-imds-html vm-docker-desktop-403 vm-connection-reset
-vm-accept-then-hang vm-slow-drip vm-old-api-versions vm-identity-propagating arc-healthy
+vm-accept-then-hang vm-slow-drip vm-slow-headers vm-old-api-versions vm-identity-propagating arc-healthy
 arc-no-challenge-header arc-realm-outside-tokens-dir arc-realm-not-key arc-realm-traversal
 arc-realm-symlink-out arc-realm-fifo arc-realm-dev-zero arc-realm-directory arc-realm-huge-file
 arc-realm-with-equals arc-key-too-large arc-key-unreadable arc-wrong-secret arc-agent-disconnected""".split()
@@ -209,6 +209,21 @@ def vm_slow_drip(emu, c):
         except socket.timeout:
             pass
         assert 0 < len(body) <= 2 and length > 100
+
+
+def vm_slow_headers(emu, c):
+    with socket.create_connection((emu.host, emu.port), timeout=2) as s:
+        s.sendall(b"GET /metadata/versions HTTP/1.1\r\nHost: x\r\nMetadata: true\r\n\r\n")
+        data = b""
+        while b"\r\n" not in data:
+            data += s.recv(4096)
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+        s.settimeout(0.8)
+        started = time.monotonic()
+        while time.monotonic() - started < 1.6:     # each byte comes inside any read timeout
+            data += s.recv(4096)
+        assert b"\r\n\r\n" not in data              # the headers are still coming
+        assert 1 <= len(data) - len(b"HTTP/1.1 200 OK\r\n") <= 5
 
 
 def vm_old_api_versions(emu, c):

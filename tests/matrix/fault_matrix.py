@@ -60,6 +60,7 @@ MATRIX: tuple[Case, ...] = (
     Case("vm-firewalled", {"network.tcp": "IMDS-NET-011", "metadata.instance": "-", "token": "-"}, True),
     Case("vm-accept-then-hang", _all_http("IMDS-HTTP-004"), True),
     Case("vm-slow-drip", _all_http("IMDS-HTTP-006"), True),
+    Case("vm-slow-headers", _all_http("IMDS-HTTP-006"), True),   # a byte per 0.5 s: only a deadline ends it
     Case("vm-old-api-versions", {"metadata.instance": "IMDS-META-002", "token.system.management": "IMDS-TOKEN-000"}, False),
     Case("vm-persistent-5xx", {"metadata.instance": "IMDS-META-000", "token.system.management": "IMDS-HTTP-013"}, True),
     Case("vm-no-loadbalancer", _vm_ok(), False),

@@ -21,6 +21,7 @@ import socket
 import struct
 import threading
 import time
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import pytest
@@ -428,3 +429,74 @@ def test_hostile_sidecars_are_unreadable_rows_not_tracebacks(tmp_path, name, tex
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     (row,) = list(csv.DictReader(io.StringIO(run.stdout)))
     assert row["host"] == name and row["run_status"] == "unreadable" and why in row["error"]
+
+
+# --- the whole check within the sum of its step budgets -------------------------------------------
+
+class EndlessBody(AcceptLoop):
+    """Answers 200 with IMDS's headers and a chunked body that never ends: ``piece`` every
+    ``interval`` s (0: as fast as the client reads) until the client leaves."""
+
+    def __init__(self, piece: bytes, interval: float) -> None:
+        super().__init__(backlog=16, poll_s=0.1)
+        self.piece, self.interval = piece, interval
+        self.start()
+
+    def handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.settimeout(5)
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nServer: IMDS/150.870.65.1\r\n"
+                             b"Content-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n")
+                chunk = b"%x\r\n%s\r\n" % (len(self.piece), self.piece)
+                end = time.monotonic() + 60
+                while not self._stop.is_set() and time.monotonic() < end:
+                    conn.sendall(chunk)
+                    if self.interval:
+                        self._stop.wait(self.interval)
+            except OSError:
+                pass            # the client gave up: that is the point
+
+
+@contextmanager
+def _slow_server(kind: str) -> Iterator[str]:
+    if kind in ("slow-headers", "slow-body"):
+        scenario, params = (("vm-slow-headers", {}) if kind == "slow-headers"
+                            else ("vm-slow-drip", {"drip_interval": 0.2}))
+        with Emulator(mode="vm", scenario=scenario, scenario_params=params) as emu:
+            yield emu.base_url
+        return
+    server = EndlessBody(b"[" * 512, 0.05) if kind == "endless-slow-body" else EndlessBody(b" " * 65536, 0)
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.close()
+
+
+CHECK_TIMEOUT_S = 1.0
+# (server, the code metadata.instance must carry): a trickle meets the deadline; an endless
+# body sent fast meets the 1 MiB body limit first.
+SLOW_SERVERS = {"slow-headers": "IMDS-HTTP-006", "slow-body": "IMDS-HTTP-006",
+                "endless-slow-body": "IMDS-HTTP-006", "endless-fast-body": "IMDS-HTTP-008"}
+
+
+@pytest.mark.parametrize("kind", sorted(SLOW_SERVERS))
+def test_whole_check_ends_within_the_sum_of_its_step_budgets(kind):
+    """Every byte comes inside the read timeout; only the per-step deadline ends each step, so
+    the run's time is the TCP connect's budget plus one budget per step that sent HTTP."""
+    with _slow_server(kind) as url:
+        started = time.monotonic()
+        run = cli(["check", "--json", "--target", "vm", "--timeout", f"{CHECK_TIMEOUT_S:g}", "--endpoint", url],
+                  timeout=120)
+        wall = time.monotonic() - started
+    assert (run.returncode, run.stderr) == (1, ""), run.stderr
+    report = json.loads(run.stdout)
+    checks = {c["id"]: c for c in report["checks"]}
+    assert checks["metadata.instance"]["code"] == SLOW_SERVERS[kind], checks["metadata.instance"]["detail"]
+    budgets = CHECK_TIMEOUT_S * (1 + sum(1 for c in report["checks"] if c.get("attempts")))
+    assert report["elapsed_ms"] / 1000 <= budgets + 0.5, (report["elapsed_ms"], budgets)
+    assert wall <= budgets + 3.0, (wall, budgets)      # + interpreter start and exit
