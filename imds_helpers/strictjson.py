@@ -31,6 +31,8 @@ MAX_NUMBER_DIGITS = 1000
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# A UTF-16 surrogate escape: JSON may pair two into one character; one alone is no text.
+_SURROGATE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
 class NotJson(ValueError):
@@ -79,4 +81,17 @@ def loads(data: str | bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX
         data = bytes(data).decode(json.detect_encoding(data), "surrogatepass")
     if depth(data) > max_depth:
         raise OutOfBounds(f"JSON nested deeper than {max_depth} levels")
-    return json.loads(data, parse_constant=_constant, parse_float=_finite_float, parse_int=_bounded_int)
+    value = json.loads(data, parse_constant=_constant, parse_float=_finite_float, parse_int=_bounded_int)
+    if _SURROGATE.search(data):
+        _refuse_lone_surrogates(value)
+    return value
+
+
+def _refuse_lone_surrogates(value: Any) -> None:
+    """A string holding half of a UTF-16 pair (``"\\ud800"``, or undecodable bytes passed
+    through) cannot be written as UTF-8: a sidecar, a notebook or stdout would raise on it.
+    No metadata service sends one; the text is "not JSON" here."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise NotJson("a lone UTF-16 surrogate is not text") from None

@@ -141,3 +141,18 @@ def test_strictjson_bounds_size_numbers_and_decodes_bytes_like_json():
     for constant in ("NaN", "Infinity", "1e999"):
         with pytest.raises(strictjson.NotJson):
             strictjson.loads(constant)
+
+
+@pytest.mark.parametrize("text", ['{"name": "\\ud800"}', '{"\\udfff": 1}', b'{"name": "\xed\xa0\x80"}',
+                                  '["a\\ud83d"]'])
+def test_strictjson_refuses_lone_surrogates(text):
+    # Half a UTF-16 pair cannot be written as UTF-8: the sidecar, the executed notebook and
+    # stdout would raise on it later. It is refused where it enters.
+    with pytest.raises(strictjson.NotJson, match="lone UTF-16 surrogate"):
+        strictjson.loads(text)
+
+
+def test_strictjson_keeps_pairs_and_escaped_backslashes():
+    assert strictjson.loads('["\\ud83d\\ude00"]') == ["\U0001F600"]
+    assert strictjson.loads('["\\\\ud800"]') == ["\\ud800"]      # a backslash, then text
+    assert strictjson.loads(json.dumps({"é": "ü"}, ensure_ascii=False)) == {"é": "ü"}

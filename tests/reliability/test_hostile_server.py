@@ -1,7 +1,7 @@
 """A hostile look-alike of IMDS on loopback, and the whole tool run against it.
 
 Each row of ``CASES`` is one way something answering on 169.254.169.254 can misbehave:
-nested JSON, huge integers, slow headers, slow and endless bodies, huge and many headers, a
+nested JSON, huge integers, half a UTF-16 pair, slow headers, slow and endless bodies, huge and many headers, a
 lying Content-Length, a compression bomb, and answers that IMDS would give but with control
 characters and HTML / markdown / CSV payloads in every field that reaches a report. For each
 row ``imds-runbook check`` runs as a user runs it (a fresh process, ``--timeout`` per step),
@@ -192,6 +192,9 @@ CASES = (
     Case("nested-object", lambda: everywhere(answer(NESTED_OBJECT))),
     Case("huge-integer", lambda: by_path(answer('{"compute": {"vmId": %s, "name": 1}}' % HUGE_INT),
                                          token=answer('{"access_token": "x", "expires_in": %s}' % HUGE_INT))),
+    Case("lone-surrogate", lambda: by_path(answer('{"compute": {"name": "\\ud800", "vmId": "x"}}'),
+                                           token=answer('{"error": "x", "error_description": "\\udfff"}',
+                                                        "400 Bad Request"))),
     Case("slow-headers", lambda: everywhere(drip(b"HTTP/1.1 200 OK\r\nServer: IMDS/1\r\nX-Slow: ", b"a", 0.2))),
     Case("slow-body", lambda: everywhere(drip(head(headers=(("Content-Length", "5000"),)) + b"\r\n", b" ", 0.2))),
     Case("endless-body", lambda: everywhere(endless_chunks)),
