@@ -41,3 +41,35 @@ class AcceptLoop:
         self._stop.set()
         self._thread.join(2)
         self.sock.close()
+
+
+class ThreadedAcceptLoop(AcceptLoop):
+    """An accept loop that serves each connection in its own thread (a slow answer must not
+    hold up the next request) with :meth:`serve`; the connection is closed after it, and a
+    client that gives up (an ``OSError`` on the socket) ends it quietly. :meth:`close` also
+    sets ``_stop``, which long answers should watch."""
+
+    def handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._serve_and_close, args=(conn,), daemon=True).start()
+
+    def _serve_and_close(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.settimeout(5)
+                self.serve(conn)
+            except OSError:
+                pass                      # the client gave up: that is often the point
+
+    def serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+def read_request_head(conn: socket.socket, limit: int = 65536) -> bytes:
+    """The request line and headers (at most ``limit`` bytes; ``b""`` if the client left)."""
+    request = b""
+    while b"\r\n\r\n" not in request and len(request) < limit:
+        data = conn.recv(4096)
+        if not data:
+            return b""
+        request += data
+    return request

@@ -16,7 +16,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,7 +26,7 @@ from imds_helpers.findings import CheckResult, Commands, Report, Status
 from imds_helpers.tables import ResultTable
 from imds_helpers.textsafe import csv_safe, json_safe, markdown_safe, terminal_safe
 
-from loopback_server import AcceptLoop
+from loopback_server import ThreadedAcceptLoop, read_request_head
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,7 +120,7 @@ def test_check_listing_redacts_before_escaping():
     assert "supersecretvalue123" not in text and "<redacted>" in text
 
 
-class _HostileIMDS(AcceptLoop):
+class _HostileIMDS(ThreadedAcceptLoop):
     """IMDS's headers with a hostile instance document; an OAuth error with a hostile
     ``error_description`` for tokens; a versions answer that is not IMDS's (so its hostile
     ``Server`` and ``Content-Type`` headers are quoted)."""
@@ -130,32 +129,18 @@ class _HostileIMDS(AcceptLoop):
         super().__init__()
         self.instance, self.token_error = instance, token_error
 
-    def handle(self, conn: socket.socket) -> None:
-        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.settimeout(5)
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    data = conn.recv(4096)
-                    if not data:
-                        return
-                    request += data
-                target = request.split(b"\r\n", 1)[0]
-                head = b"Server: IMDS/150.870.65.1\r\nContent-Type: application/json; charset=utf-8\r\n"
-                if b"/oauth2/token" in target:
-                    status, body = b"400 Bad Request", self.token_error
-                elif b"/metadata/versions" in target:
-                    status, body = b"200 OK", b"<html>\x1b[2J</html>"
-                    head = b"Server: evil\x1b]0;title\x07\r\nContent-Type: text/html\x9b2J\r\n"
-                else:
-                    status, body = b"200 OK", self.instance
-                conn.sendall(b"HTTP/1.1 " + status + b"\r\n" + head + b"Content-Length: " + str(len(body)).encode()
-                             + b"\r\nConnection: close\r\n\r\n" + body)
-            except OSError:
-                pass
+    def serve(self, conn: socket.socket) -> None:
+        target = read_request_head(conn).split(b"\r\n", 1)[0]
+        head = b"Server: IMDS/150.870.65.1\r\nContent-Type: application/json; charset=utf-8\r\n"
+        if b"/oauth2/token" in target:
+            status, body = b"400 Bad Request", self.token_error
+        elif b"/metadata/versions" in target:
+            status, body = b"200 OK", b"<html>\x1b[2J</html>"
+            head = b"Server: evil\x1b]0;title\x07\r\nContent-Type: text/html\x9b2J\r\n"
+        else:
+            status, body = b"200 OK", self.instance
+        conn.sendall(b"HTTP/1.1 " + status + b"\r\n" + head + b"Content-Length: " + str(len(body)).encode()
+                     + b"\r\nConnection: close\r\n\r\n" + body)
 
 
 def _cli(args: list[str], endpoint: str) -> subprocess.CompletedProcess:
@@ -172,8 +157,8 @@ def hostile_imds():
                                  "resourceGroupName", "vmSize", "azEnvironment")}
     compute["tagsList"] = [{"name": EVIL, "value": FORMULA}]
     instance = json.dumps({"compute": compute, "network": {"interface": []}})
-    # json.dumps writes the lone surrogate as "\ud800", which decodes to it again.
-    token_error = json.dumps({"error": "invalid_request" + EVIL, "error_description": "\ud800 " + EVIL})
+    # (A lone surrogate, "\ud800", is refused where the JSON is parsed: tests/core/test_http.py.)
+    token_error = json.dumps({"error": "invalid_request" + EVIL, "error_description": EVIL})
     server = _HostileIMDS(instance.encode(), token_error.encode()).start()
     try:
         yield f"http://127.0.0.1:{server.port}"
@@ -184,10 +169,10 @@ def hostile_imds():
 def test_check_cli_listing_of_a_hostile_answer_is_terminal_safe(hostile_imds):
     run = _cli(["check", "--target", "vm", "--timeout", "2"], hostile_imds)
     out, err = run.stdout.decode("utf-8"), run.stderr.decode("utf-8")
-    assert run.returncode == 1, err[-2000:]        # a lone surrogate used to end in a UnicodeEncodeError
+    assert run.returncode == 1, err[-2000:]
     assert "Traceback" not in err
     # The payloads reached the listing (error_description, the versions answer's headers), escaped.
-    assert "\\x1b[2J\\x07\\x9b31m\\r\\nOK    IMDS-FAKE-000 forged\\u202e" in out and "\\ud800" in out, out
+    assert "\\x1b[2J\\x07\\x9b31m\\r\\nOK    IMDS-FAKE-000 forged\\u202e" in out, out
     assert "Server: evil\\x1b]0;title\\x07" in out, out
     assert_terminal_safe(out + err)
     status_lines = [ln for ln in out.splitlines() if re.match(r"(OK|WARN|FAIL|SKIP) ", ln)]
@@ -201,7 +186,7 @@ def test_check_cli_json_keeps_the_original_strings(hostile_imds):
     assert run.returncode == 1 and b"Traceback" not in run.stderr, run.stderr[-2000:]
     data = json.loads(run.stdout)
     details = " ".join(c["detail"] for c in data["checks"])
-    for raw in ("\x1b[2J", "\x07", "\x9b31m", "\r\n", "\u202e", "\ud800", "<script>", FORMULA):
+    for raw in ("\x1b[2J", "\x07", "\x9b31m", "\r\n", "\u202e", "<script>", FORMULA):
         assert raw in details, raw                      # the strings as the server sent them
     # json.dumps writes C0 as escapes; C1, bidi and surrogates are written so too.
     assert_terminal_safe(run.stdout.decode("utf-8"))

@@ -46,7 +46,7 @@ from imds_helpers.sidecar import SidecarError, read_sidecar
 from imds_helpers.taxonomy import ErrorKind
 from imds_helpers.tokens import Identity, parse_ama_identity
 
-from loopback_server import AcceptLoop
+from loopback_server import AcceptLoop, ThreadedAcceptLoop
 
 from .conftest import cli
 
@@ -433,7 +433,7 @@ def test_hostile_sidecars_are_unreadable_rows_not_tracebacks(tmp_path, name, tex
 
 # --- the whole check within the sum of its step budgets -------------------------------------------
 
-class EndlessBody(AcceptLoop):
+class EndlessBody(ThreadedAcceptLoop):
     """Answers 200 with IMDS's headers and a chunked body that never ends: ``piece`` every
     ``interval`` s (0: as fast as the client reads) until the client leaves."""
 
@@ -442,24 +442,16 @@ class EndlessBody(AcceptLoop):
         self.piece, self.interval = piece, interval
         self.start()
 
-    def handle(self, conn: socket.socket) -> None:
-        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.settimeout(5)
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nServer: IMDS/150.870.65.1\r\n"
-                             b"Content-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n")
-                chunk = b"%x\r\n%s\r\n" % (len(self.piece), self.piece)
-                end = time.monotonic() + 60
-                while not self._stop.is_set() and time.monotonic() < end:
-                    conn.sendall(chunk)
-                    if self.interval:
-                        self._stop.wait(self.interval)
-            except OSError:
-                pass            # the client gave up: that is the point
+    def serve(self, conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nServer: IMDS/150.870.65.1\r\n"
+                     b"Content-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n%s\r\n" % (len(self.piece), self.piece)
+        end = time.monotonic() + 60
+        while not self._stop.is_set() and time.monotonic() < end:
+            conn.sendall(chunk)
+            if self.interval:
+                self._stop.wait(self.interval)
 
 
 @contextmanager

@@ -42,7 +42,7 @@ import pytest
 from imds_helpers.emulator.tokens import make_jwt
 from imds_helpers.sidecar import build_sidecar, write_sidecar
 
-from loopback_server import AcceptLoop
+from loopback_server import ThreadedAcceptLoop, read_request_head
 from .conftest import REPO, clean_env
 
 CANARY = "imdsrbhostilecanary0a1b2c3d4e5f"
@@ -65,37 +65,20 @@ SERVER_HEADER = "IMDS/150.870.65.1"
 Handler = Callable[[socket.socket, str, threading.Event], None]
 
 
-class HostileIMDS(AcceptLoop):
-    """Answers each connection in its own thread with the case's handler; ``route(path)``
-    picks the handler by request path (instance, versions, token)."""
+class HostileIMDS(ThreadedAcceptLoop):
+    """Answers each request with the handler ``route(path)`` picks (instance, versions, token);
+    slow handlers stop when the client leaves or the server closes."""
 
     def __init__(self, route: Callable[[str], Handler]) -> None:
         super().__init__()
         self._route = route
-        self._halt = threading.Event()
 
-    def handle(self, conn: socket.socket) -> None:
-        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            conn.settimeout(5)
-            request = b""
-            while b"\r\n\r\n" not in request and len(request) < 65536:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                request += data
-            path = request.split(b" ", 2)[1].decode("latin-1") if request.count(b" ") >= 2 else "/"
-            self._route(path)(conn, path, self._halt)
-        except OSError:
-            pass                                    # the client gave up: that is the point
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self._halt.set()
-        super().close()
+    def serve(self, conn: socket.socket) -> None:
+        request = read_request_head(conn)
+        if request:
+            parts = request.split(b" ", 2)
+            path = parts[1].decode("latin-1") if len(parts) == 3 else "/"
+            self._route(path)(conn, path, self._stop)
 
 
 def head(status: str = "200 OK", headers: tuple[tuple[str, str], ...] = (), *, json_ct: bool = True) -> bytes:
