@@ -26,6 +26,7 @@ from imds_helpers.sidecar import (
     run_status_for,
     validate_sidecar,
 )
+from imds_helpers.textsafe import terminal_safe
 
 HOST_COLUMNS = ["host", "run_status", "verdict", "target", "notebook", "started_at",
                 "duration_s", "ok", "warn", "fail", "skip", "failing_codes", "error",
@@ -149,13 +150,14 @@ def _add_sidecar(cols: Columns, path: str, html: str | None,
     checks = data["checks"]
     failing = ", ".join(dict.fromkeys(
         str(c.get("code") or c["id"]) for c in checks if c["status"] in ("warn", "fail")))
-    host_values = (
+    from_sidecar = (
         str(data["host"]), run.get("status") or run_status_for(verdict), verdict,
         data.get("target"), data.get("notebook"), data.get("started_at"),
         run.get("duration_s", data.get("duration_s")), tally.get("ok", 0),
         tally.get("warn", 0), tally.get("fail", 0), tally.get("skip", 0), failing,
-        run.get("error"), path, html,
+        run.get("error"),
     )
+    host_values = (*map(_safe, from_sidecar), path, html)     # the paths stay usable as links
     n = len(checks) or 1
     for col, value in zip(HOST_COLUMNS, host_values):
         cols[col].extend([value] * n)
@@ -164,18 +166,25 @@ def _add_sidecar(cols: Columns, path: str, html: str | None,
             cols[col].append(None)
         return
     cols["check_index"].extend(range(n))
-    cols["check_id"].extend([c["id"] for c in checks])
+    cols["check_id"].extend([_safe(c["id"]) for c in checks])
     cols["status"].extend([c["status"] for c in checks])
-    cols["code"].extend([c.get("code") for c in checks])
-    cols["title"].extend([c.get("title") for c in checks])
-    cols["fix"].extend([c.get("fix") or None for c in checks])
+    cols["code"].extend([_safe(c.get("code")) for c in checks])
+    cols["title"].extend([_safe(c.get("title")) for c in checks])
+    cols["fix"].extend([_safe(c.get("fix")) or None for c in checks])
     cols["elapsed_ms"].extend([c.get("elapsed_ms") for c in checks])
+
+
+def _safe(value: Any) -> Any:
+    """Text from a sidecar (outside input) with control characters as visible escapes: the
+    frames are shown as they are too (the fleet notebook's tables, whose text form reaches a
+    terminal), not only through the renderers, which escape again for their own format."""
+    return terminal_safe(value) if isinstance(value, str) else value
 
 
 def _add_unreadable(cols: Columns, path: str, problem: str) -> None:
     stem = os.path.splitext(os.path.basename(path))[0]
     row = dict.fromkeys(COLUMNS)
-    row.update(host=stem, run_status="unreadable", error=problem, path=path,
+    row.update(host=_safe(stem), run_status="unreadable", error=_safe(problem), path=path,
                ok=0, warn=0, fail=0, skip=0, failing_codes="")
     for col in COLUMNS:
         cols[col].append(row[col])
