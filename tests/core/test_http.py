@@ -106,7 +106,8 @@ LONG_INT = b'{"compute":{"vmId":' + b"9" * 1001 + b"}}"       # within it, beyon
     (DEEP_OBJECT, "JSON nested deeper than 64 levels"),
     (HUGE_INT, "a number with more than 1000 digits"),
     (LONG_INT, "a number with more than 1000 digits"),
-    (b'{"x":' + b"1" * 1500 + b".5}", "a number with more than 1000 digits"),
+    (b'{"x":' + b"1" * 1500 + b".5}", "a number out of range"),
+    (b'{"x": 1e999}', "a number out of range"),
 ])
 def test_hostile_json_is_a_named_finding_not_an_exception(body, why):
     outcome = Outcome(attempts=(Attempt("GET", "http://x/metadata/instance", 200, None, 1.0),), status=200,
@@ -118,24 +119,27 @@ def test_hostile_json_is_a_named_finding_not_an_exception(body, why):
     assert answer.detail == f"HTTP 200 with a body that is not IMDS's answer: {why}"
 
 
-def test_strictjson_counts_depth_outside_strings_only():
+def test_strictjson_counts_depth_of_arrays_and_objects_not_brackets_in_strings():
     nested = "[" * 64 + "]" * 64
-    assert strictjson.loads(nested) and strictjson.depth(nested) == 64
+    assert strictjson.loads(nested)
     with pytest.raises(strictjson.OutOfBounds, match="deeper than 64"):
         strictjson.loads("[" + nested + "]")
+    with pytest.raises(strictjson.OutOfBounds, match="deeper than 64"):
+        strictjson.loads('{"a": [1, ' * 33 + "2" + "]}" * 33)             # 66 levels, mixed
     # Brackets inside strings (escaped quotes too) are text, not nesting.
-    tricky = json.dumps({"a": ["[[[{{{", 'say \\"[[[" and \\\\', {"b": "]]]}}}"}]})
-    assert strictjson.depth(tricky) == 3 and strictjson.loads(tricky)["a"][0] == "[[[{{{"
+    tricky = json.dumps({"a": ["[[[{{{", 'say \\"[[[" and \\\\', {"b": "]]]}}}" * 100}]})
+    assert strictjson.loads(tricky)["a"][0] == "[[[{{{"
     assert strictjson.loads(json.dumps(["[" * 5000])) == ["[" * 5000]
-    # An unterminated string hides nothing: the brackets after it count.
-    with pytest.raises(strictjson.OutOfBounds):
-        strictjson.loads('["' + "[" * 100)
+    with pytest.raises(strictjson.OutOfBounds, match="deeper than 10"):
+        strictjson.loads("[" * 11 + "]" * 11, max_depth=10)
 
 
 def test_strictjson_bounds_size_numbers_and_decodes_bytes_like_json():
     with pytest.raises(strictjson.OutOfBounds, match="larger than 10 bytes"):
         strictjson.loads(b'"0123456789"', max_bytes=10)
-    assert strictjson.loads("-" + "9" * 999) == -int("9" * 999)
+    assert strictjson.loads("-" + "9" * 1000) == -int("9" * 1000)          # 1000 digits: within
+    with pytest.raises(strictjson.OutOfBounds, match="more than 1000 digits"):
+        strictjson.loads("1" + "0" * 1000)
     assert strictjson.loads('{"a": [1]}'.encode("utf-16")) == {"a": [1]}
     assert strictjson.loads(b"\xef\xbb\xbf[1]") == [1]
     for constant in ("NaN", "Infinity", "1e999"):
@@ -143,13 +147,14 @@ def test_strictjson_bounds_size_numbers_and_decodes_bytes_like_json():
             strictjson.loads(constant)
 
 
-@pytest.mark.parametrize("text", ['{"name": "\\ud800"}', '{"\\udfff": 1}', b'{"name": "\xed\xa0\x80"}',
-                                  '["a\\ud83d"]'])
+@pytest.mark.parametrize("text", ['{"name": "\\ud800"}', '{"\\udfff": 1}', '["a\\ud83d"]'])
 def test_strictjson_refuses_lone_surrogates(text):
     # Half a UTF-16 pair cannot be written as UTF-8: the sidecar, the executed notebook and
     # stdout would raise on it later. It is refused where it enters.
     with pytest.raises(strictjson.NotJson, match="lone UTF-16 surrogate"):
         strictjson.loads(text)
+    with pytest.raises(UnicodeDecodeError):           # the same as raw (CESU) bytes: not UTF-8
+        strictjson.loads(b'{"name": "\xed\xa0\x80"}')
 
 
 def test_strictjson_keeps_pairs_and_escaped_backslashes():
