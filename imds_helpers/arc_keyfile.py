@@ -184,7 +184,7 @@ def _group_name(gid: int | None) -> str | None:
 
 def _file_evidence(st: os.stat_result) -> dict[str, Any]:
     return {
-        "type": _file_type(st.st_mode),
+        "type": file_type(st.st_mode),
         "mode": oct(stat.S_IMODE(st.st_mode)),
         "owner": f"{_user_name(st.st_uid) or st.st_uid}",
         "group": f"{_group_name(st.st_gid) or st.st_gid}",
@@ -192,7 +192,8 @@ def _file_evidence(st: os.stat_result) -> dict[str, Any]:
     }
 
 
-def _file_type(mode: int) -> str:
+def file_type(mode: int) -> str:
+    """What kind of file ``mode`` (from stat) describes, in words: "FIFO (named pipe)", ..."""
     for test, name in ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symlink"),
                        (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
                        (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
@@ -288,7 +289,7 @@ def check_realm(
         except OSError:
             pass
     if not stat.S_ISREG(st.st_mode):
-        broken.append((KEY_NOT_REGULAR, "regular file", f"{realm} is a {_file_type(st.st_mode)}, not a regular file"))
+        broken.append((KEY_NOT_REGULAR, "regular file", f"{realm} is a {file_type(st.st_mode)}, not a regular file"))
         return verdict(st)
     if st.st_size > KEY_MAX_BYTES:
         broken.append((KEY_TOO_LARGE, "at most 4096 bytes",
@@ -370,7 +371,7 @@ def read_key(path: str, expected: os.stat_result | None = None) -> tuple[str | N
         st = os.fstat(fd)
         evidence: dict[str, Any] = {"path": path, "file": _file_evidence(st)}
         if not stat.S_ISREG(st.st_mode):
-            return None, KeyVerdict(KEY_NOT_REGULAR, f"{path} is a {_file_type(st.st_mode)} once opened; not read", evidence)
+            return None, KeyVerdict(KEY_NOT_REGULAR, f"{path} is a {file_type(st.st_mode)} once opened; not read", evidence)
         if expected is not None and (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino):
             return None, KeyVerdict(KEY_NOT_REGULAR, f"{path} was replaced between the check and the read; not read", evidence)
         if st.st_size > KEY_MAX_BYTES:

@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
                       report.render_markdown_report(df, title="IMDS runbook run"))
 
     sys.stdout.write(report.render_text_report(df))
-    sys.stdout.write(f"\nSummary: {_shown(out / 'summary.html')} (also summary.csv, summary.md)\n"
+    sys.stdout.write(f"\nSummary: {_shown(out / SUMMARY_FILES['html'])} "
+                     f"(also {SUMMARY_FILES['csv']}, {SUMMARY_FILES['md']})\n"
                      f"Per-host reports: {_shown(out)}/<host>/<host>.html "
                      f"({sum(1 for r in summary.rows if r.html_path)} of {len(summary.rows)} written)\n")
     sys.stdout.flush()
