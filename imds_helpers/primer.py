@@ -1,19 +1,25 @@
 """Teaching helpers for the primer runbook: raw HTTP exchanges with the emulator, shown the
 way an engineer would see them with curl -i, with every secret redacted.
 
-Results render themselves in Jupyter (``_repr_markdown_``); nothing here prints.
+Each exchange is one request of the checks' own metadata client (no proxy, no retry, the
+step's deadline over the whole answer, bodies bounded, JSON parsed with depth and size
+bounds), so a scenario that drips, floods or nests its answer teaches what it does instead
+of hanging the notebook. Results render themselves in Jupyter (``_repr_markdown_``);
+nothing here prints.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
-
-import requests
+from urllib.parse import urlsplit
 
 from imds_helpers.claims import decode_claims
+from imds_helpers.http import MetadataClient, Outcome, Timeouts, full_url
 from imds_helpers.redact import redact_headers, redact_text, redact_value
+from imds_helpers.textsafe import terminal_safe
 
 SHOWN_HEADERS = ("Content-Type", "Server", "WWW-Authenticate", "Retry-After")
 BODY_LINES = 25
@@ -36,7 +42,7 @@ class Exchange:
 
     def _repr_markdown_(self) -> str:
         lines = [self.request_line] + [f"{k}: {v}" for k, v in self.request_headers.items()] + [""]
-        if self.error:
+        if self.status is None:
             lines.append(f"-> {self.error}")
         else:
             lines.append(f"HTTP {self.status}")
@@ -44,7 +50,19 @@ class Exchange:
             text = json.dumps(self.body, indent=2) if not isinstance(self.body, str) else self.body
             body_lines = text.splitlines()
             lines += [""] + body_lines[:BODY_LINES] + (["  … (truncated)"] if len(body_lines) > BODY_LINES else [])
-        return "```http\n" + "\n".join(lines) + "\n```"
+            if self.error:
+                lines.append(f"-> {self.error} (the body is what arrived before it)")
+        # Outside text shows as text: control characters as escapes, and a fence longer than
+        # any run of backticks in it, so an answer cannot close the block and become markdown.
+        lines = [terminal_safe(line) for line in lines]
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", "\n".join(lines))), default=0))
+        return f"{fence}http\n" + "\n".join(lines) + f"\n{fence}"
+
+
+def _send(base_url: str, path: str, params: Mapping[str, str] | None, headers: Mapping[str, str],
+          timeout: float, secrets: tuple[str, ...] = ()) -> Outcome:
+    client = MetadataClient(Timeouts(connect=min(2.0, timeout), read=timeout, total=timeout), max_attempts=1)
+    return client.request(base_url.rstrip("/") + path, params=params, headers=headers, retry=False, secrets=secrets)
 
 
 def get(base_url: str, path: str, params: Mapping[str, str] | None = None, *,
@@ -53,37 +71,30 @@ def get(base_url: str, path: str, params: Mapping[str, str] | None = None, *,
     """GET like curl does, proxies bypassed; the answer comes back redacted (``secrets``: values
     sent with the request that an answer might quote, e.g. the Arc key)."""
     sent = ({"Metadata": "true"} if metadata else {}) | dict(headers or {})
-    session = requests.Session()
-    session.trust_env = False
-    prepared = requests.Request("GET", base_url.rstrip("/") + path, params=params, headers=sent).prepare()
-    line = f"GET {prepared.path_url}"
+    parts = urlsplit(full_url(base_url.rstrip("/") + path, params))
+    line = f"GET {parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
+    outcome = _send(base_url, path, params, sent, timeout, secrets)
+    if outcome.status is None:
+        return Exchange(line, redact_headers(sent), None, error=outcome.error.value if outcome.error else "no answer")
+    shown = {k: redact_text(v, secrets) for k in SHOWN_HEADERS if (v := outcome.header(k)) is not None}
     try:
-        response = session.send(prepared, timeout=(2, timeout))
-    except requests.RequestException as exc:
-        return Exchange(line, redact_headers(sent), None, error=type(exc).__name__)
-    finally:
-        session.close()
-    shown = {k: redact_text(response.headers[k], secrets) for k in SHOWN_HEADERS if k in response.headers}
-    try:
-        body: Any = redact_value(response.json(), secrets)
+        body: Any = redact_value(outcome.json(), secrets)
     except ValueError:
-        body = redact_text(response.text[:2000], secrets)
-    return Exchange(line, redact_headers(sent), response.status_code, shown, body)
+        body = outcome.text(secrets)[:2000]
+    return Exchange(line, redact_headers(sent), outcome.status, shown, body,
+                    error=outcome.error.value if outcome.error else None)
 
 
 def token_claims(base_url: str, resource: str = "https://management.azure.com/", **selector: str) -> dict[str, Any]:
     """Fetch a token and return only its decoded claims (the token is dropped here)."""
-    session = requests.Session()
-    session.trust_env = False
+    outcome = _send(base_url, "/metadata/identity/oauth2/token",
+                    {"api-version": "2018-02-01", "resource": resource, **selector}, {"Metadata": "true"}, 5.0)
+    if outcome.error is not None:
+        return {"error": outcome.error.value}
     try:
-        response = session.get(base_url.rstrip("/") + "/metadata/identity/oauth2/token",
-                               params={"api-version": "2018-02-01", "resource": resource, **selector},
-                               headers={"Metadata": "true"}, timeout=(2, 5))
-        body = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        return {"error": type(exc).__name__}
-    finally:
-        session.close()
+        body = outcome.json()
+    except ValueError as err:
+        return {"error": str(err)}
     if not isinstance(body, dict) or "access_token" not in body:
         return {"error": redact_value(body)}
     claims = decode_claims(str(body.pop("access_token")))
@@ -133,6 +144,8 @@ def arc_challenge(base_url: str, tokens_dir: str, resource: str = "https://manag
     """
     import os
 
+    from imds_helpers.arc_keyfile import read_key
+
     params = {"api-version": "2020-06-01", "resource": resource}
     first = get(base_url, "/metadata/identity/oauth2/token", params)
     realm = (first.response_headers.get("WWW-Authenticate") or "").partition("=")[2]
@@ -142,8 +155,10 @@ def arc_challenge(base_url: str, tokens_dir: str, resource: str = "https://manag
     if os.path.dirname(path) != os.path.realpath(tokens_dir) or not path.endswith(".key"):
         return Conversation((first, Exchange(f"(not reading {realm}: outside {tokens_dir} or not .key)", {}, None,
                                              error="realm refused")))
-    with open(path, encoding="utf-8") as handle:
-        secret = handle.read(4097)
+    secret, verdict = read_key(path)       # a regular file, not through a symlink, bounded
+    if secret is None:
+        return Conversation((first, Exchange(f"(not reading {realm}: {verdict.detail})", {}, None,
+                                             error="key refused")))
     second = get(base_url, "/metadata/identity/oauth2/token", params, headers={"Authorization": f"Basic {secret}"},
                  secrets=(secret,))
     return Conversation((first, second))
