@@ -279,14 +279,20 @@ def notebook_parameters(nb_path: Path) -> set[str] | None:
         nb = json.loads(nb_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot read runbook {nb_path}: {err}", argument="--notebook") from None
-    for cell in nb.get("cells", []):
-        tags = cell.get("metadata", {}).get("tags", [])
-        if cell.get("cell_type") == "code" and "parameters" in tags:
+    except RecursionError:
+        raise UsageError(f"cannot read runbook {nb_path}: JSON nested too deeply", argument="--notebook") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        raise UsageError(f"cannot read runbook {nb_path}: not a notebook (no list of cells)", argument="--notebook")
+    for cell in cells:
+        metadata = cell.get("metadata") if isinstance(cell, dict) else None
+        tags = metadata.get("tags") if isinstance(metadata, dict) else None
+        if isinstance(tags, list) and "parameters" in tags and cell.get("cell_type") == "code":
             source = cell.get("source", "")
-            source = "".join(source) if isinstance(source, list) else str(source)
+            source = "".join(map(str, source)) if isinstance(source, list) else str(source)
             try:
                 tree = ast.parse(source)
-            except SyntaxError:
+            except (SyntaxError, ValueError, RecursionError):   # not Python, a NUL byte, absurdly nested
                 return None
             names: set[str] = set()
             for node in tree.body:

@@ -84,6 +84,23 @@ def _run(build_files: Callable[[Path], list[str]], *args: str) -> Callable[[Path
     return build
 
 
+HOSTILE_RUNBOOKS = {
+    "deeply-nested": ("[" * 300_000, "JSON nested too deeply"),
+    "not-json": ("{cells", "cannot read runbook"),
+    "a-list": ("[1, 2]", "not a notebook (no list of cells)"),
+    "cells-not-a-list": ('{"cells": "x"}', "not a notebook (no list of cells)"),
+}
+
+
+def _hostile_runbook(text: str) -> Callable[[Path], list[str]]:
+    def build(work: Path) -> list[str]:
+        runbooks = work / "runbooks"
+        runbooks.mkdir(exist_ok=True)
+        (runbooks / "01_azure_vm_imds.ipynb").write_text(text, encoding="utf-8")
+        return [*_yaml("target: vm\n")(work), "--notebooks-dir", str(runbooks)]
+    return build
+
+
 def _billion_laughs() -> str:
     """Ten levels of nine aliases each: 10**9 "lol"s once expanded, 1 KB on disk."""
     lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
@@ -273,6 +290,8 @@ CASES: tuple[Case, ...] = (
     Case("run-host-timeout-negative", _run(_good_file, "--timeout", "-1"), "--timeout: must be more than 0"),
     Case("run-workers-5000-digits", _run(_good_file, "--workers", "9" * 5000), "--workers: invalid int value",
          subprocess=True),
+    # --notebooks-dir names a folder whose runbooks are read before anything runs
+    *(Case(f"run-runbook-{name}", _hostile_runbook(text), needle) for name, (text, needle) in HOSTILE_RUNBOOKS.items()),
     # --- imds-runbook report
     Case("report-no-folder", lambda work: ["report"], "the following arguments are required: DIR"),
     Case("report-folder-is-a-file", lambda work: ["report", str(_results(work) / "web-01" / "web-01.json")],
