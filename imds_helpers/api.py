@@ -24,7 +24,6 @@ from imds_helpers.tokens import AMA_CONFIG_PATH, DEFAULT_RESOURCES, Identity
 if TYPE_CHECKING:
     from imds_helpers.hostcmd import Runner
 
-ENDPOINT_ENV = "IMDS_RUNBOOK_ENDPOINT"   # the one documented override (e.g. an emulator)
 # Instance-metadata failures that say "whatever answers here cannot serve tokens either":
 # asking again would only repeat the same timeout or garbage, so later steps are skipped.
 UNUSABLE_SERVICE = frozenset({"IMDS-HTTP-004", "IMDS-HTTP-005", "IMDS-HTTP-006", "IMDS-HTTP-007",
@@ -94,10 +93,8 @@ def platform_step(opts: CheckOptions):
     """Step 1: which platform, which endpoint and why (PlatformResult)."""
     from imds_helpers.platform import detect_platform
 
-    endpoint = opts.endpoint or _env(opts).get(ENDPOINT_ENV) or None
-    if endpoint:
-        endpoint = validate.endpoint_url(endpoint, argument=ENDPOINT_ENV if not opts.endpoint else "--endpoint")
-    return detect_platform(opts.target, endpoint, env=_env(opts), run=_run(opts))
+    # IMDS_RUNBOOK_ENDPOINT is read (and named in the reason) by detect_platform alone.
+    return detect_platform(opts.target, opts.endpoint, env=_env(opts), run=_run(opts))
 
 
 def proxy_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:

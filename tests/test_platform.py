@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
 import pytest
 
+from imds_helpers.api import check_options, run_checks
 from imds_helpers.errors import UsageError
 from imds_helpers.hostcmd import CommandOutput
 from imds_helpers.platform import HIMDS_ENDPOINT, IMDS_ENDPOINT, detect_platform, normalise_endpoint
 
+REPO = Path(__file__).resolve().parents[1]
 AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"
 UUID = "527c2691-029f-fe4c-b1f4-a4da7ebac2cf"
 RUNNING = "LoadState=loaded\nActiveState=active\nSubState=running\n"
@@ -153,6 +158,40 @@ def test_override_env_counts_as_explicit_but_the_argument_wins(tmp_path):
     assert "IMDS_RUNBOOK_ENDPOINT" in result.reason
     assert detect_platform(endpoint="http://[::1]:7", env=env, root=root, run=FakeRun(),
                            os_name="linux").endpoint == "http://[::1]:7"
+
+
+def _steering_free_env(**extra: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items()
+            if not re.match(r"(?i)^(.*_proxy|IMDS_.*|IDENTITY_.*|MSI_.*)$", k)}
+    return {**keep, **extra}
+
+
+def _check_json_with_override(base_url: str, target: str) -> dict:
+    run = subprocess.run([sys.executable, "-m", "imds_helpers", "check", "--json", "--timeout", "5", "--target", target],
+                         capture_output=True, text=True, timeout=120, cwd=REPO,
+                         env=_steering_free_env(IMDS_RUNBOOK_ENDPOINT=base_url, PYTHONPATH=str(REPO)))
+    assert run.stderr == "" and run.returncode == 0, run.stdout[-3000:]
+    return json.loads(run.stdout)
+
+
+@pytest.mark.parametrize("target", ["auto", "vm"])
+def test_override_env_is_named_in_the_reason_through_the_api_and_the_cli(make_emulator, target):
+    """The variable is read in one place (detect_platform): a report never says an endpoint taken
+    from IMDS_RUNBOOK_ENDPOINT was "given by the endpoint argument"."""
+    # One emulator per run: a second run within a second is throttled (IMDS-HTTP-017) by design.
+    api_emu, cli_emu, argued_emu = (make_emulator(mode="vm", scenario="vm-healthy") for _ in range(3))
+    api = run_checks(check_options(target=target, timeout=5,
+                                   env=_steering_free_env(IMDS_RUNBOOK_ENDPOINT=api_emu.base_url + "/"))).to_dict()
+    for emu, data in ((api_emu, api), (cli_emu, _check_json_with_override(cli_emu.base_url, target))):
+        platform = data["platform"]
+        assert data["verdict"] == "ok" and data["endpoint"] == emu.base_url
+        assert f"endpoint {emu.base_url} given by IMDS_RUNBOOK_ENDPOINT;" in platform["reason"]
+        assert "endpoint argument" not in json.dumps(data)
+        assert platform["evidence"]["choice"]["explicit_source"] == "IMDS_RUNBOOK_ENDPOINT"
+    # The argument still wins over the variable, and is named as the argument.
+    argued = run_checks(check_options(target=target, endpoint=argued_emu.base_url, timeout=5,
+                                      env=_steering_free_env(IMDS_RUNBOOK_ENDPOINT="http://127.0.0.1:9")))
+    assert argued.endpoint == argued_emu.base_url and "given by the endpoint argument" in argued.platform["reason"]
 
 
 def test_explicit_target_wins_over_detection(tmp_path):
