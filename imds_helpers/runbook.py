@@ -7,13 +7,14 @@ and the sidecar JSON. Notebooks stay thin: one call per cell, the result is the 
     rb.save()                              # sidecar JSON for `imds-runbook report`
     rb.verdict()                           # code, status, explanation, fix (caption: where saved)
 
-Parameters are one table (``PARAMETERS``); papermill's ``--help-notebook`` shows the same
-names from each notebook's parameters cell, and the runner validates YAML files with
-:func:`validate_parameters` before it starts a kernel.
+Parameters are one table (``PARAMETERS``): each notebook's parameters cell (what papermill's
+``--help-notebook`` shows) and parameters/<runbook>-defaults.yaml are generated from it, and the
+runner validates YAML files with :func:`validate_parameters` before it starts a kernel.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,11 @@ from imds_helpers.findings import Report
 from imds_helpers.hostcmd import CommandPrefetch, evidence_commands
 from imds_helpers.sidecar import check_host_name, local_host_name
 from imds_helpers.tables import ResultTable
+from imds_helpers.tokens import DEFAULT_RESOURCES
 
 if TYPE_CHECKING:
     from imds_helpers.api import CheckOptions
 
-MANAGEMENT = "https://management.azure.com/"
-MONITOR = "https://monitor.azure.com/"
 NOTEBOOKS = {"vm": "01_azure_vm_imds", "arc": "02_arc_himds"}
 # Prefetched host command output older than this is read again: a runbook run cell by cell
 # may reach the firewall step minutes later, after someone changed the rules.
@@ -39,30 +39,58 @@ MAX_TEXT_CHARS = 4096      # a text parameter or list entry (a URL, a path, an A
 MAX_LIST_ITEMS = 100       # resources / identities per run
 
 
+class PerRunbook(dict):
+    """A default or help text that differs by runbook: ``PerRunbook(vm=..., arc=...)``."""
+
+
 @dataclass(frozen=True)
 class Param:
-    """One runbook parameter: type, default and help."""
+    """One runbook parameter: type, default and help. The notebooks' parameters cells and
+    parameters/<runbook>-defaults.yaml are generated from these rows (notebooks/build_notebooks.py),
+    and tests/core/test_parameter_table.py fails when either drifts from them."""
 
     name: str
     kind: type | tuple[type, ...]
-    default: Any
-    help: str
+    default: Any                      # or PerRunbook(vm=..., arc=...)
+    help: str | PerRunbook
     runbooks: tuple[str, ...] = ("vm", "arc")
 
+    def default_for(self, runbook: str) -> Any:
+        """A fresh copy: a caller that changes a list never changes the table."""
+        return copy.deepcopy(self.default[runbook] if isinstance(self.default, PerRunbook) else self.default)
+
+    def help_for(self, runbook: str) -> str:
+        return self.help[runbook] if isinstance(self.help, PerRunbook) else self.help
+
+    @property
+    def annotation(self) -> str:
+        """The type a parameters cell declares (papermill shows it): int|float is float."""
+        return (self.kind[-1] if isinstance(self.kind, tuple) else self.kind).__name__
+
+
+# The Arc challenge gets one token (a key file serves one request), so the Arc runbook checks
+# one audience, the first of DEFAULT_RESOURCES, as `imds-runbook check --target arc` does.
+ARC_RESOURCES = DEFAULT_RESOURCES[:1]
 
 PARAMETERS: tuple[Param, ...] = (
-    Param("host_name", str, "", "label in reports; '' = this machine's hostname"),
-    Param("endpoint", str, "", "metadata base URL; '' = detect (real endpoint) or $IMDS_RUNBOOK_ENDPOINT"),
-    Param("resources", list, [MANAGEMENT, MONITOR], "token audiences (management = the guide's, monitor = AMA's)"),
+    Param("host_name", str, "", "label in reports; empty: this machine's hostname"),
+    Param("endpoint", str, "", PerRunbook(
+        vm="IMDS base URL; empty: detect (http://169.254.169.254) or $IMDS_RUNBOOK_ENDPOINT",
+        arc="HIMDS base URL; empty: detect (http://localhost:40342) or $IMDS_RUNBOOK_ENDPOINT")),
+    Param("resources", list, PerRunbook(vm=list(DEFAULT_RESOURCES), arc=list(ARC_RESOURCES)), PerRunbook(
+        vm="token audiences: management (the guide's) and monitor (the one AMA uses)",
+        arc="token audience: one, requested through the challenge (the guide's)")),
     Param("client_ids", list, [], "user-assigned identities by client id", ("vm",)),
     Param("object_ids", list, [], "user-assigned identities by object id", ("vm",)),
     Param("msi_res_ids", list, [], "user-assigned identities by ARM resource id", ("vm",)),
-    Param("tokens_dir", str, "", "Arc key directory; '' = the platform's (/var/opt/azcmagent/tokens)", ("arc",)),
-    Param("timeout_s", (int, float), 10.0, "time budget per step, seconds (connect 2 s, read 5 s inside it)"),
+    Param("tokens_dir", str, "", "Arc key directory; empty: the platform's (/var/opt/azcmagent/tokens, "
+          "Windows %ProgramData%\\AzureConnectedMachineAgent\\Tokens)", ("arc",)),
+    Param("timeout_s", (int, float), 10.0, "time budget per step in seconds (connect 2 s, read 5 s inside it)"),
     Param("proxy_comparison", bool, False, "also fetch instance metadata THROUGH the configured proxy (never a token)"),
     Param("emulator_scenario", str, "", "training: serve this emulator scenario in-process and check it"),
-    Param("sidecar_path", str, "", "where to write the JSON result; '' = results/<host_name>.json"),
-    Param("target", str, "", "set by parameter files for `imds-runbook run --notebook auto` (vm|arc)"),
+    Param("sidecar_path", str, "", "JSON result path; empty: results/<host_name>.json"),
+    Param("target", str, PerRunbook(vm="vm", arc="arc"),
+          "this runbook (vm|arc); in a parameter file it picks the runbook for `imds-runbook run --notebook auto`"),
 )
 # Names IPython itself puts into a notebook's namespace (never parameters).
 _IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
@@ -80,11 +108,11 @@ def validate_parameters(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
             close = validate.closest_name(name, known)
             hint = f" (did you mean {close!r}?)" if close else f" (known: {', '.join(known)})"
             raise UsageError(f"unknown parameter {name!r}{hint}", argument="parameters")
-    values = {name: params.get(name, p.default) for name, p in known.items()}
+    values = {name: params[name] if name in params else p.default_for(kind) for name, p in known.items()}
     for name, p in known.items():
         value = values[name]
         if value is None:
-            value = values[name] = p.default
+            value = values[name] = p.default_for(kind)
         if isinstance(value, bool) and p.kind is not bool or not isinstance(value, p.kind):
             hint = ""
             if p.kind is list and isinstance(value, str) and value.lstrip().startswith("[") \
@@ -99,12 +127,19 @@ def validate_parameters(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
         values["host_name"] = check_host_name(values["host_name"], argument="host_name")
     if values["endpoint"]:
         values["endpoint"] = validate.endpoint_url(values["endpoint"], argument="endpoint")
-    values["resources"] = [validate.resource_uri(r, argument="resources") for r in values["resources"]] or [MANAGEMENT]
+    values["resources"] = [validate.resource_uri(r, argument="resources") for r in values["resources"]] \
+        or known["resources"].default_for(kind)
+    if kind == "arc" and len(values["resources"]) > 1:
+        raise UsageError(f"the Arc runbook checks one audience (the challenge gets one token), got "
+                         f"{len(values['resources'])}", argument="resources")
     values["timeout_s"] = validate.timeout_s(values["timeout_s"], argument="timeout_s")
     if kind == "vm":
         validate_selectors(values)
     if values["target"] not in ("", "vm", "arc"):
         raise UsageError(f"must be vm or arc, got {validate.shown(values['target'])}", argument="target")
+    if values["target"] not in ("", kind):
+        raise UsageError(f"is {values['target']!r}, but this is the {kind} runbook ({NOTEBOOKS[kind]})",
+                         argument="target")
     if values["emulator_scenario"]:
         _check_scenario(kind, values["emulator_scenario"])
     return values

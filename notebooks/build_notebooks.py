@@ -38,6 +38,45 @@ def code(text: str, *tags: str):
     return cell
 
 
+def _literal(value) -> str:
+    """A default as Python source: text and lists in JSON form ("" and [...]), numbers and bools."""
+    import json
+
+    return repr(value) if isinstance(value, (bool, int, float)) else json.dumps(value)
+
+
+def parameter_lines(kind: str) -> list[tuple[str, str]]:
+    """(assignment, help) per parameter of the ``kind`` runbook, from runbook.PARAMETERS."""
+    from imds_helpers.runbook import PARAMETERS
+
+    return [(f"{p.name}: {p.annotation} = {_literal(p.default_for(kind))}", p.help_for(kind))
+            for p in PARAMETERS if kind in p.runbooks]
+
+
+def parameter_cell(kind: str):
+    """The runbook's typed, commented parameters cell (papermill --help-notebook shows it)."""
+    return code("\n".join(f"{line}  # {help}" for line, help in parameter_lines(kind)), "parameters")
+
+
+DEFAULTS_YAML = {"vm": "parameters/vm-defaults.yaml", "arc": "parameters/arc-defaults.yaml"}
+TITLES = {"vm": "Azure VM", "arc": "Arc"}
+
+
+def defaults_yaml(kind: str) -> str:
+    """parameters/<kind>-defaults.yaml: every parameter of the runbook, its help above it."""
+    import json
+
+    from imds_helpers.runbook import NOTEBOOKS, PARAMETERS
+
+    lines = [f"# Defaults of the {TITLES[kind]} runbook (notebooks/{NOTEBOOKS[kind]}.ipynb), spelled out.",
+             "# Copy this file per host and change what differs; unknown keys are refused.",
+             "# Generated from imds_helpers.runbook.PARAMETERS by notebooks/build_notebooks.py: edit the table."]
+    for p in PARAMETERS:
+        if kind in p.runbooks:   # JSON values are YAML values
+            lines += ["", f"# {p.help_for(kind)}", f"{p.name}: {json.dumps(p.default_for(kind))}"]
+    return "\n".join(lines) + "\n"
+
+
 FAILURES_TABLE_NOTE = (
     "Every finding has a stable code; the table at the end lists each one with its explanation and fix "
     "(`imds_helpers.catalog.CATALOG` holds all of them)."
@@ -76,19 +115,7 @@ Defaults are the real endpoint and the audiences AMA needs. For training, set `e
 (see `imds-runbook emulator --list`) and the runbook checks an emulated IMDS instead; or point
 `endpoint` (or the environment variable `IMDS_RUNBOOK_ENDPOINT`) at a running emulator.
 """),
-    code('''
-host_name: str = ""  # label in reports; empty: this machine's hostname
-endpoint: str = ""  # IMDS base URL; empty: detect (http://169.254.169.254) or $IMDS_RUNBOOK_ENDPOINT
-resources: list = ["https://management.azure.com/", "https://monitor.azure.com/"]  # token audiences
-client_ids: list = []  # user-assigned identities by client id
-object_ids: list = []  # user-assigned identities by object id
-msi_res_ids: list = []  # user-assigned identities by ARM resource id
-timeout_s: float = 10.0  # time budget per step in seconds (connect 2 s, read 5 s inside it)
-proxy_comparison: bool = False  # also fetch instance metadata THROUGH the configured proxy (never a token)
-emulator_scenario: str = ""  # training: serve this emulator scenario in-process and check it
-sidecar_path: str = ""  # JSON result path; empty: results/<host_name>.json
-target: str = "vm"  # this runbook's target (used by `imds-runbook run --notebook auto`)
-''', "parameters"),
+    parameter_cell("vm"),
     md("""
 ## Step 1 — Is this an Azure VM?
 
@@ -204,17 +231,7 @@ applications" on Windows) and repeats the request with `Authorization: Basic <fi
 This runbook walks that challenge visibly, one row per step, and never shows the secret or the token.
 """),
     md("## Parameters"),
-    code('''
-host_name: str = ""  # label in reports; empty: this machine's hostname
-endpoint: str = ""  # HIMDS base URL; empty: detect (http://localhost:40342) or $IMDS_RUNBOOK_ENDPOINT
-resources: list = ["https://management.azure.com/"]  # token audience (the first one is requested)
-tokens_dir: str = ""  # Arc key directory; empty: the platform's (/var/opt/azcmagent/tokens)
-timeout_s: float = 10.0  # time budget per step in seconds (connect 2 s, read 5 s inside it)
-proxy_comparison: bool = False  # also fetch instance metadata THROUGH the configured proxy (never a token)
-emulator_scenario: str = ""  # training: serve this emulator scenario in-process and check it
-sidecar_path: str = ""  # JSON result path; empty: results/<host_name>.json
-target: str = "arc"  # this runbook's target (used by `imds-runbook run --notebook auto`)
-''', "parameters"),
+    parameter_cell("arc"),
     md("""
 ## Step 1 — Is this an Arc-enabled server?
 
@@ -499,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         args.execute = True   # the fleet notebook's stored outputs show the samples: refresh them too
     for name in names:
         nbformat.write(build(name, NOTEBOOKS[name]), HERE / name)
+    for kind, path in DEFAULTS_YAML.items():
+        (HERE.parent / path).write_text(defaults_yaml(kind), encoding="utf-8")
     if args.execute:
         refresh_outputs(names)
     return 0
