@@ -4,18 +4,33 @@ IMDS refuses proxied requests (it rejects ``X-Forwarded-For``) and HIMDS on ``lo
 cannot be reached through a remote proxy, so every client must go direct. This module
 works out, from the configuration alone, what each kind of client would do:
 
-* **Python requests / azure-identity / azure-core** (``trust_env`` is on by default): the
-  real ``requests`` rules - lowercase variables win over uppercase (``urllib``'s
-  ``getproxies_environment`` reads lowercase last), ``no_proxy`` falls back to ``NO_PROXY``
-  only when empty, IP hosts match exact addresses or CIDR entries, names match as
-  suffixes with or without a leading dot, spaces are removed, and ``*`` works only alone.
-  The requests helpers (``is_valid_cidr``, ``address_in_network``, ``select_proxy``) and
-  urllib's ``proxy_bypass_environment`` are called on the given environment, so the result
-  is the library's own logic without touching ``os.environ``.
+* **Python requests / azure-identity / azure-core**: azure-identity's managed-identity
+  credential sends through azure-core's ``RequestsTransport``, which leaves requests'
+  ``trust_env`` on (``use_env_settings=True``), so its NO_PROXY rules are requests' (>= 2.31:
+  ``Session.merge_environment_settings`` -> ``get_environ_proxies`` -> ``should_bypass_proxies``,
+  then ``select_proxy``), restated here in the standard library and compared with the real
+  functions in tests/test_proxy.py:
+
+  - proxies: ``urllib``'s ``getproxies_environment`` - every ``<scheme>_proxy`` variable in
+    any case; a name ending in lowercase ``_proxy`` wins over the others, and when empty hides
+    them; with ``REQUEST_METHOD`` set (CGI) ``HTTP_PROXY`` is ignored; then the first of
+    ``http://host``, ``http``, ``all://host``, ``all``.
+  - the no-proxy list is ``no_proxy``, or ``NO_PROXY`` when that is unset or empty (never both);
+    spaces are deleted, entries split on commas only (a blank does not separate).
+  - an IP host (anything ``inet_aton`` accepts) matches an entry that is the same text, or a
+    CIDR ``a.b.c.d/n`` with n 1-32 containing it; names are not resolved, ports never match IPs.
+  - any other host matches an entry (leading dots removed) that equals it or is a dot-suffix
+    of it, compared case-sensitively, with or without ``:port``.
+  - then urllib's ``proxy_bypass_environment`` (called here, the running Python's own) on the
+    no-proxy value urllib picks (lowercase ``no_proxy`` first): ``*`` alone bypasses everything;
+    entries split on commas, stripped, leading dots removed, compared lower-case as names or
+    dot-suffixes - so ``.169.254.169.254`` and ``LOCALHOST`` bypass through this second look.
+  - async azure-core (aiohttp) uses urllib's rules only: CIDR entries do not work there.
 * **curl**: ``http_proxy`` in lowercase only for http URLs (curl ignores ``HTTP_PROXY`` on
   purpose, "httpoxy"), ``https_proxy``/``HTTPS_PROXY`` for https, then ``all_proxy``/``ALL_PROXY``;
   ``no_proxy`` then ``NO_PROXY``; entries separated by commas or blanks; CIDR entries since
-  curl 7.86; ``*`` only alone; no ports.
+  curl 7.86; names case-insensitive with or without a leading or trailing dot, matching
+  as dot-suffixes; IPs only exactly or by CIDR; ``*`` only alone; no ports.
   On Windows environment names are case-insensitive, so the distinction disappears.
 * **WinHTTP** (``netsh winhttp show proxy``): the machine-wide proxy many Windows services
   use; bypass entries are exact names or ``*`` wildcards, ``<local>`` means "names without a
@@ -29,9 +44,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urlparse, urlsplit
 
 from imds_helpers.catalog import finding
 from imds_helpers.findings import CheckResult, Commands, worst
@@ -142,33 +158,61 @@ def _request_url(endpoint: str) -> str:
 
 
 # --- requests (azure-identity, azure-core) --------------------------------------------------
-# requests' own helpers, so the verdict is requests' to the letter. Imported on first use: with
-# no proxy variable set none is called, and a runbook's proxy step needs no HTTP stack.
+# requests' helpers (requests/utils.py), restated in the standard library so that a
+# proxy variable needs no requests installed; tests/test_proxy.py compares each with the real
+# one. IPv4 text is whatever the C library's inet_aton accepts ("127.1", "0x7f.0.0.1",
+# "1.2.3.4 anything" with glibc), exactly as requests sees it.
 
 def is_ipv4_address(text: str) -> bool:
-    from requests.utils import is_ipv4_address as real
-
-    return real(text)
+    """requests' ``is_ipv4_address``: ``socket.inet_aton`` accepts it. Text with a NUL or an
+    unencodable character (no real environment holds one; requests raises) is not an address."""
+    try:
+        socket.inet_aton(text)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def is_valid_cidr(text: str) -> bool:
-    from requests.utils import is_valid_cidr as real
-
-    return real(text)
+    """requests' ``is_valid_cidr``: exactly one ``/``, a mask ``int()`` reads as 1-32 (so
+    `` 16`` and ``+16`` count, ``0`` does not), an address ``inet_aton`` accepts."""
+    if text.count("/") != 1:
+        return False
+    address, _, bits = text.partition("/")
+    try:
+        mask = int(bits)
+    except ValueError:
+        return False
+    return 1 <= mask <= 32 and is_ipv4_address(address)
 
 
 def address_in_network(ip: str, net: str) -> bool:
-    from requests.utils import address_in_network as real
+    """requests' ``address_in_network``: the first ``bits`` bits of both addresses agree.
+    Defined where requests calls it: ``ip`` an address, ``net`` ``address/0..32``
+    (ValueError otherwise)."""
+    address, bits = net.split("/")
+    width = int(bits)
+    if not 0 <= width <= 32:
+        raise ValueError(f"netmask /{width} is not 0-32")
+    mask = (0xFFFFFFFF << (32 - width)) & 0xFFFFFFFF
+    return _inet_aton_int(ip) & mask == _inet_aton_int(address) & mask
 
-    return real(ip, net)
+
+def _inet_aton_int(text: str) -> int:
+    return int.from_bytes(socket.inet_aton(text), "big")
 
 
-def select_proxy(url: str, proxies: Mapping[str, str]) -> str | None:
-    if not proxies:     # what requests answers too, without importing it
-        return None
-    from requests.utils import select_proxy as real
-
-    return real(url, dict(proxies))
+def select_proxy(url: str, proxies: Mapping[str, str] | None) -> str | None:
+    """requests' ``select_proxy``: the first of ``scheme://host``, ``scheme``, ``all://host``,
+    ``all`` that ``proxies`` has (a URL without a host: ``scheme``, then ``all``)."""
+    proxies = proxies or {}
+    parts = urlparse(url)
+    if parts.hostname is None:
+        return proxies.get(parts.scheme, proxies.get("all"))
+    for key in (f"{parts.scheme}://{parts.hostname}", parts.scheme, f"all://{parts.hostname}", "all"):
+        if key in proxies:
+            return proxies[key]
+    return None
 
 
 def _getproxies_environment(env: Mapping[str, str]) -> dict[str, str]:
@@ -194,7 +238,7 @@ def _requests_bypass(url: str, env: Mapping[str, str]) -> tuple[bool, str | None
     """requests' ``should_bypass_proxies``: (bypass, matching entry, variable read)."""
     variable = "no_proxy" if env.get("no_proxy") else "NO_PROXY" if env.get("NO_PROXY") else None
     no_proxy = env.get(variable) if variable else None
-    parts = urlsplit(url)
+    parts = urlparse(url)
     hostname = parts.hostname
     if hostname is None:
         return True, None, variable

@@ -1,8 +1,9 @@
 """Proxy analysis: every variable spelling, NO_PROXY forms, curl vs requests, WinHTTP, WinINet.
 
-The requests emulation is checked against the real library (property test), and in the
-private namespace both real curl and real requests are pointed at a local "proxy" to see
-where they actually connect.
+The standard-library restatement of requests' rules is checked against the real library,
+function by function and end to end (property tests; they skip only where requests is not
+installed), and in the private namespace both real curl and real requests are pointed at a
+local "proxy" to see where they actually connect. ``check`` itself needs no requests.
 """
 
 from __future__ import annotations
@@ -12,18 +13,25 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from unittest import mock
 
 import pytest
-import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from requests.utils import select_proxy
 
+from imds_helpers import proxy as ours
 from imds_helpers.hostcmd import CommandOutput
 from imds_helpers.proxy import (analyze_proxy, curl_noproxy_match, windows_proxy_inputs, hide_credentials, proxy_for,
                                 requests_decision, windows_bypass_match)
+
+try:
+    import requests
+    import requests.utils as real_utils
+except ImportError:  # the tool needs no requests; only the comparisons with it cannot run
+    requests = real_utils = None
+needs_requests = pytest.mark.skipif(requests is None, reason="requests is not installed: no real rules to compare with")
 
 from loopback_server import AcceptLoop
 
@@ -210,6 +218,7 @@ _VALUES = ["", P, "http://other:8080", "proxy:1", "169.254.169.254", "169.254.0.
            "169.254.169.254/33", "GET", "*,localhost", "254", ".254"]
 
 
+@needs_requests
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(env=st.dictionaries(st.sampled_from(_NAMES), st.sampled_from(_VALUES), max_size=6),
        endpoint=st.sampled_from([IMDS, ARC, "http://127.0.0.1:40342", "http://[::1]:40342"]))
@@ -218,9 +227,159 @@ def test_emulation_matches_real_requests(env, endpoint):
     with mock.patch.dict(os.environ, env, clear=True):
         session = requests.Session()
         merged = session.merge_environment_settings(url, {}, None, None, None)["proxies"]
-        expected = select_proxy(url, merged)
+        expected = real_utils.select_proxy(url, merged)
     assert proxy_for(endpoint, env) == expected
     assert requests_decision(endpoint, env).proxy == (hide_credentials(expected) if expected else None)
+
+
+# --- each of requests' helpers against ours, over many inputs ----------------------------------
+
+def _outcome(fn, *args):
+    """What a call answers, or the kind of exception it raises."""
+    try:
+        return ("value", fn(*args))
+    except Exception as err:  # noqa: BLE001 - the kind is what is compared
+        return ("raises", type(err))
+
+
+def _same_or_safer(real_fn, our_fn, *args):
+    """Ours answers what requests answers; where requests raises ValueError (a NUL or a lone
+    surrogate, which no real environment can hold) ours answers False instead."""
+    expected = _outcome(real_fn, *args)
+    if expected[0] == "raises" and issubclass(expected[1], ValueError):
+        assert our_fn(*args) is False
+    else:
+        assert _outcome(our_fn, *args) == expected, args
+
+
+_OCTET = st.one_of(st.integers(0, 300).map(str), st.integers(0, 255).map(hex), st.integers(0, 255).map(lambda n: f"0{n:o}"),
+                   st.integers(0, 2**32 + 5).map(str), st.sampled_from(["", "0x", "08", "+1", "-1", " 1", "１"]))
+_IPISH = st.lists(_OCTET, min_size=1, max_size=5).map(".".join)
+_ADDRESS = st.one_of(
+    st.tuples(_IPISH, st.sampled_from(["", "", " ", " junk", ".", "\t1", "x", "\n", "\x00", "/"])).map("".join),
+    st.text(alphabet="0123456789./xXabcf -+_:\t\n\x00\u0661\u00e9\ud800", max_size=24),
+)
+_MASK = st.one_of(st.integers(-3, 40).map(str),
+                  st.sampled_from([" 16", "+8", "1_6", "\u0661\u0666", "16 ", "", "x", "0x10", "032", "8\x00"]))
+_CIDR = st.one_of(st.tuples(_ADDRESS, _MASK).map("/".join), st.tuples(_ADDRESS, _MASK, _MASK).map("/".join), _ADDRESS)
+
+
+@needs_requests
+@settings(max_examples=1500, deadline=None)
+@given(text=_ADDRESS)
+def test_is_ipv4_address_matches_requests(text):
+    _same_or_safer(real_utils.is_ipv4_address, ours.is_ipv4_address, text)
+
+
+@needs_requests
+@settings(max_examples=1500, deadline=None)
+@given(text=_CIDR)
+def test_is_valid_cidr_matches_requests(text):
+    _same_or_safer(real_utils.is_valid_cidr, ours.is_valid_cidr, text)
+
+
+def _dotted(number: int) -> str:
+    return ".".join(str((number >> shift) & 0xFF) for shift in (24, 16, 8, 0))
+
+
+@needs_requests
+@settings(max_examples=1500, deadline=None)
+@example(base=0xA9FEA9FE, flips={0}, bits=32, other="169.254.169.255")
+@example(base=0xA9FEA9FE, flips={31}, bits=1, other="41.254.169.254")
+@example(base=0x0A000001, flips={7}, bits=24, other="10.0.0.129")
+@example(base=0x0A000001, flips={8}, bits=24, other="10.0.1.1")
+@example(base=0x7F000001, flips={31, 0}, bits=0, other="127.1")
+@given(base=st.integers(0, 2**32 - 1), flips=st.sets(st.integers(0, 31), max_size=2), bits=st.integers(0, 32),
+       other=_IPISH)
+def test_address_in_network_matches_requests(base, flips, bits, other):
+    # Addresses a bit or two apart, so every mask length decides; and odd spellings ("127.1").
+    net = f"{_dotted(base ^ sum(1 << f for f in flips))}/{bits}"
+    for ip in (_dotted(base), other):
+        if real_utils.is_ipv4_address(ip):
+            assert ours.address_in_network(ip, net) == real_utils.address_in_network(ip, net), (ip, net)
+    if real_utils.is_ipv4_address(other):
+        assert ours.address_in_network(_dotted(base), f"{other}/{bits}") == \
+            real_utils.address_in_network(_dotted(base), f"{other}/{bits}")
+
+
+def test_address_in_network_examples():
+    assert ours.address_in_network("169.254.169.254", "169.254.0.0/16")
+    assert not ours.address_in_network("169.254.169.254", "169.255.0.0/16")
+    assert ours.address_in_network("10.1.2.3", "0.0.0.0/0") and ours.address_in_network("127.0.0.1", "127.1/8")
+    assert ours.is_valid_cidr("169.254.0.0/ 16") and not ours.is_valid_cidr("169.254.0.0/0")
+    assert ours.is_ipv4_address("127.1") and not ours.is_ipv4_address("\x00")
+    with pytest.raises(ValueError):
+        ours.address_in_network("10.0.0.1", "10.0.0.0/33")
+
+
+_HOSTS = st.one_of(_IPISH, st.lists(st.sampled_from(["localhost", "LOCALHOST", "169", "254", "metadata", "a", "example",
+                                                     "com", "Example", "xn--bcher-kva"]), min_size=1, max_size=4).map(".".join),
+                   st.sampled_from(["[::1]", "[fe80::1]", "169.254.169.254", "localhost"]))
+_URLS = st.tuples(st.sampled_from(["http", "https", "HTTP", "ftp"]), _HOSTS,
+                  st.sampled_from(["", ":80", ":40342", ":0", ":443", ":"]),
+                  st.sampled_from(["/metadata/instance", "", "/x?y=1"])).map(lambda t: f"{t[0]}://{t[1]}{t[2]}{t[3]}")
+
+
+@needs_requests
+@settings(max_examples=1000, deadline=None)
+@given(url=st.one_of(_URLS, st.sampled_from(["file:///etc/hosts", "http:///x", "mailto:a@b"])),
+       proxies=st.dictionaries(st.sampled_from(["http", "https", "all", "HTTP", "http://169.254.169.254", "all://localhost",
+                                                "http://localhost", "all://169.254.169.254", "https://localhost", "no"]),
+                               st.sampled_from([P, "http://other:8080", ""]), max_size=5))
+def test_select_proxy_matches_requests(url, proxies):
+    assert _outcome(ours.select_proxy, url, proxies) == _outcome(real_utils.select_proxy, url, dict(proxies))
+
+
+_ENTRY = st.one_of(_HOSTS, _CIDR.filter(lambda t: "\x00" not in t and "\ud800" not in t),
+                   st.tuples(_HOSTS, st.sampled_from([":80", ":40342", "/16", "/32", "/8"])).map("".join),
+                   st.sampled_from(["*", ".localhost", ".254", "254", "169.254.*", ".169.254.169.254", "LOCALHOST."]))
+_NO_PROXY = st.tuples(st.lists(_ENTRY, max_size=4), st.sampled_from([",", ", ", " ", ",,", "\t,", " , "])).map(
+    lambda t: t[1].join(t[0]))
+
+
+@needs_requests
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(url="http://localhost:40342/metadata/instance", env={"no_proxy": "LOCALHOST:40342"})
+@example(url="http://localhost:40342/metadata/instance", env={"NO_PROXY": "localhost:40342", "no_proxy": ""})
+@example(url="http://127.0.0.1:40342/metadata/instance", env={"no_proxy": "127.0.0.1:40342,.0.0.1"})
+@example(url="http://169.254.169.254/metadata/instance", env={"no_proxy": "169.254.169.254/ 32", "NO_PROXY": "*"})
+@given(url=_URLS, env=st.dictionaries(st.sampled_from(["no_proxy", "NO_PROXY", "No_Proxy", "no_PROXY", "http_proxy"]),
+                                      st.one_of(_NO_PROXY, st.just("")), max_size=3))
+def test_should_bypass_proxies_matches_requests(url, env):
+    with mock.patch.dict(os.environ, env, clear=True):
+        expected = _outcome(real_utils.should_bypass_proxies, url, None)
+    got = _outcome(lambda u: ours._requests_bypass(u, env)[0], url)
+    assert got == expected, (url, env)
+
+
+def _check_without_requests(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, dict]:
+    """``check --json`` from a copy of the package under ``python -S -I`` (no site-packages:
+    requests and every other third-party package are unimportable); its stderr ends with the
+    non-standard-library modules it loaded."""
+    shutil.copytree(Path(ours.__file__).parent, tmp_path / "imds_helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from imds_helpers.cli import main\n"
+            "rc = main(['check', '--json', '--target', 'vm', '--timeout', '1'])\n"
+            "extra = sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names) - {'imds_helpers'})\n"
+            "sys.stderr.write('LOADED ' + ','.join(m for m in extra if not m.startswith('__')) + '\\n')\n"
+            "raise SystemExit(rc)")
+    proc = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "IMDS_RUNBOOK_ENDPOINT": "http://127.0.0.1:9", **env})
+    assert "Traceback" not in proc.stderr and proc.returncode in (0, 1), proc.stderr
+    assert proc.stderr.splitlines()[-1] == "LOADED ", proc.stderr   # nothing outside the standard library
+    report = json.loads(proc.stdout)
+    return proc, next(c for c in report["checks"] if c["id"] == "proxy.env")
+
+
+@pytest.mark.parametrize("env,code,via", [
+    ({"HTTPS_PROXY": "http://127.0.0.1:9"}, "IMDS-PROXY-001", None),                # not for http://
+    ({"http_proxy": "http://127.0.0.1:9", "NO_PROXY": "10.0.0.0/8"}, "IMDS-PROXY-002", "http://127.0.0.1:9"),
+    ({"http_proxy": "http://127.0.0.1:9", "no_proxy": "127.0.0.0/8"}, "IMDS-PROXY-001", None),   # CIDR
+    ({"ALL_PROXY": "http://127.0.0.1:9", "no_proxy": ".0.0.1"}, "IMDS-PROXY-003", None),  # urllib: a suffix; curl: no
+])
+def test_check_with_a_proxy_needs_no_requests(tmp_path, env, code, via):
+    # The endpoint is a closed loopback port: only the proxy analysis matters here.
+    _, proxy = _check_without_requests(tmp_path, env)
+    assert proxy["code"] == code and proxy["evidence"]["requests"]["proxy"] == via, proxy
 
 
 # --- real clients in the namespace -------------------------------------------------------------
@@ -247,6 +406,7 @@ _DIRECT = {IMDS: ("169.254.169.254", 80), ARC: ("127.0.0.1", 40342)}
 
 
 @netns
+@needs_requests
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.parametrize("endpoint,env", [case[:2] for case in CASES])
 def test_real_curl_and_requests_go_where_the_analysis_says(endpoint, env):
