@@ -9,25 +9,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from imds_helpers import strictjson
-from imds_helpers.catalog import finding
+from imds_helpers.catalog import (HTTP_CONNECT_REFUSED, HTTP_CONNECT_TIMEOUT, HTTP_FORWARDED, HTTP_NOT_FOUND,
+                                  HTTP_NOT_IMDS, HTTP_NO_ANSWER, HTTP_NO_METADATA_HEADER, HTTP_RESET, HTTP_RETRIED,
+                                  HTTP_SERVER_ERROR, HTTP_THROTTLED, HTTP_TOO_LARGE, HTTP_TOO_SLOW, HTTP_UNEXPECTED,
+                                  HTTP_UNREACHABLE, HTTP_UNREADABLE, HTTP_UPDATING, META_VERSION_REJECTED, finding)
 from imds_helpers.findings import Attempt, CheckResult, Status
 from imds_helpers.http import RETRY_STATUSES, Outcome
 from imds_helpers.redact import redact_text
 from imds_helpers.taxonomy import ErrorKind, http_kind
 
 TRANSPORT_CODES = {
-    ErrorKind.CONNECT_TIMEOUT: "IMDS-HTTP-001",
-    ErrorKind.CONNECT_REFUSED: "IMDS-HTTP-002",
-    ErrorKind.NETWORK_UNREACHABLE: "IMDS-HTTP-003",
-    ErrorKind.HOST_UNREACHABLE: "IMDS-HTTP-003",
-    ErrorKind.READ_TIMEOUT: "IMDS-HTTP-004",
-    ErrorKind.CONNECTION_RESET: "IMDS-HTTP-005",
-    ErrorKind.DEADLINE_EXCEEDED: "IMDS-HTTP-006",
-    ErrorKind.BAD_PAYLOAD: "IMDS-HTTP-007",
-    ErrorKind.OVERSIZED_PAYLOAD: "IMDS-HTTP-008",
-    ErrorKind.TRANSPORT_ERROR: "IMDS-HTTP-004",
+    ErrorKind.CONNECT_TIMEOUT: HTTP_CONNECT_TIMEOUT,
+    ErrorKind.CONNECT_REFUSED: HTTP_CONNECT_REFUSED,
+    ErrorKind.NETWORK_UNREACHABLE: HTTP_UNREACHABLE,
+    ErrorKind.HOST_UNREACHABLE: HTTP_UNREACHABLE,
+    ErrorKind.READ_TIMEOUT: HTTP_NO_ANSWER,
+    ErrorKind.CONNECTION_RESET: HTTP_RESET,
+    ErrorKind.DEADLINE_EXCEEDED: HTTP_TOO_SLOW,
+    ErrorKind.BAD_PAYLOAD: HTTP_UNREADABLE,
+    ErrorKind.OVERSIZED_PAYLOAD: HTTP_TOO_LARGE,
+    ErrorKind.TRANSPORT_ERROR: HTTP_NO_ANSWER,
 }
-STATUS_CODES = {429: "IMDS-HTTP-011", 410: "IMDS-HTTP-012", 404: "IMDS-HTTP-014"}
+STATUS_CODES = {429: HTTP_THROTTLED, 410: HTTP_UPDATING, 404: HTTP_NOT_FOUND}
 
 
 @dataclass(frozen=True)
@@ -76,31 +79,31 @@ def classify(outcome: Outcome, *, service: str = "vm") -> Answer:
     error, description = error_fields(body)
     text = f"{error} {description}".lower()
     if status == 403 and "unreachable" in outcome.text().lower():
-        return Answer(ErrorKind.NOT_IMDS.value, "IMDS-HTTP-009",
+        return Answer(ErrorKind.NOT_IMDS.value, HTTP_NOT_IMDS,
                       "HTTP 403 'unreachable network' from an interceptor (Docker Desktop style), not IMDS")
     if status == 400 and ("forwarded" in text or "x-forwarded-for" in outcome.text().lower()):
-        return Answer(ErrorKind.FORWARDED_REJECTED.value, "IMDS-HTTP-010", f"HTTP 400: {description or error}")
+        return Answer(ErrorKind.FORWARDED_REJECTED.value, HTTP_FORWARDED, f"HTTP 400: {description or error}")
     if not looks_like_imds(outcome, service) and status != 401:
         server = outcome.header("Server") or "none"
         ctype = outcome.header("Content-Type") or "none"
-        return Answer(ErrorKind.NOT_IMDS.value, "IMDS-HTTP-009",
+        return Answer(ErrorKind.NOT_IMDS.value, HTTP_NOT_IMDS,
                       f"HTTP {status} with Server: {server}, Content-Type: {ctype}")
     if body is None:
-        return Answer(ErrorKind.BAD_PAYLOAD.value, "IMDS-HTTP-007", f"HTTP {status} with {unreadable}")
+        return Answer(ErrorKind.BAD_PAYLOAD.value, HTTP_UNREADABLE, f"HTTP {status} with {unreadable}")
     if 200 <= status < 300:
         return Answer(None, None, f"HTTP {status}", body)
     if status == 400 and "metadata header" in text:
-        return Answer(ErrorKind.MISSING_METADATA_HEADER.value, "IMDS-HTTP-015", f"HTTP 400: {description or error}", body)
+        return Answer(ErrorKind.MISSING_METADATA_HEADER.value, HTTP_NO_METADATA_HEADER, f"HTTP 400: {description or error}", body)
     if status == 400 and "api-version" in text:
-        return Answer(ErrorKind.API_VERSION_INVALID.value, "IMDS-META-003", f"HTTP 400: {error}", body)
+        return Answer(ErrorKind.API_VERSION_INVALID.value, META_VERSION_REJECTED, f"HTTP 400: {error}", body)
     if status in STATUS_CODES:
         retry_after = outcome.header("Retry-After")
         extra = f" (Retry-After: {retry_after})" if retry_after else ""
         return Answer(http_kind(status), STATUS_CODES[status],
                       f"HTTP {status}{extra} on all {len(outcome.attempts)} attempt(s)", body)
     if status >= 500:
-        return Answer(http_kind(status), "IMDS-HTTP-013", f"HTTP {status} on all {len(outcome.attempts)} attempt(s)", body)
-    return Answer(http_kind(status), "IMDS-HTTP-016", f"HTTP {status}: {error} {description}".strip(), body)
+        return Answer(http_kind(status), HTTP_SERVER_ERROR, f"HTTP {status} on all {len(outcome.attempts)} attempt(s)", body)
+    return Answer(http_kind(status), HTTP_UNEXPECTED, f"HTTP {status}: {error} {description}".strip(), body)
 
 
 # --- Success only after retries --------------------------------------------------------------
@@ -114,7 +117,6 @@ RETRIED_MEANINGS = {
     ErrorKind.BAD_PAYLOAD.value: "answer cut short",
 }
 SERVER_ERROR_MEANING = "transient server error"
-RETRIED_CODE = "IMDS-HTTP-017"
 
 
 def failed_attempts(*outcomes: Outcome) -> tuple[Attempt, ...]:
@@ -160,6 +162,6 @@ def after_retries(result: CheckResult, *outcomes: Outcome, service: str = "vm") 
         return result
     total = sum(len(o.attempts) for o in outcomes)
     detail = f"answered after {retry_summary(failed, service=service)} ({total} attempts): {result.detail}"
-    return finding(result.id, RETRIED_CODE, detail, elapsed_ms=result.elapsed_ms,
+    return finding(result.id, HTTP_RETRIED, detail, elapsed_ms=result.elapsed_ms,
                    evidence=dict(result.evidence, ok_code=result.code, failed_attempts=len(failed)),
                    commands=result.commands, attempts=result.attempts)

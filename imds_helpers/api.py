@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from imds_helpers import validate
+from imds_helpers.catalog import (HTTP_FORWARDED, HTTP_NOT_IMDS, HTTP_NO_ANSWER, HTTP_RESET, HTTP_TOO_LARGE,
+                                  HTTP_TOO_SLOW, HTTP_UNREADABLE, NET_TCP_REFUSED)
 from imds_helpers.findings import CheckResult, Report, Status
 from imds_helpers.hostcmd import CommandPrefetch
 from imds_helpers.http import MetadataClient, Timeouts
@@ -26,8 +28,8 @@ if TYPE_CHECKING:
 
 # Instance-metadata failures that say "whatever answers here cannot serve tokens either":
 # asking again would only repeat the same timeout or garbage, so later steps are skipped.
-UNUSABLE_SERVICE = frozenset({"IMDS-HTTP-004", "IMDS-HTTP-005", "IMDS-HTTP-006", "IMDS-HTTP-007",
-                              "IMDS-HTTP-008", "IMDS-HTTP-009", "IMDS-HTTP-010"})
+UNUSABLE_SERVICE = frozenset({HTTP_NO_ANSWER, HTTP_RESET, HTTP_TOO_SLOW, HTTP_UNREADABLE,
+                              HTTP_TOO_LARGE, HTTP_NOT_IMDS, HTTP_FORWARDED})
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ class Session:
         """The TCP connect was refused and no firewall rule found blocks or rejects it."""
         by_id = {check.id: check for check in self.results}
         tcp, firewall = by_id.get("network.tcp"), by_id.get("network.firewall")
-        return (tcp is not None and tcp.code == "IMDS-NET-012"
+        return (tcp is not None and tcp.code == NET_TCP_REFUSED
                 and (firewall is None or firewall.status in (Status.OK, Status.SKIP)))
 
     def run_all(self) -> Report:

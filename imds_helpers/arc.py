@@ -26,7 +26,13 @@ from urllib.parse import urlsplit
 
 from imds_helpers import arc_keyfile as kf
 from imds_helpers.answers import after_retries, classify, error_fields
-from imds_helpers.catalog import finding
+from imds_helpers.catalog import (ARC_AGENT_DISCONNECTED, ARC_AUTHORISED_REQUEST_REFUSED, ARC_CHALLENGE_OK,
+                                  ARC_ENV_ELSEWHERE, ARC_ENV_MISSING, ARC_ENV_OK, ARC_ENV_OTHER_SOURCE,
+                                  ARC_ENV_PARTIAL, ARC_ERROR_BEFORE_CHALLENGE, ARC_HIMDS_NOT_LISTENING,
+                                  ARC_KEY_NOT_SENDABLE, ARC_NOT_ATTEMPTED, ARC_NOT_HIMDS, ARC_OK_CHAIN,
+                                  ARC_SECRET_REJECTED, ARC_TOKEN_UNUSABLE, ARC_USER_ASSIGNED_NOT_CONFIRMED,
+                                  ARC_USER_ASSIGNED_REFUSED, HTTP_NOT_IMDS, HTTP_UNEXPECTED, META_VERSION_REJECTED,
+                                  TOKEN_AUDIENCE_UNKNOWN, finding)
 from imds_helpers.claims import decode_claims
 from imds_helpers.commands import arc_challenge
 from imds_helpers.errors import UsageError
@@ -50,23 +56,6 @@ STEPS = ("arc.challenge", "arc.realm", "arc.keyfile", "arc.token")
 # never the 401 (the protocol). The authorised request is sent once: the key is single-use.
 CHALLENGE_RETRY_STATUSES = RETRY_STATUSES - {404}
 
-OK_CHAIN = "IMDS-ARC-000"
-HIMDS_NOT_LISTENING = "IMDS-ARC-010"
-NOT_HIMDS = "IMDS-ARC-011"
-ERROR_BEFORE_CHALLENGE = "IMDS-ARC-012"
-SECRET_REJECTED = "IMDS-ARC-030"
-AGENT_DISCONNECTED = "IMDS-ARC-031"
-AUTHORISED_REQUEST_REFUSED = "IMDS-ARC-032"
-TOKEN_UNUSABLE = "IMDS-ARC-033"
-USER_ASSIGNED_NOT_CONFIRMED = "IMDS-ARC-034"
-USER_ASSIGNED_REFUSED = "IMDS-ARC-040"
-ENV_OK = "IMDS-ARC-004"
-ENV_MISSING = "IMDS-ARC-050"
-ENV_PARTIAL = "IMDS-ARC-051"
-ENV_ELSEWHERE = "IMDS-ARC-052"
-ENV_OTHER_SOURCE = "IMDS-ARC-053"
-NOT_ATTEMPTED = "IMDS-ARC-099"
-
 _AGENT_WORDS = ("disconnect", "expired", "azcmagent", "certificate")
 
 
@@ -82,7 +71,7 @@ def _split_endpoint(endpoint: str) -> tuple[str, str]:
 
 
 def _skipped(after: str, steps: tuple[str, ...], commands: Commands) -> list[CheckResult]:
-    return [finding(step, NOT_ATTEMPTED, f"not attempted: {after} failed", commands=commands) for step in steps]
+    return [finding(step, ARC_NOT_ATTEMPTED, f"not attempted: {after} failed", commands=commands) for step in steps]
 
 
 def _scrub(attempts: tuple[Attempt, ...], secrets: tuple[str, ...]) -> tuple[Attempt, ...]:
@@ -163,7 +152,7 @@ def check_arc_token(
     problem = kf.header_problem(secret)
     if problem is not None:
         del secret
-        results.append(finding("arc.token", kf.KEY_NOT_SENDABLE,
+        results.append(finding("arc.token", ARC_KEY_NOT_SENDABLE,
                                f"not sent: {problem}; MSAL and azure-identity send the contents verbatim and "
                                "their HTTP library refuses such a header the same way",
                                evidence=common, commands=commands))
@@ -192,27 +181,27 @@ def _challenge_step(
         extra = {"www_authenticate": header}
         if challenge.code is not None:
             return result(challenge.code, challenge.detail, extra), None
-        return result(kf.CHALLENGE_OK, challenge.detail, dict(extra, realm=challenge.realm)), challenge
+        return result(ARC_CHALLENGE_OK, challenge.detail, dict(extra, realm=challenge.realm)), challenge
     if outcome.status is None and outcome.error is ErrorKind.CONNECT_REFUSED:
         hostport = urlsplit(base).netloc
-        return result(HIMDS_NOT_LISTENING, f"connection refused on {hostport}: nothing listens there "
+        return result(ARC_HIMDS_NOT_LISTENING, f"connection refused on {hostport}: nothing listens there "
                       "(is himds running?)"), None
     answer = classify(outcome, service="arc")
     if outcome.status is None or outcome.error is not None:
-        return result(answer.code or ERROR_BEFORE_CHALLENGE, answer.detail), None
+        return result(answer.code or ARC_ERROR_BEFORE_CHALLENGE, answer.detail), None
     status = outcome.status
     said = _said(answer.body)
-    if answer.code == "IMDS-META-003":
+    if answer.code == META_VERSION_REJECTED:
         return result(answer.code, f"HTTP {status} before the challenge: {said or answer.detail}"), None
     if user_assigned and 400 <= status < 500 and status not in (404, 410, 429):
-        return result(USER_ASSIGNED_REFUSED, f"HTTP {status} before the challenge: {said or 'no error text'}"), None
-    if status < 400 or answer.code == "IMDS-HTTP-009":
-        return result(NOT_HIMDS, f"HTTP {status} without a challenge ({_who_answered(outcome)}); "
+        return result(ARC_USER_ASSIGNED_REFUSED, f"HTTP {status} before the challenge: {said or 'no error text'}"), None
+    if status < 400 or answer.code == HTTP_NOT_IMDS:
+        return result(ARC_NOT_HIMDS, f"HTTP {status} without a challenge ({_who_answered(outcome)}); "
                       "HIMDS answers 401 with Basic realm", {"body_excerpt": outcome.text()[:240]}), None
-    if answer.code == "IMDS-HTTP-016":
-        return result(ERROR_BEFORE_CHALLENGE, f"HTTP {status} before the challenge: {said or 'no error text'} "
+    if answer.code == HTTP_UNEXPECTED:
+        return result(ARC_ERROR_BEFORE_CHALLENGE, f"HTTP {status} before the challenge: {said or 'no error text'} "
                       f"({_who_answered(outcome)})"), None
-    return result(answer.code or ERROR_BEFORE_CHALLENGE, f"{answer.detail} before the challenge"), None
+    return result(answer.code or ARC_ERROR_BEFORE_CHALLENGE, f"{answer.detail} before the challenge"), None
 
 
 def _token_step(
@@ -229,7 +218,7 @@ def _token_step(
         outcome = client.request(url, params=params, headers={"Metadata": "true", "Authorization": f"Basic {secret}"},
                                  retry=False, secrets=secrets)
     except Exception as err:  # the message could hold the header: keep only the type
-        return finding("arc.token", AUTHORISED_REQUEST_REFUSED,
+        return finding("arc.token", ARC_AUTHORISED_REQUEST_REFUSED,
                        f"the request could not be sent ({type(err).__name__})", evidence=common, commands=commands)
     evidence = dict(common, status=outcome.status, error_kind=outcome.error.value if outcome.error else None)
 
@@ -242,33 +231,33 @@ def _token_step(
     if outcome.status == 401:
         again = kf.parse_challenge(outcome.header("WWW-Authenticate"))
         fresh = f"; HIMDS issued a fresh challenge ({again.realm})" if again.code is None else ""
-        return result(SECRET_REJECTED, f"HTTP 401 again with the key file's secret{fresh}",
+        return result(ARC_SECRET_REJECTED, f"HTTP 401 again with the key file's secret{fresh}",
                       {"fresh_realm": again.realm if again.code is None else None})
     answer = classify(outcome, service="arc")
     if outcome.status is not None and 200 <= outcome.status < 300 and outcome.error is None:
         return _token_answer(outcome, evidence, result, secrets, selectors)
     if outcome.status is None or outcome.error is not None:
-        return result(answer.code or AUTHORISED_REQUEST_REFUSED, f"{answer.detail} after the challenge")
+        return result(answer.code or ARC_AUTHORISED_REQUEST_REFUSED, f"{answer.detail} after the challenge")
     status = outcome.status
     said = _said(answer.body, secrets)
     lowered = said.lower()
     if any(word in lowered for word in _AGENT_WORDS) or status >= 500:
-        return result(AGENT_DISCONNECTED, f"HTTP {status} after a valid challenge: {said or 'no error text'}")
+        return result(ARC_AGENT_DISCONNECTED, f"HTTP {status} after a valid challenge: {said or 'no error text'}")
     error, description = error_fields(answer.body)
     if error == "invalid_resource" or "aadsts500011" in description.lower():
-        return result("IMDS-TOKEN-004", f"HTTP {status}: {said}")
-    if answer.code in (None, "IMDS-HTTP-016", "IMDS-HTTP-009") and 400 <= status < 500:
-        return result(AUTHORISED_REQUEST_REFUSED, f"HTTP {status} after a valid challenge: {said or 'no error text'}")
-    return result(answer.code or AUTHORISED_REQUEST_REFUSED, f"{answer.detail} after a valid challenge")
+        return result(TOKEN_AUDIENCE_UNKNOWN, f"HTTP {status}: {said}")
+    if answer.code in (None, HTTP_UNEXPECTED, HTTP_NOT_IMDS) and 400 <= status < 500:
+        return result(ARC_AUTHORISED_REQUEST_REFUSED, f"HTTP {status} after a valid challenge: {said or 'no error text'}")
+    return result(answer.code or ARC_AUTHORISED_REQUEST_REFUSED, f"{answer.detail} after a valid challenge")
 
 
 def _token_answer(outcome, evidence, result, secrets, selectors) -> CheckResult:
     try:
         payload = outcome.json()
     except ValueError as err:
-        return result(TOKEN_UNUSABLE, f"HTTP {outcome.status} but {err}")
+        return result(ARC_TOKEN_UNUSABLE, f"HTTP {outcome.status} but {err}")
     if not isinstance(payload, dict):
-        return result(TOKEN_UNUSABLE, f"HTTP {outcome.status} but the body is JSON {type(payload).__name__}, not an object")
+        return result(ARC_TOKEN_UNUSABLE, f"HTTP {outcome.status} but the body is JSON {type(payload).__name__}, not an object")
     token = payload.get("access_token")
     token_secrets = secrets + ((token,) if isinstance(token, str) and token else ())
     # The client redacted the excerpt already; rebuild it from the parsed body, token removed.
@@ -280,25 +269,25 @@ def _token_answer(outcome, evidence, result, secrets, selectors) -> CheckResult:
                              "keys": sorted(str(k) for k in payload)}
     del payload
     if not token or not isinstance(token, str):
-        return result(TOKEN_UNUSABLE, "HTTP 200 without a non-empty access_token", extra, attempts)
+        return result(ARC_TOKEN_UNUSABLE, "HTTP 200 without a non-empty access_token", extra, attempts)
     if fields.get("expires_in") in (None, ""):
         also = " (azure-identity's async client would accept expires_on)" if fields.get("expires_on") else ""
-        return result(TOKEN_UNUSABLE, f"HTTP 200 without expires_in, which MSAL requires{also}", extra, attempts)
+        return result(ARC_TOKEN_UNUSABLE, f"HTTP 200 without expires_in, which MSAL requires{also}", extra, attempts)
     claims = decode_claims(token)
     del token
     extra["claims"] = redact_value(claims, token_secrets)
     if "error" in claims:
-        return result(TOKEN_UNUSABLE, f"HTTP 200 but the access_token is {claims['error']}", extra, attempts)
+        return result(ARC_TOKEN_UNUSABLE, f"HTTP 200 but the access_token is {claims['error']}", extra, attempts)
     if selectors:
         name, wanted = selectors[0]
         echoed = fields.get(name) or (fields.get("mi_res_id") if name == "msi_res_id" else None)
         if not echoed or str(echoed).lower() != wanted.lower():
-            return result(USER_ASSIGNED_NOT_CONFIRMED,
+            return result(ARC_USER_ASSIGNED_NOT_CONFIRMED,
                           f"token issued, but {name} was {'echoed as ' + repr(echoed) if echoed else 'not echoed'}; "
                           "MSAL and azure-identity refuse it", extra, attempts)
     mirid = str(claims.get("xms_mirid", ""))
     who = mirid.rsplit("/", 1)[-1] if mirid else claims.get("oid", "?")
-    return result(OK_CHAIN, f"aud={claims.get('aud')} identity={who} expires in "
+    return result(ARC_OK_CHAIN, f"aud={claims.get('aud')} identity={who} expires in "
                   f"{claims.get('expires_in_s', fields.get('expires_in'))} s", extra, attempts)
 
 
@@ -376,21 +365,21 @@ def check_arc_environment(
 
     if competing and (("IDENTITY_HEADER" in competing and identity_endpoint)
                       or {"MSI_ENDPOINT", "MSI_SECRET"} <= set(competing)):
-        return result(ENV_OTHER_SOURCE, f"{', '.join(competing)} set: clients pick that source before Arc")
+        return result(ARC_ENV_OTHER_SOURCE, f"{', '.join(competing)} set: clients pick that source before Arc")
     if not identity_endpoint and not imds_endpoint:
         where = ""
         if linux:
             dropin = evidence["systemd_dropin"]["variables"]
             where = (f"; {dropin_path} sets them for services only" if dropin
                      else f"; no {dropin_path} on this machine")
-        return result(ENV_MISSING, f"neither IDENTITY_ENDPOINT nor IMDS_ENDPOINT is set for this process{where}")
+        return result(ARC_ENV_MISSING, f"neither IDENTITY_ENDPOINT nor IMDS_ENDPOINT is set for this process{where}")
     if not identity_endpoint or not imds_endpoint:
         missing = "IDENTITY_ENDPOINT" if not identity_endpoint else "IMDS_ENDPOINT"
-        return result(ENV_PARTIAL, f"{missing} is not set; clients need both to choose Arc")
+        return result(ARC_ENV_PARTIAL, f"{missing} is not set; clients need both to choose Arc")
     wrong = [name for name, value, token in (("IDENTITY_ENDPOINT", identity_endpoint, True),
                                              ("IMDS_ENDPOINT", imds_endpoint, False))
              if not _points_to_himds(value, token_path=token)]
     if wrong:
-        return result(ENV_ELSEWHERE, "; ".join(f"{n}={hide_url_credentials(env.get(n) or '')!r}" for n in wrong)
+        return result(ARC_ENV_ELSEWHERE, "; ".join(f"{n}={hide_url_credentials(env.get(n) or '')!r}" for n in wrong)
                       + f" (expected http://localhost:{ARC_PORT}{TOKEN_PATH} and http://localhost:{ARC_PORT})")
-    return result(ENV_OK, f"IDENTITY_ENDPOINT={evidence['IDENTITY_ENDPOINT']}, IMDS_ENDPOINT={evidence['IMDS_ENDPOINT']}")
+    return result(ARC_ENV_OK, f"IDENTITY_ENDPOINT={evidence['IDENTITY_ENDPOINT']}, IMDS_ENDPOINT={evidence['IMDS_ENDPOINT']}")

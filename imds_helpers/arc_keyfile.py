@@ -23,6 +23,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from imds_helpers.catalog import (ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING, ARC_KEYFILE_OK, ARC_KEY_MISSING,
+                                  ARC_KEY_NOT_REGULAR, ARC_KEY_NOT_SENDABLE, ARC_KEY_ROOT_ONLY, ARC_KEY_TOO_LARGE,
+                                  ARC_KEY_TRAILING_NEWLINE, ARC_KEY_UNREADABLE, ARC_REALM_NOT_ABSOLUTE,
+                                  ARC_REALM_NOT_KEY, ARC_REALM_OK, ARC_REALM_OUTSIDE_DIR)
+
 KEY_MAX_BYTES = 4096
 KEY_SUFFIX = ".key"
 LINUX_TOKENS_DIR = "/var/opt/azcmagent/tokens"
@@ -30,22 +35,6 @@ WINDOWS_TOKENS_SUBDIR = ("AzureConnectedMachineAgent", "Tokens")
 HIMDS_GROUP = "himds"
 WINDOWS_GROUPS = ("Administrators", "Hybrid agent extension applications")
 
-# Catalogue codes (rows in imds_helpers/catalog.py, ARC section).
-CHALLENGE_OK = "IMDS-ARC-001"
-REALM_OK = "IMDS-ARC-002"
-KEYFILE_OK = "IMDS-ARC-003"
-CHALLENGE_MISSING = "IMDS-ARC-013"
-CHALLENGE_MALFORMED = "IMDS-ARC-014"
-REALM_NOT_ABSOLUTE = "IMDS-ARC-020"
-REALM_OUTSIDE_DIR = "IMDS-ARC-021"
-REALM_NOT_KEY = "IMDS-ARC-022"
-KEY_MISSING = "IMDS-ARC-023"
-KEY_NOT_REGULAR = "IMDS-ARC-024"
-KEY_TOO_LARGE = "IMDS-ARC-025"
-KEY_UNREADABLE = "IMDS-ARC-026"
-KEY_TRAILING_NEWLINE = "IMDS-ARC-027"
-KEY_NOT_SENDABLE = "IMDS-ARC-028"
-KEY_ROOT_ONLY = "IMDS-ARC-029"
 
 _O_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
             | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0))
@@ -84,26 +73,26 @@ def parse_challenge(header: str | None) -> Challenge:
     """``Basic realm=<path>`` exactly as MSAL accepts it: the text before the only ``=`` is
     ``basic realm`` (any case); the path carries no ``=``, quotes or control characters."""
     if header is None or not header.strip():
-        return Challenge(header, None, CHALLENGE_MISSING,
+        return Challenge(header, None, ARC_CHALLENGE_MISSING,
                          "401 without a WWW-Authenticate header" if header is None
                          else "401 with an empty WWW-Authenticate header")
     prefix, sep, realm = header.strip().partition("=")
     if not sep or prefix.lower() != "basic realm":
-        return Challenge(header, None, CHALLENGE_MALFORMED,
+        return Challenge(header, None, ARC_CHALLENGE_MALFORMED,
                          f"WWW-Authenticate is {header!r}, not 'Basic realm=<path of a .key file>'")
     if not realm:
-        return Challenge(header, None, CHALLENGE_MALFORMED, "WWW-Authenticate 'Basic realm=' names no path")
+        return Challenge(header, None, ARC_CHALLENGE_MALFORMED, "WWW-Authenticate 'Basic realm=' names no path")
     if "=" in realm:
-        return Challenge(header, realm, CHALLENGE_MALFORMED,
+        return Challenge(header, realm, ARC_CHALLENGE_MALFORMED,
                          f"realm {realm!r} contains '=': MSAL's split('=') gets "
                          f"{len(header.split('='))} parts and rejects the header; azure-identity's "
                          f"split('=')[1] would use the truncated path {header.split('=')[1]!r}")
     if realm[0] in "\"'" or realm[-1] in "\"'":
-        return Challenge(header, realm, CHALLENGE_MALFORMED,
+        return Challenge(header, realm, ARC_CHALLENGE_MALFORMED,
                          f"realm {realm!r} is quoted: HIMDS sends the bare path; azure-identity would look "
                          "for a file whose name includes the quotes")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in realm):
-        return Challenge(header, realm, CHALLENGE_MALFORMED, f"realm {realm!r} contains control characters")
+        return Challenge(header, realm, ARC_CHALLENGE_MALFORMED, f"realm {realm!r} contains control characters")
     return Challenge(header, realm, None, f"401 with WWW-Authenticate: Basic realm={realm}")
 
 
@@ -113,7 +102,7 @@ def parse_challenge(header: str | None) -> Challenge:
 
 @dataclass(frozen=True)
 class RealmVerdict:
-    """The first rule the realm breaks (``code``), or ``REALM_OK``. ``lstat`` is kept to detect
+    """The first rule the realm breaks (``code``), or ``ARC_REALM_OK``. ``lstat`` is kept to detect
     a file swapped between this check and the read."""
 
     code: str
@@ -125,7 +114,7 @@ class RealmVerdict:
     @property
     def ok(self) -> bool:
         """The file may be read (a warning such as root-only still lets the chain go on)."""
-        return self.code in (REALM_OK, KEY_ROOT_ONLY)
+        return self.code in (ARC_REALM_OK, ARC_KEY_ROOT_ONLY)
 
 
 @dataclass(frozen=True)
@@ -240,7 +229,7 @@ def check_realm(
         evidence["broken_rules"] = [rule for _, rule, _ in broken]
         if not broken:
             size = st.st_size if st is not None else "?"
-            return RealmVerdict(REALM_OK, "all rules passed",
+            return RealmVerdict(ARC_REALM_OK, "all rules passed",
                                 f"{realm}: regular file, {size} bytes, inside {tokens_dir}, readable", evidence, st)
         code, rule, detail = broken[0]
         if len(broken) > 1:
@@ -248,11 +237,11 @@ def check_realm(
         return RealmVerdict(code, rule, detail + "; not opened", evidence, st)
 
     if not realm or any(ord(c) < 0x20 or ord(c) == 0x7F for c in realm):
-        broken.append((CHALLENGE_MALFORMED, "a plain path",
+        broken.append((ARC_CHALLENGE_MALFORMED, "a plain path",
                        f"realm {realm!r} is empty or contains control characters (NUL, line breaks)"))
         return verdict()
     if not path.isabs(realm):
-        broken.append((REALM_NOT_ABSOLUTE, "absolute path",
+        broken.append((ARC_REALM_NOT_ABSOLUTE, "absolute path",
                        f"realm {realm!r} is not an absolute path; clients cannot locate the key file"))
         return verdict()      # a relative path would resolve against our cwd: look no further
     resolved = os.path.realpath(realm)
@@ -260,14 +249,14 @@ def check_realm(
     evidence.update(resolved=resolved, tokens_dir_resolved=dir_resolved)
     if path.normcase(path.dirname(resolved)) != path.normcase(dir_resolved):
         how = f" (it resolves to {resolved})" if resolved != realm else ""
-        broken.append((REALM_OUTSIDE_DIR, "inside the tokens directory",
+        broken.append((ARC_REALM_OUTSIDE_DIR, "inside the tokens directory",
                        f"realm {realm!r} is not directly inside {tokens_dir}{how}"))
     if not path.basename(realm).endswith(KEY_SUFFIX):
-        broken.append((REALM_NOT_KEY, "name ends with .key", f"realm {realm!r} does not name a '.key' file"))
+        broken.append((ARC_REALM_NOT_KEY, "name ends with .key", f"realm {realm!r} does not name a '.key' file"))
     try:
         st = os.lstat(realm)
     except FileNotFoundError:
-        broken.append((KEY_MISSING, "exists",
+        broken.append((ARC_KEY_MISSING, "exists",
                        f"{realm} does not exist (key files are single-use and deleted after use, "
                        "or the agent could not write it)"))
         return verdict()
@@ -275,12 +264,12 @@ def check_realm(
         ident = identity or current_identity()
         evidence["process"] = ident.to_evidence()
         evidence["tokens_dir_stat"] = _safe_stat_evidence(tokens_dir)
-        broken.append((KEY_UNREADABLE, "readable by this user",
+        broken.append((ARC_KEY_UNREADABLE, "readable by this user",
                        f"this process may not even look into {tokens_dir} "
                        f"({_describe(evidence['tokens_dir_stat'])}); {_who(ident, platform)}"))
         return verdict()
     except (OSError, ValueError) as err:
-        broken.append((KEY_MISSING, "exists", f"{realm} cannot be looked up ({type(err).__name__})"))
+        broken.append((ARC_KEY_MISSING, "exists", f"{realm} cannot be looked up ({type(err).__name__})"))
         return verdict()
     evidence["file"] = _file_evidence(st)
     if stat.S_ISLNK(st.st_mode):
@@ -289,21 +278,21 @@ def check_realm(
         except OSError:
             pass
     if not stat.S_ISREG(st.st_mode):
-        broken.append((KEY_NOT_REGULAR, "regular file", f"{realm} is a {file_type(st.st_mode)}, not a regular file"))
+        broken.append((ARC_KEY_NOT_REGULAR, "regular file", f"{realm} is a {file_type(st.st_mode)}, not a regular file"))
         return verdict(st)
     if st.st_size > KEY_MAX_BYTES:
-        broken.append((KEY_TOO_LARGE, "at most 4096 bytes",
+        broken.append((ARC_KEY_TOO_LARGE, "at most 4096 bytes",
                        f"{realm} is {st.st_size} bytes; clients refuse key files over {KEY_MAX_BYTES} bytes"))
     ident = identity or current_identity()
     evidence["process"] = ident.to_evidence()
     effective = {"effective_ids": True} if os.access in os.supports_effective_ids else {}
     if not os.access(realm, os.R_OK, **effective):
-        broken.append((KEY_UNREADABLE, "readable by this user",
+        broken.append((ARC_KEY_UNREADABLE, "readable by this user",
                        f"this process cannot read {realm} ({_describe(evidence['file'])}); {_who(ident, platform)}"))
     elif not broken and platform.startswith("linux") and ident.is_root and not st.st_mode & stat.S_IRGRP:
         # Root reads anything; the agents and extensions that rely on the himds group do not.
         evidence["broken_rules"] = []
-        return RealmVerdict(KEY_ROOT_ONLY, "readable by the himds group",
+        return RealmVerdict(ARC_KEY_ROOT_ONLY, "readable by the himds group",
                             f"{realm} ({_describe(evidence['file'])}) is readable here only because this check "
                             "runs as root: the himds group has no read permission", evidence, st)
     return verdict(st)
@@ -356,7 +345,7 @@ class KeyVerdict:
 
     @property
     def ok(self) -> bool:
-        return self.code in (KEYFILE_OK, KEY_TRAILING_NEWLINE)
+        return self.code in (ARC_KEYFILE_OK, ARC_KEY_TRAILING_NEWLINE)
 
 
 def read_key(path: str, expected: os.stat_result | None = None) -> tuple[str | None, KeyVerdict]:
@@ -371,11 +360,11 @@ def read_key(path: str, expected: os.stat_result | None = None) -> tuple[str | N
         st = os.fstat(fd)
         evidence: dict[str, Any] = {"path": path, "file": _file_evidence(st)}
         if not stat.S_ISREG(st.st_mode):
-            return None, KeyVerdict(KEY_NOT_REGULAR, f"{path} is a {file_type(st.st_mode)} once opened; not read", evidence)
+            return None, KeyVerdict(ARC_KEY_NOT_REGULAR, f"{path} is a {file_type(st.st_mode)} once opened; not read", evidence)
         if expected is not None and (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino):
-            return None, KeyVerdict(KEY_NOT_REGULAR, f"{path} was replaced between the check and the read; not read", evidence)
+            return None, KeyVerdict(ARC_KEY_NOT_REGULAR, f"{path} was replaced between the check and the read; not read", evidence)
         if st.st_size > KEY_MAX_BYTES:
-            return None, KeyVerdict(KEY_TOO_LARGE, f"{path} is {st.st_size} bytes once opened; not read", evidence)
+            return None, KeyVerdict(ARC_KEY_TOO_LARGE, f"{path} is {st.st_size} bytes once opened; not read", evidence)
         data = bytearray()
         while len(data) <= KEY_MAX_BYTES:
             chunk = os.read(fd, KEY_MAX_BYTES + 1 - len(data))
@@ -389,35 +378,35 @@ def read_key(path: str, expected: os.stat_result | None = None) -> tuple[str | N
     evidence["bytes_read"] = len(data)
     if len(data) > KEY_MAX_BYTES:
         data[:] = b"\0" * len(data)
-        return None, KeyVerdict(KEY_TOO_LARGE, f"{path} grew past {KEY_MAX_BYTES} bytes while reading; discarded", evidence)
+        return None, KeyVerdict(ARC_KEY_TOO_LARGE, f"{path} grew past {KEY_MAX_BYTES} bytes while reading; discarded", evidence)
     try:
         secret = bytes(data).decode("utf-8")
     except UnicodeDecodeError:
-        return None, KeyVerdict(KEY_NOT_SENDABLE, f"{path} is not UTF-8 text ({len(data)} bytes); clients read it as text", evidence)
+        return None, KeyVerdict(ARC_KEY_NOT_SENDABLE, f"{path} is not UTF-8 text ({len(data)} bytes); clients read it as text", evidence)
     finally:
         data[:] = b"\0" * len(data)
     problem = header_problem(secret)
     if problem is None:
-        return secret, KeyVerdict(KEYFILE_OK, f"read {len(secret)} characters from {path}", evidence)
+        return secret, KeyVerdict(ARC_KEYFILE_OK, f"read {len(secret)} characters from {path}", evidence)
     if problem == TRAILING_NEWLINE:
         evidence["trailing_newline"] = True
-        return secret, KeyVerdict(KEY_TRAILING_NEWLINE,
+        return secret, KeyVerdict(ARC_KEY_TRAILING_NEWLINE,
                                   f"{path} ends with a line break; clients send it verbatim, which makes the "
                                   "Authorization header invalid", evidence)
-    return None, KeyVerdict(KEY_NOT_SENDABLE, f"{path}: {problem}", evidence)
+    return None, KeyVerdict(ARC_KEY_NOT_SENDABLE, f"{path}: {problem}", evidence)
 
 
 def _open_error(path: str, err: OSError) -> KeyVerdict:
     evidence = {"path": path, "errno": errno.errorcode.get(err.errno or 0, str(err.errno))}
     if err.errno in (errno.EACCES, errno.EPERM):
-        return KeyVerdict(KEY_UNREADABLE, f"opening {path} was refused (permission denied); "
+        return KeyVerdict(ARC_KEY_UNREADABLE, f"opening {path} was refused (permission denied); "
                           f"{_who(current_identity(), sys.platform)}", evidence)
     if err.errno == errno.ENOENT:
-        return KeyVerdict(KEY_MISSING, f"{path} disappeared before it could be read (single-use key files are "
+        return KeyVerdict(ARC_KEY_MISSING, f"{path} disappeared before it could be read (single-use key files are "
                           "deleted after use)", evidence)
     if err.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.ENODEV):
-        return KeyVerdict(KEY_NOT_REGULAR, f"{path} is no longer a regular file ({evidence['errno']}); not read", evidence)
-    return KeyVerdict(KEY_UNREADABLE, f"reading {path} failed ({evidence['errno']})", evidence)
+        return KeyVerdict(ARC_KEY_NOT_REGULAR, f"{path} is no longer a regular file ({evidence['errno']}); not read", evidence)
+    return KeyVerdict(ARC_KEY_UNREADABLE, f"reading {path} failed ({evidence['errno']})", evidence)
 
 
 TRAILING_NEWLINE = "ends with a line break"

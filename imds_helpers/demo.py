@@ -12,16 +12,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from imds_helpers.catalog import (ARC_KEY_ROOT_ONLY, ARC_KEY_UNREADABLE, ARC_OK_CHAIN, NET_TCP_TIMEOUT,
+                                  PROXY_NOT_BYPASSED, TOKEN_OK, TOKEN_UAMI_NOT_ATTACHED)
+
 DEMO_DIR = Path(__file__).resolve().parent.parent / "parameters" / "demo"
 
 # host (= parameter file name) -> the finding codes that host must show (any of).
 EXPECTED: dict[str, tuple[str, ...]] = {
-    "web-healthy": ("IMDS-TOKEN-000",),
-    "web-missing-uami": ("IMDS-TOKEN-002",),
-    "web-proxy-no-bypass": ("IMDS-PROXY-002",),
-    "web-firewalled": ("IMDS-NET-011",),
-    "arc-healthy": ("IMDS-ARC-000",),
-    "arc-key-unreadable": ("IMDS-ARC-029", "IMDS-ARC-026"),  # 029 when run as root, else 026
+    "web-healthy": (TOKEN_OK,),
+    "web-missing-uami": (TOKEN_UAMI_NOT_ATTACHED,),
+    "web-proxy-no-bypass": (PROXY_NOT_BYPASSED,),
+    "web-firewalled": (NET_TCP_TIMEOUT,),
+    "arc-healthy": (ARC_OK_CHAIN,),
+    "arc-key-unreadable": (ARC_KEY_ROOT_ONLY, ARC_KEY_UNREADABLE),  # root-only as root, else unreadable
 }
 
 

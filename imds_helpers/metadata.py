@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from imds_helpers.answers import after_retries, classify
-from imds_helpers.catalog import finding
+from imds_helpers.catalog import (META_INCOMPLETE, META_NEWEST_FAILED, META_NEWEST_OK, META_OK, META_VERSION_OLD,
+                                  META_VERSION_REJECTED, META_VMID_MISMATCH, finding)
 from imds_helpers.commands import http_get
 from imds_helpers.findings import CheckResult
 from imds_helpers.http import MetadataClient, Outcome
@@ -40,7 +41,7 @@ def check_instance(
     answer = classify(outcome, service=service)
     attempts = outcome.attempts
     retried_with: str | None = None
-    if answer.code == "IMDS-META-003":
+    if answer.code == META_VERSION_REJECTED:
         newest = _newest_versions(answer.body)
         if newest:
             retried_with = newest[0]
@@ -62,14 +63,14 @@ def check_instance(
     evidence = instance_evidence(document, outcome, service=service, smbios_uuid=smbios_uuid)
     problems = evidence.pop("problems")
     if retried_with:
-        code = "IMDS-META-002"
+        code = META_VERSION_OLD
         detail = f"api-version {api_version} rejected; {retried_with} (listed as newest) works"
     elif evidence.get("vmid_matches_smbios") is False:
-        code, detail = "IMDS-META-004", f"vmId {evidence.get('vmId')} != SMBIOS {smbios_uuid}"
+        code, detail = META_VMID_MISMATCH, f"vmId {evidence.get('vmId')} != SMBIOS {smbios_uuid}"
     elif problems:
-        code, detail = "IMDS-META-001", "; ".join(problems)
+        code, detail = META_INCOMPLETE, "; ".join(problems)
     else:
-        code = "IMDS-META-000"
+        code = META_OK
         detail = f"{evidence.get('name')} in {evidence.get('location')} ({evidence.get('osType')}), api-version {params['api-version']}"
     result = finding("metadata.instance", code, detail, elapsed_ms=elapsed, evidence=evidence,
                      commands=http_get(endpoint, INSTANCE_PATH, params), attempts=attempts)
@@ -87,7 +88,7 @@ def check_newest_version(client: MetadataClient, endpoint: str, *, service: str 
     listed = answer.body.get("apiVersions") if isinstance(answer.body, dict) else None
     if answer.code is not None or not isinstance(listed, list) or not listed:
         detail = answer.detail if answer.code else "no apiVersions list in /metadata/versions"
-        return finding("metadata.newest", "IMDS-META-006", detail, elapsed_ms=versions.elapsed_ms,
+        return finding("metadata.newest", META_NEWEST_FAILED, detail, elapsed_ms=versions.elapsed_ms,
                        commands=http_get(endpoint, VERSIONS_PATH, {}), attempts=versions.attempts)
     newest = max(str(v) for v in listed)
     params = {"api-version": newest, "format": "json"}
@@ -95,8 +96,8 @@ def check_newest_version(client: MetadataClient, endpoint: str, *, service: str 
     instance = classify(outcome, service=service)
     attempts = versions.attempts + outcome.attempts
     elapsed = versions.elapsed_ms + outcome.elapsed_ms
-    code = "IMDS-META-005" if instance.code is None and isinstance(instance.body, dict) else "IMDS-META-006"
-    detail = f"api-version {newest}: " + ("instance document returned" if code == "IMDS-META-005" else instance.detail)
+    code = META_NEWEST_OK if instance.code is None and isinstance(instance.body, dict) else META_NEWEST_FAILED
+    detail = f"api-version {newest}: " + ("instance document returned" if code == META_NEWEST_OK else instance.detail)
     result = finding("metadata.newest", code, detail, elapsed_ms=elapsed,
                      evidence={"newest_version": newest, "versions_listed": len(listed)},
                      commands=http_get(endpoint, INSTANCE_PATH, params), attempts=attempts)

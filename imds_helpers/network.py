@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import urlsplit
 
-from imds_helpers.catalog import finding
+from imds_helpers.catalog import (NET_ADDRESS_LOCAL, NET_FIREWALL_BLOCKS, NET_FIREWALL_MAYBE, NET_FIREWALL_OK,
+                                  NET_FIREWALL_REDIRECTS, NET_FIREWALL_SOME_USERS, NET_FIREWALL_UNREADABLE,
+                                  NET_HOST_UNREACHABLE, NET_LOOPBACK, NET_NETWORK_UNREACHABLE, NET_NO_ROUTE,
+                                  NET_ROUTE_NOT_PRIMARY, NET_ROUTE_PRIMARY, NET_ROUTE_SECONDARY_SOURCE,
+                                  NET_ROUTE_UNKNOWN, NET_TCP_OK, NET_TCP_OTHER, NET_TCP_POLICY, NET_TCP_REFUSED,
+                                  NET_TCP_TIMEOUT, finding)
 from imds_helpers.findings import CheckResult, Commands
 from imds_helpers.hostcmd import IPTABLES_SAVE, NFT_RULESET, CommandOutput, Runner, run_command
 from imds_helpers.platform import current_os, host_path, is_loopback_host, read_host_file
@@ -52,10 +57,10 @@ _ERRNO_KIND = {
 _POLICY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, 10013})
 
 _TCP_CODES = {
-    ErrorKind.CONNECT_TIMEOUT: "IMDS-NET-011",
-    ErrorKind.CONNECT_REFUSED: "IMDS-NET-012",
-    ErrorKind.NETWORK_UNREACHABLE: "IMDS-NET-013",
-    ErrorKind.HOST_UNREACHABLE: "IMDS-NET-014",
+    ErrorKind.CONNECT_TIMEOUT: NET_TCP_TIMEOUT,
+    ErrorKind.CONNECT_REFUSED: NET_TCP_REFUSED,
+    ErrorKind.NETWORK_UNREACHABLE: NET_NETWORK_UNREACHABLE,
+    ErrorKind.HOST_UNREACHABLE: NET_HOST_UNREACHABLE,
     # A reset cannot end a connect() on Linux (a RST to the SYN is a refusal); only a race with
     # an interceptor that resets the moment the handshake completes gives one: NET-017, errno kept.
 }
@@ -99,7 +104,7 @@ def check_tcp(host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError) as exc:
-        return finding("network.tcp", "IMDS-NET-017", f"Could not resolve {host}: {exc}.",
+        return finding("network.tcp", NET_TCP_OTHER, f"Could not resolve {host}: {exc}.",
                        elapsed_ms=_elapsed(start), evidence={**base, "error_kind": ErrorKind.TRANSPORT_ERROR.value,
                                                              "error": str(exc)}, commands=commands)
     attempts: list[dict[str, Any]] = []
@@ -119,7 +124,7 @@ def check_tcp(host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT)
             elapsed = _elapsed(attempt_start)
             attempts.append({"address": sockaddr[0], "error_kind": None, "source_address": source,
                              "elapsed_ms": round(elapsed, 1)})
-            return finding("network.tcp", "IMDS-NET-010",
+            return finding("network.tcp", NET_TCP_OK,
                            f"Connected to {sockaddr[0]}:{port} in {elapsed:.0f} ms from {source}.",
                            elapsed_ms=_elapsed(start),
                            evidence={**base, "address": sockaddr[0], "elapsed_ms": round(elapsed, 1),
@@ -134,13 +139,13 @@ def check_tcp(host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT)
     # IMDS and HIMDS listen on IPv4: when localhost also resolved to ::1, the IPv4 attempt tells more.
     chosen = next((a for a in attempts if "." in str(a["address"])), attempts[-1] if attempts else None)
     if chosen is None:
-        return finding("network.tcp", "IMDS-NET-017", f"{host} resolved to no usable address.",
+        return finding("network.tcp", NET_TCP_OTHER, f"{host} resolved to no usable address.",
                        elapsed_ms=_elapsed(start), evidence={**base, "error_kind": ErrorKind.TRANSPORT_ERROR.value},
                        commands=commands)
     kind = ErrorKind(chosen["error_kind"])
-    code = _TCP_CODES.get(kind, "IMDS-NET-017")
+    code = _TCP_CODES.get(kind, NET_TCP_OTHER)
     if kind is ErrorKind.TRANSPORT_ERROR and chosen.get("errno") in _POLICY_ERRNOS:
-        code = "IMDS-NET-016"
+        code = NET_TCP_POLICY
     detail = (f"TCP connect to {chosen['address']}:{port} failed after {chosen['elapsed_ms']:.0f} ms: "
               f"{kind.value} ({chosen['error']}).")
     return finding("network.tcp", code, detail, elapsed_ms=_elapsed(start),
@@ -190,21 +195,21 @@ def assess_route(address: str, lookup_result: RouteLookup | None, table: RouteTa
     if lookup_result is not None and lookup_result.kind in ("route", "local"):
         route = lookup_result.route
     elif lookup_result is not None and lookup_result.kind in ("unreachable", "host_unreachable", "prohibited", "blackhole"):
-        return RouteFacts("IMDS-NET-002", f"The kernel has no usable route to {address}: {lookup_result.message}."
+        return RouteFacts(NET_NO_ROUTE, f"The kernel has no usable route to {address}: {lookup_result.message}."
                           + _lease_hint(address, leases), primary=primary, lookup_kind=lookup_result.kind)
     elif routes:
         route = lookup(routes, address)
     else:
-        return RouteFacts("IMDS-NET-009", f"The route to {address} could not be determined.",
+        return RouteFacts(NET_ROUTE_UNKNOWN, f"The route to {address} could not be determined.",
                           lookup_kind=lookup_result.kind if lookup_result else "")
     kind = lookup_result.kind if lookup_result is not None else "table"
     if route is None or route.type in REFUSING_TYPES:
         what = f"a {route.type} route ({route.raw})" if route is not None else "no route"
-        return RouteFacts("IMDS-NET-002", f"The routing table has {what} for {address}"
+        return RouteFacts(NET_NO_ROUTE, f"The routing table has {what} for {address}"
                           + ("" if primary else " and no default route") + "." + _lease_hint(address, leases),
                           route=route, primary=primary, lookup_kind=kind)
     if route.type == "local":
-        return RouteFacts("IMDS-NET-004", f"{address} is an address of this machine ({route.raw}); a local "
+        return RouteFacts(NET_ADDRESS_LOCAL, f"{address} is an address of this machine ({route.raw}); a local "
                           "program, not Azure, answers on it.", route=route, primary=primary, lookup_kind=kind)
     via = f"via {route.gateway}" if route.gateway else "on-link"
     # Windows tables name the interface by its address, Linux/BSD by device name.
@@ -212,15 +217,15 @@ def assess_route(address: str, lookup_result: RouteLookup | None, table: RouteTa
     where = f"{via} {device}" + (f" src {route.source}" if route.source else "")
     if primary is None:
         why = ("there is no default route" if routes else "the routing table was not available")
-        return RouteFacts("IMDS-NET-000", f"{address} is routed {where}; {why}, so it cannot be compared with the "
+        return RouteFacts(NET_ROUTE_PRIMARY, f"{address} is routed {where}; {why}, so it cannot be compared with the "
                           "primary interface.", route=route, primary=None, lookup_kind=kind)
     if route.interface and primary.interface and route.interface != primary.interface:
-        return RouteFacts("IMDS-NET-003", f"{address} is routed {where}, but the primary interface (default route) "
+        return RouteFacts(NET_ROUTE_NOT_PRIMARY, f"{address} is routed {where}, but the primary interface (default route) "
                           f"is {primary.interface}.", route=route, primary=primary, lookup_kind=kind)
     if route.source and primary.source and route.source != primary.source:
-        return RouteFacts("IMDS-NET-005", f"{address} is routed {where}, but the primary address (default route "
+        return RouteFacts(NET_ROUTE_SECONDARY_SOURCE, f"{address} is routed {where}, but the primary address (default route "
                           f"source) is {primary.source}.", route=route, primary=primary, lookup_kind=kind)
-    return RouteFacts("IMDS-NET-000", f"{address} is routed {where} - the primary interface.",
+    return RouteFacts(NET_ROUTE_PRIMARY, f"{address} is routed {where} - the primary interface.",
                       route=route, primary=primary, lookup_kind=kind)
 
 
@@ -322,7 +327,7 @@ def _route_facts(address: str, run: Runner, os_name: str, root: str) -> tuple[Ro
         evidence["table"] = {"kind": table.kind, "format": table.format, "routes": [r.raw for r in table.routes]}
     leases = read_leases(root) if os_name not in ("windows",) else ()
     facts = assess_route(address, lookup_result, table, leases)
-    if facts.code == "IMDS-NET-002" and leases:
+    if facts.code == NET_NO_ROUTE and leases:
         evidence["dhcp_leases"] = [lease.to_dict() for lease in leases]
     evidence.update({"route": facts.route.to_dict() if facts.route else None,
                      "primary": facts.primary.to_dict() if facts.primary else None,
@@ -346,7 +351,7 @@ def check_route(address: str = IMDS_ADDRESS, *, run: Runner = run_command, os_na
 
 
 def _loopback_route(address: str) -> CheckResult:
-    return finding("network.route", "IMDS-NET-001", f"{address} is on loopback: no route, NIC or gateway is involved.",
+    return finding("network.route", NET_LOOPBACK, f"{address} is on loopback: no route, NIC or gateway is involved.",
                    evidence={"address": address, "interface": "loopback"}, commands=_route_commands(address))
 
 
@@ -438,23 +443,23 @@ def assess_firewall(address: str, port: int, analysis: FirewallAnalysis) -> tupl
     target = f"{address}:{port}"
     if analysis.kind == "blocked":
         v = analysis.blocked[0]
-        return "IMDS-NET-021", f"New connections to {target} are {_VERDICT_WORDS[v.verdict]} for every user by: {v.decided_by}"
+        return NET_FIREWALL_BLOCKS, f"New connections to {target} are {_VERDICT_WORDS[v.verdict]} for every user by: {v.decided_by}"
     if analysis.kind == "owner_restricted":
         allowed = ", ".join(v.label for v in analysis.allowed)
         blocked = ", ".join(f"{v.label} ({v.verdict})" for v in analysis.blocked)
         rule = analysis.blocked[0].decided_by
-        return "IMDS-NET-022", f"Only {allowed} may connect to {target}; blocked: {blocked} - by: {rule}"
+        return NET_FIREWALL_SOME_USERS, f"Only {allowed} may connect to {target}; blocked: {blocked} - by: {rule}"
     if analysis.kind == "redirected":
         r = analysis.redirects[0]
-        return "IMDS-NET-023", (f"Connections to {target} are redirected to {r.to or 'a local port'} "
+        return NET_FIREWALL_REDIRECTS, (f"Connections to {target} are redirected to {r.to or 'a local port'} "
                                 f"(chain {r.chain}, applies to {r.applies_to}): {r.text}")
     if analysis.kind == "conditional":
-        return "IMDS-NET-025", (f"A rule may block {target} depending on conditions this check cannot see: "
+        return NET_FIREWALL_MAYBE, (f"A rule may block {target} depending on conditions this check cannot see: "
                                 f"{analysis.conditional[0]}")
     if analysis.rule_count == 0:
-        return "IMDS-NET-020", _no_rules(target)
+        return NET_FIREWALL_OK, _no_rules(target)
     mentioned = f"; {len(analysis.mentions)} rule(s) mention {address} and allow it" if analysis.mentions else ""
-    return "IMDS-NET-020", f"No firewall rule blocks or redirects {target} ({analysis.rule_count} rules read{mentioned})."
+    return NET_FIREWALL_OK, f"No firewall rule blocks or redirects {target} ({analysis.rule_count} rules read{mentioned})."
 
 
 def _no_rules(target: str) -> str:
@@ -472,17 +477,17 @@ def check_firewall(address: str = IMDS_ADDRESS, port: int = 80, *, run: Runner =
     os_name = os_name or current_os()
     commands = _firewall_commands(address)
     if os_name != "linux":
-        return finding("network.firewall", "IMDS-NET-029",
+        return finding("network.firewall", NET_FIREWALL_UNREADABLE,
                        f"Firewall rules are read on Linux only; on {os_name} check them by hand (see commands).",
                        evidence={"os": os_name}, commands=commands)
     rulesets, evidence = read_rulesets(run)
     usable = [r for r in rulesets if r.kind in ("rules", "empty")]
     if not usable and any(isinstance(v, dict) and v.get("empty") for v in evidence.values()):
-        return finding("network.firewall", "IMDS-NET-020", _no_rules(f"{address}:{port}"),
+        return finding("network.firewall", NET_FIREWALL_OK, _no_rules(f"{address}:{port}"),
                        evidence=evidence, commands=commands)
     if not usable:
         reasons = "; ".join(f"{k}: {v['error']}" for k, v in evidence.items() if isinstance(v, dict) and v.get("error"))
-        return finding("network.firewall", "IMDS-NET-029",
+        return finding("network.firewall", NET_FIREWALL_UNREADABLE,
                        f"No firewall rules could be read ({reasons or 'no iptables or nft output'}); reading "
                        "them usually needs root.", evidence=evidence, commands=commands)
     if out_interface is None and is_loopback_host(address):
@@ -492,7 +497,7 @@ def check_firewall(address: str = IMDS_ADDRESS, port: int = 80, *, run: Runner =
     packet = Packet(address=address, port=port, source=source, out_interface=out_interface)
     analysis = analyze(usable, packet, uid_names=_uid_names(usable))
     code, detail = assess_firewall(address, port, analysis)
-    if code == "IMDS-NET-022" and hasattr(os, "geteuid"):
+    if code == NET_FIREWALL_SOME_USERS and hasattr(os, "geteuid"):
         uid = os.geteuid()
         mine = next((v for v in analysis.verdicts if v.uid == str(uid)), None) or analysis.verdicts[-1]
         detail += f". This tool runs as uid {uid}: {'allowed' if mine.verdict == 'accept' else 'blocked'}"

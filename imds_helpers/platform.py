@@ -40,7 +40,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from imds_helpers.catalog import finding
+from imds_helpers.catalog import (PLAT_ARC, PLAT_ARC_ENV_UNSET, PLAT_ARC_SERVICE_STOPPED, PLAT_BOTH, PLAT_CONTAINER,
+                                  PLAT_CONTAINER_EXPLICIT, PLAT_EXPLICIT, PLAT_HOSTED, PLAT_NEITHER,
+                                  PLAT_SDK_REDIRECT, PLAT_VM, finding)
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import CheckResult, Commands
 from imds_helpers.hostcmd import (COMMAND_TIMEOUT, HIMDS_STATE_LINUX, LINUX_HIMDS_UNIT, CommandOutput, Runner,
@@ -370,14 +372,14 @@ def _main_check(kind: str, target: str, endpoint: str, reason: str, explicit: st
                 evidence: Mapping[str, Any], commands: Commands) -> CheckResult:
     summary = {"kind": kind, "target": target, "endpoint": endpoint, "reason": reason}
     if hosted:
-        return finding("platform.detect", "IMDS-PLAT-005",
+        return finding("platform.detect", PLAT_HOSTED,
                        f"{hosted} identity variables are set; that service's own endpoint, not IMDS/HIMDS, "
                        f"serves managed identity here. Checking {endpoint} anyway: {reason}.",
                        evidence={**summary, "hosted_environment": hosted}, commands=commands)
     if explicit:
-        return finding("platform.detect", "IMDS-PLAT-004", f"{reason} (detected platform: {kind}).",
+        return finding("platform.detect", PLAT_EXPLICIT, f"{reason} (detected platform: {kind}).",
                        evidence=summary, commands=commands)
-    code = {"vm": "IMDS-PLAT-000", "arc": "IMDS-PLAT-001", "both": "IMDS-PLAT-002", "none": "IMDS-PLAT-003"}[kind]
+    code = {"vm": PLAT_VM, "arc": PLAT_ARC, "both": PLAT_BOTH, "none": PLAT_NEITHER}[kind]
     detail = f"{reason}."
     azure = evidence["azure_vm"]
     if kind == "none" and azure.get("hyperv_guest"):
@@ -403,7 +405,7 @@ def _notes(kind: str, target: str, arc: Mapping[str, Any], container: Mapping[st
         # An emulator or test endpoint: the container's route to the real service is not checked,
         # so a warning would only make healthy training runs look unhealthy.
         runtime = container["runtime"] or "unknown runtime"
-        notes.append(finding("platform.container", "IMDS-PLAT-010",
+        notes.append(finding("platform.container", PLAT_CONTAINER_EXPLICIT,
                              f"Running in a container ({runtime}); the endpoint was given explicitly and is not "
                              "the real IMDS or HIMDS address, so the container's path to them is not checked here.",
                              evidence=dict(container), commands=commands))
@@ -415,25 +417,25 @@ def _notes(kind: str, target: str, arc: Mapping[str, Any], container: Mapping[st
         else:
             detail = (f"Running in a container ({runtime}). IMDS is reachable only if the host's NAT or host "
                       "networking lets 169.254.169.254 through.")
-        notes.append(finding("platform.container", "IMDS-PLAT-006", detail,
+        notes.append(finding("platform.container", PLAT_CONTAINER, detail,
                              evidence=dict(container), commands=commands))
     service = arc["service"]
     if arc["installed"] and service.get("kind") in ("stopped", "failed", "not_found", "transitioning"):
         name = WINDOWS_HIMDS_SERVICE if os_name == "windows" else LINUX_HIMDS_UNIT
-        notes.append(finding("platform.arc_service", "IMDS-PLAT-007",
+        notes.append(finding("platform.arc_service", PLAT_ARC_SERVICE_STOPPED,
                              f"The Arc agent is installed ({arc['binary']}) but service {name} is "
                              f"{service.get('state') or service.get('kind')}.",
                              evidence=dict(service), commands=commands))
     if arc["installed"] and not (arc["env_identity_endpoint_set"] and arc["env_imds_endpoint_set"]):
         missing = [v for v, s in (("IDENTITY_ENDPOINT", arc["env_identity_endpoint_set"]),
                                   ("IMDS_ENDPOINT", arc["env_imds_endpoint_set"])) if not s]
-        notes.append(finding("platform.arc_env", "IMDS-PLAT-008",
+        notes.append(finding("platform.arc_env", PLAT_ARC_ENV_UNSET,
                              f"The Arc agent is installed but {' and '.join(missing)} "
                              f"{'is' if len(missing) == 1 else 'are'} not set in this environment.",
                              evidence={"missing": missing, "binary": arc["binary"]}, commands=commands))
     redirect = hide_url_credentials(env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "").strip())
     if redirect:
-        notes.append(finding("platform.sdk_redirect", "IMDS-PLAT-009",
+        notes.append(finding("platform.sdk_redirect", PLAT_SDK_REDIRECT,
                              f"AZURE_POD_IDENTITY_AUTHORITY_HOST={redirect}: azure-identity and MSAL send "
                              "managed-identity token requests there instead of 169.254.169.254.",
                              evidence={"AZURE_POD_IDENTITY_AUTHORITY_HOST": redirect}, commands=commands))

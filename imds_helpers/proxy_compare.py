@@ -6,7 +6,8 @@ machine's own localhost)."""
 from __future__ import annotations
 
 from imds_helpers.answers import classify
-from imds_helpers.catalog import finding
+from imds_helpers.catalog import (PROXY_COMPARE_FAILS, PROXY_COMPARE_NONE, PROXY_COMPARE_RELAYS,
+                                  PROXY_COMPARE_UNREACHABLE, PROXY_INVALID_URL, finding)
 from imds_helpers.commands import http_get
 from imds_helpers.findings import CheckResult, Status
 from imds_helpers.http import MetadataClient, Timeouts
@@ -20,11 +21,11 @@ def compare_through_proxy(endpoint: str, *, env=None, timeouts: Timeouts | None 
                           service: str = "vm") -> CheckResult:
     proxy = proxy_for(endpoint, env)
     if proxy is None:
-        return finding(CHECK_ID, "IMDS-PROXY-010", f"no proxy applies to {endpoint}; nothing to compare")
+        return finding(CHECK_ID, PROXY_COMPARE_NONE, f"no proxy applies to {endpoint}; nothing to compare")
     shown_proxy = hide_credentials(proxy)
     problem = proxy_url_problem(proxy)
     if problem:
-        return finding(CHECK_ID, "IMDS-PROXY-008", f"nothing sent: the proxy {shown_proxy!r} is not a valid URL "
+        return finding(CHECK_ID, PROXY_INVALID_URL, f"nothing sent: the proxy {shown_proxy!r} is not a valid URL "
                        f"({problem}); see proxy.env", status=Status.SKIP, evidence={"proxy": shown_proxy})
     params = {"api-version": SEED_API_VERSION, "format": "json"}
     client = MetadataClient(timeouts or Timeouts(), proxy=proxy)
@@ -39,10 +40,10 @@ def compare_through_proxy(endpoint: str, *, env=None, timeouts: Timeouts | None 
                           powershell=curl.powershell.replace("-NoProxy", f"-Proxy {shown_proxy}"))
     evidence = {"proxy": shown_proxy, "error_kind": answer.kind, "through_proxy_code": answer.code}
     if answer.code is None:
-        code, detail = "IMDS-PROXY-011", f"through {shown_proxy}: HTTP {outcome.status}, instance document returned"
+        code, detail = PROXY_COMPARE_RELAYS, f"through {shown_proxy}: HTTP {outcome.status}, instance document returned"
     elif outcome.status is None:
-        code, detail = "IMDS-PROXY-013", f"through {shown_proxy}: {answer.detail}"
+        code, detail = PROXY_COMPARE_UNREACHABLE, f"through {shown_proxy}: {answer.detail}"
     else:
-        code, detail = "IMDS-PROXY-012", f"through {shown_proxy}: {answer.detail}"
+        code, detail = PROXY_COMPARE_FAILS, f"through {shown_proxy}: {answer.detail}"
     return finding(CHECK_ID, code, detail, elapsed_ms=outcome.elapsed_ms, evidence=evidence,
                    commands=commands, attempts=outcome.attempts)

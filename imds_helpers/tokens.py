@@ -13,7 +13,10 @@ from typing import Iterable, Sequence
 from urllib.parse import urlsplit
 
 from imds_helpers.answers import Answer, after_retries, classify, error_fields
-from imds_helpers.catalog import finding
+from imds_helpers.catalog import (HTTP_UNEXPECTED, TOKEN_AMA_CONFIG_UNREADABLE, TOKEN_AMA_IDENTITY,
+                                  TOKEN_AUDIENCE_UNKNOWN, TOKEN_NO_IDENTITY, TOKEN_OK, TOKEN_REJECTED,
+                                  TOKEN_SYSTEM_OFF, TOKEN_UAMI_AMBIGUOUS, TOKEN_UAMI_NOT_ATTACHED, TOKEN_UNUSABLE,
+                                  finding)
 from imds_helpers.claims import decode_claims
 from imds_helpers.commands import http_get
 from imds_helpers.findings import CheckResult, Status
@@ -101,42 +104,42 @@ def check_token(
     commands = http_get(endpoint, TOKEN_PATH, params)
     evidence = {"resource": resource, "identity": identity.label, "identity_source": identity.source}
     code, status, detail = _interpret(answer, identity, user_assigned_checked)
-    if code == "IMDS-TOKEN-000":
+    if code == TOKEN_OK:
         claims = decode_claims(str(answer.body.get("access_token", ""))) if isinstance(answer.body, dict) else {}
         if "error" in claims:
-            code, status, detail = "IMDS-TOKEN-005", None, claims["error"]
+            code, status, detail = TOKEN_UNUSABLE, None, claims["error"]
         else:
             evidence.update(claims=claims, expires_in=answer.body.get("expires_in"), token_type=answer.body.get("token_type"))
             detail = _claims_line(claims)
             if identity.source == "ama-config":
-                code = "IMDS-TOKEN-008"
+                code = TOKEN_AMA_IDENTITY
     result = finding(check_id, code, detail, status=status, elapsed_ms=outcome.elapsed_ms,
                      evidence=evidence, commands=commands, attempts=outcome.attempts)
     return after_retries(result, outcome, service="vm")
 
 
 def _interpret(answer: Answer, identity: Identity, user_assigned_checked: bool) -> tuple[str, Status | None, str]:
-    if answer.code is not None and answer.code != "IMDS-HTTP-016":
+    if answer.code is not None and answer.code != HTTP_UNEXPECTED:
         return answer.code, None, answer.detail
     body = answer.body
     if answer.code is None:
         if isinstance(body, dict) and body.get("access_token") and body.get("expires_in"):
-            return "IMDS-TOKEN-000", None, ""
-        return "IMDS-TOKEN-005", None, "200 without access_token/expires_in"
+            return TOKEN_OK, None, ""
+        return TOKEN_UNUSABLE, None, "200 without access_token/expires_in"
     error, description = error_fields(body)
     said = f"{error}: {description}"[:200]
     lowered = description.lower()
     if "identity not found" in lowered:
         if identity.selector:
-            return "IMDS-TOKEN-002", None, f"{identity.selector} {identity.value}: {said}"
+            return TOKEN_UAMI_NOT_ATTACHED, None, f"{identity.selector} {identity.value}: {said}"
         if user_assigned_checked:
-            return "IMDS-TOKEN-007", None, said
-        return "IMDS-TOKEN-001", None, said
+            return TOKEN_SYSTEM_OFF, None, said
+        return TOKEN_NO_IDENTITY, None, said
     if "multiple user assigned identities" in lowered:
-        return "IMDS-TOKEN-003", (Status.WARN if user_assigned_checked else None), said
+        return TOKEN_UAMI_AMBIGUOUS, (Status.WARN if user_assigned_checked else None), said
     if error == "invalid_resource" or "aadsts500011" in lowered or "aadsts50001" in lowered:
-        return "IMDS-TOKEN-004", None, said.split("\\r\\n")[0].split("\r\n")[0]
-    return "IMDS-TOKEN-006", None, said
+        return TOKEN_AUDIENCE_UNKNOWN, None, said.split("\\r\\n")[0].split("\r\n")[0]
+    return TOKEN_REJECTED, None, said
 
 
 def _claims_line(claims: dict) -> str:
@@ -163,7 +166,7 @@ def check_vm_tokens(
         for resource in resources:
             results.append(check_token(client, endpoint, resource, identity))
     if isinstance(ama_identity, str):
-        results.append(finding("token.ama-config", "IMDS-TOKEN-009", f"MANAGED_IDENTITY={ama_identity[:120]!r}",
+        results.append(finding("token.ama-config", TOKEN_AMA_CONFIG_UNREADABLE, f"MANAGED_IDENTITY={ama_identity[:120]!r}",
                                evidence={"path": AMA_CONFIG_PATH}))
     elif ama_named and not any(i.value and ama_identity.value and i.value.lower() == ama_identity.value.lower() for i in identities):
         results.append(check_token(client, endpoint, MONITOR, ama_identity))

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from imds_helpers import arc_keyfile as kf
-from imds_helpers.catalog import CATALOG
+from imds_helpers.catalog import (ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING, ARC_KEYFILE_OK, ARC_KEY_MISSING,
+                                  ARC_KEY_NOT_REGULAR, ARC_KEY_NOT_SENDABLE, ARC_KEY_TOO_LARGE,
+                                  ARC_KEY_TRAILING_NEWLINE, ARC_KEY_UNREADABLE, ARC_REALM_NOT_ABSOLUTE,
+                                  ARC_REALM_NOT_KEY, ARC_REALM_OK, ARC_REALM_OUTSIDE_DIR, CATALOG)
 
 from .other_user import other_user
 
@@ -74,7 +77,7 @@ def test_challenge_parses_like_msal(header, realm):
 
 @pytest.mark.parametrize("header", [None, "", "   "])
 def test_challenge_missing(header):
-    assert kf.parse_challenge(header).code == kf.CHALLENGE_MISSING
+    assert kf.parse_challenge(header).code == ARC_CHALLENGE_MISSING
 
 
 @pytest.mark.parametrize("header, why", [
@@ -90,7 +93,7 @@ def test_challenge_missing(header):
 ])
 def test_challenge_malformed_names_why(header, why):
     parsed = kf.parse_challenge(header)
-    assert parsed.code == kf.CHALLENGE_MALFORMED
+    assert parsed.code == ARC_CHALLENGE_MALFORMED
     assert why in parsed.detail
 
 
@@ -128,39 +131,39 @@ def test_tokens_dir_given_through_a_symlink_is_fine(tmp_path, tokens, no_open):
 def _hostile(tmp_path, tokens, kind):
     """Build a hostile realm; returns (realm, expected code, rule)."""
     if kind == "relative":
-        return "tokens/abc.key", kf.REALM_NOT_ABSOLUTE, "absolute path"
+        return "tokens/abc.key", ARC_REALM_NOT_ABSOLUTE, "absolute path"
     if kind == "outside":
         other = tmp_path / "elsewhere"
         other.mkdir()
-        return str(write(other / "abc.key")), kf.REALM_OUTSIDE_DIR, "inside the tokens directory"
+        return str(write(other / "abc.key")), ARC_REALM_OUTSIDE_DIR, "inside the tokens directory"
     if kind == "traversal":
         write(tmp_path / "abc.key")
-        return f"{tokens}/../abc.key", kf.REALM_OUTSIDE_DIR, "inside the tokens directory"
+        return f"{tokens}/../abc.key", ARC_REALM_OUTSIDE_DIR, "inside the tokens directory"
     if kind == "subdirectory":
         (tokens / "sub").mkdir()
-        return str(write(tokens / "sub" / "abc.key")), kf.REALM_OUTSIDE_DIR, "inside the tokens directory"
+        return str(write(tokens / "sub" / "abc.key")), ARC_REALM_OUTSIDE_DIR, "inside the tokens directory"
     if kind == "symlink-out":
         target = write(tmp_path / "secret.txt")
         (tokens / "abc.key").symlink_to(target)
-        return str(tokens / "abc.key"), kf.REALM_OUTSIDE_DIR, "inside the tokens directory"
+        return str(tokens / "abc.key"), ARC_REALM_OUTSIDE_DIR, "inside the tokens directory"
     if kind == "dev-zero":
-        return "/dev/zero", kf.REALM_OUTSIDE_DIR, "inside the tokens directory"
+        return "/dev/zero", ARC_REALM_OUTSIDE_DIR, "inside the tokens directory"
     if kind == "etc-shadow":
-        return "/etc/shadow", kf.REALM_OUTSIDE_DIR, "inside the tokens directory"
+        return "/etc/shadow", ARC_REALM_OUTSIDE_DIR, "inside the tokens directory"
     if kind == "not-key":
-        return str(write(tokens / "abc.txt")), kf.REALM_NOT_KEY, "name ends with .key"
+        return str(write(tokens / "abc.txt")), ARC_REALM_NOT_KEY, "name ends with .key"
     if kind == "missing":
-        return str(tokens / "gone.key"), kf.KEY_MISSING, "exists"
+        return str(tokens / "gone.key"), ARC_KEY_MISSING, "exists"
     if kind == "fifo":
         os.mkfifo(tokens / "abc.key")
-        return str(tokens / "abc.key"), kf.KEY_NOT_REGULAR, "regular file"
+        return str(tokens / "abc.key"), ARC_KEY_NOT_REGULAR, "regular file"
     if kind == "directory":
         (tokens / "abc.key").mkdir()
-        return str(tokens / "abc.key"), kf.KEY_NOT_REGULAR, "regular file"
+        return str(tokens / "abc.key"), ARC_KEY_NOT_REGULAR, "regular file"
     if kind == "symlink-inside":
         target = write(tokens / "real.key")
         (tokens / "abc.key").symlink_to(target)
-        return str(tokens / "abc.key"), kf.KEY_NOT_REGULAR, "regular file"
+        return str(tokens / "abc.key"), ARC_KEY_NOT_REGULAR, "regular file"
     if kind == "socket":
         path = tokens / "abc.key"
         sock = socket.socket(socket.AF_UNIX)
@@ -170,13 +173,13 @@ def _hostile(tmp_path, tokens, kind):
             pytest.skip(f"cannot bind a unix socket here: {err}")
         finally:
             sock.close()
-        return str(path), kf.KEY_NOT_REGULAR, "regular file"
+        return str(path), ARC_KEY_NOT_REGULAR, "regular file"
     if kind == "too-large":
-        return str(write(tokens / "abc.key", "x" * 4097)), kf.KEY_TOO_LARGE, "at most 4096 bytes"
+        return str(write(tokens / "abc.key", "x" * 4097)), ARC_KEY_TOO_LARGE, "at most 4096 bytes"
     if kind == "huge-sparse":
         path = write(tokens / "abc.key")
         os.truncate(path, 1 << 30)
-        return str(path), kf.KEY_TOO_LARGE, "at most 4096 bytes"
+        return str(path), ARC_KEY_TOO_LARGE, "at most 4096 bytes"
     raise AssertionError(kind)
 
 
@@ -206,7 +209,7 @@ def test_dev_zero_lists_every_rule_it_breaks(tokens, no_open):
 def test_traversal_reports_the_resolved_path_and_client_views(tmp_path, tokens):
     realm = f"{tokens}/../../etc/abc.key"
     verdict = kf.check_realm(realm, str(tokens))
-    assert verdict.code == kf.REALM_OUTSIDE_DIR
+    assert verdict.code == ARC_REALM_OUTSIDE_DIR
     assert verdict.evidence["resolved"] == os.path.realpath(realm)
     clients = verdict.evidence["clients"]
     assert "rejects" in clients["azure_identity_async"]
@@ -217,7 +220,7 @@ def test_symlink_inside_dir_is_accepted_by_azure_identity_name_check_but_not_by_
     target = write(tmp_path / "outside.txt")
     (tokens / "abc.key").symlink_to(target)
     verdict = kf.check_realm(str(tokens / "abc.key"), str(tokens))
-    assert verdict.code == kf.REALM_OUTSIDE_DIR
+    assert verdict.code == ARC_REALM_OUTSIDE_DIR
     assert "accepts the name" in verdict.evidence["clients"]["azure_identity_async"]
     assert verdict.evidence["file"]["link_target"] == str(target)
 
@@ -227,7 +230,7 @@ def test_unreadable_key_names_the_user_and_group(tokens, monkeypatch, no_open):
     monkeypatch.setattr(os, "access", lambda *a, **k: False)
     ident = kf.Identity(uid=1000, user="alice", gids=(1000,), himds_gid=990)
     verdict = kf.check_realm(str(key), str(tokens), identity=ident)
-    assert verdict.code == kf.KEY_UNREADABLE and verdict.rule == "readable by this user"
+    assert verdict.code == ARC_KEY_UNREADABLE and verdict.rule == "readable by this user"
     assert "alice" in verdict.detail and "not root and not in group 'himds'" in verdict.detail
     assert "mode 0o0" in verdict.detail
     assert verdict.evidence["process"]["in_himds_group"] is False
@@ -272,7 +275,7 @@ def test_untraversable_tokens_dir_is_a_permission_finding(nobody):
         out = nobody.run(code, str(key), tokens)
     finally:
         shutil.rmtree(base)
-    assert out.stdout.split(None, 1) == [kf.KEY_UNREADABLE, "readable by this user\n"], out.stderr
+    assert out.stdout.split(None, 1) == [ARC_KEY_UNREADABLE, "readable by this user\n"], out.stderr
 
 
 # ----- the bounded read --------------------------------------------------------------------
@@ -281,7 +284,7 @@ def test_read_key_returns_contents_verbatim(tokens):
     key = write(tokens / "abc.key", " spaced secret ")
     secret, verdict = kf.read_key(str(key), os.lstat(key))
     assert secret == " spaced secret "
-    assert verdict.code == kf.KEYFILE_OK and verdict.ok
+    assert verdict.code == ARC_KEYFILE_OK and verdict.ok
     assert verdict.evidence["bytes_read"] == 15
 
 
@@ -295,7 +298,7 @@ def test_read_key_never_puts_the_secret_in_the_verdict(tokens):
 def test_trailing_newline_is_a_warning_and_not_stripped(tokens):
     key = write(tokens / "abc.key", SECRET + "\n")
     secret, verdict = kf.read_key(str(key), os.lstat(key))
-    assert verdict.code == kf.KEY_TRAILING_NEWLINE and verdict.ok
+    assert verdict.code == ARC_KEY_TRAILING_NEWLINE and verdict.ok
     assert CATALOG[verdict.code].status.value == "warn"
     assert secret == SECRET + "\n"
     assert kf.header_problem(secret) == kf.TRAILING_NEWLINE
@@ -311,14 +314,14 @@ def test_unsendable_contents(tokens, data, why):
     key = write(tokens / "abc.key", data)
     secret, verdict = kf.read_key(str(key), os.lstat(key))
     assert secret is None
-    assert verdict.code == kf.KEY_NOT_SENDABLE and why in verdict.detail
+    assert verdict.code == ARC_KEY_NOT_SENDABLE and why in verdict.detail
 
 
 def test_file_swapped_after_the_check_is_not_read(tokens):
     key = write(tokens / "abc.key")
     other = write(tokens / "other.key")
     secret, verdict = kf.read_key(str(key), os.lstat(other))
-    assert secret is None and verdict.code == kf.KEY_NOT_REGULAR and "replaced" in verdict.detail
+    assert secret is None and verdict.code == ARC_KEY_NOT_REGULAR and "replaced" in verdict.detail
 
 
 def test_symlink_swapped_in_after_the_check_is_not_followed(tmp_path, tokens):
@@ -327,7 +330,7 @@ def test_symlink_swapped_in_after_the_check_is_not_followed(tmp_path, tokens):
     key.unlink()
     key.symlink_to(write(tmp_path / "outside.txt"))
     secret, verdict = kf.read_key(str(key), st)
-    assert secret is None and verdict.code == kf.KEY_NOT_REGULAR
+    assert secret is None and verdict.code == ARC_KEY_NOT_REGULAR
 
 
 @pytest.mark.timeout(5)
@@ -337,7 +340,7 @@ def test_fifo_swapped_in_does_not_block(tokens):
     key.unlink()
     os.mkfifo(key)
     secret, verdict = kf.read_key(str(key), st)
-    assert secret is None and verdict.code == kf.KEY_NOT_REGULAR and "FIFO" in verdict.detail
+    assert secret is None and verdict.code == ARC_KEY_NOT_REGULAR and "FIFO" in verdict.detail
 
 
 def test_file_grown_after_the_check_is_not_read(tokens):
@@ -346,7 +349,7 @@ def test_file_grown_after_the_check_is_not_read(tokens):
     with open(key, "ab") as handle:
         handle.write(b"x" * 5000)
     secret, verdict = kf.read_key(str(key), st)
-    assert secret is None and verdict.code == kf.KEY_TOO_LARGE
+    assert secret is None and verdict.code == ARC_KEY_TOO_LARGE
 
 
 def test_key_consumed_before_the_read_is_missing(tokens):
@@ -354,7 +357,7 @@ def test_key_consumed_before_the_read_is_missing(tokens):
     st = os.lstat(key)
     key.unlink()
     secret, verdict = kf.read_key(str(key), st)
-    assert secret is None and verdict.code == kf.KEY_MISSING
+    assert secret is None and verdict.code == ARC_KEY_MISSING
 
 
 def test_permission_denied_on_open(tokens, monkeypatch):
@@ -366,7 +369,7 @@ def test_permission_denied_on_open(tokens, monkeypatch):
 
     monkeypatch.setattr(os, "open", denied)
     secret, verdict = kf.read_key(str(key), st)
-    assert secret is None and verdict.code == kf.KEY_UNREADABLE and verdict.evidence["errno"] == "EACCES"
+    assert secret is None and verdict.code == ARC_KEY_UNREADABLE and verdict.evidence["errno"] == "EACCES"
 
 
 def test_read_key_opens_with_nofollow_and_nonblock(tokens, monkeypatch):
@@ -397,7 +400,7 @@ def test_read_is_bounded(tokens, monkeypatch):
 
     monkeypatch.setattr(os, "read", spy)
     secret, verdict = kf.read_key(str(key))
-    assert secret is None and verdict.code == kf.KEY_TOO_LARGE
+    assert secret is None and verdict.code == ARC_KEY_TOO_LARGE
     assert sum(requested) <= kf.KEY_MAX_BYTES + 1
 
 
@@ -457,7 +460,7 @@ def opening_forbidden():
 @given(st.text(max_size=80))
 def test_any_header_parses_without_raising(header):
     parsed = kf.parse_challenge("Basic realm=" + header)
-    assert parsed.code in (None, kf.CHALLENGE_MALFORMED, kf.CHALLENGE_MISSING)
+    assert parsed.code in (None, ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING)
     if parsed.code is None:
         assert "=" not in parsed.realm and not parsed.realm.startswith('"')
     kf.parse_challenge(header)
@@ -471,4 +474,4 @@ def test_check_realm_never_raises_nor_opens(tmp_path, realm):
     with opening_forbidden():
         verdict = kf.check_realm(realm, str(tmp_path))
     assert verdict.code in CATALOG
-    assert verdict.ok is (verdict.code == kf.REALM_OK)
+    assert verdict.ok is (verdict.code == ARC_REALM_OK)

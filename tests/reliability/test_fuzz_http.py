@@ -31,8 +31,7 @@ from hypothesis import strategies as st
 from imds_helpers import arc as arc_mod
 from imds_helpers.api import check_options, run_checks
 from imds_helpers.answers import TRANSPORT_CODES, classify
-from imds_helpers.arc_keyfile import CHALLENGE_MALFORMED, CHALLENGE_MISSING
-from imds_helpers.catalog import CATALOG
+from imds_helpers.catalog import ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING, CATALOG
 from imds_helpers.claims import DISPLAY_CLAIMS, decode_claims
 from imds_helpers.commands import arc_challenge
 from imds_helpers.emulator import Emulator
@@ -147,7 +146,7 @@ def test_arc_challenge_step_names_every_answer(outcome, user_assigned, reliabili
         assert realm and "=" not in realm and realm[0] not in "\"'" and realm[-1] not in "\"'"
         assert not any(ord(c) < 0x20 or ord(c) == 0x7F for c in realm)
     elif outcome.status == 401:
-        assert result.code in (CHALLENGE_MISSING, CHALLENGE_MALFORMED)
+        assert result.code in (ARC_CHALLENGE_MISSING, ARC_CHALLENGE_MALFORMED)
     json.dumps(result.to_dict())
 
 
