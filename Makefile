@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lab venv sysdeps bench bytecode clean
+.PHONY: demo test lab venv sysdeps bench bytecode clean probe
 
 venv: $(STAMP)
 
@@ -56,6 +56,11 @@ demo: $(STAMP) bytecode
 
 lab: $(STAMP) bytecode
 	$(PY) -m imds_helpers lab
+
+# The standard-library core as one file for a machine with only Python >= 3.10:
+#   python3 dist/imds-probe.pyz check    (no .venv needed to build it)
+probe:
+	$(PYTHON) tools/build_probe.py dist/imds-probe.pyz
 
 bench: $(STAMP) sysdeps bytecode
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; tests/isolated.sh $(PY) $$script || exit 1; done
