@@ -49,7 +49,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlparse, urlsplit
 
-from imds_helpers.catalog import finding
+from imds_helpers.catalog import (PROXY_BYPASSED, PROXY_CLIENTS_DISAGREE, PROXY_INVALID_URL, PROXY_NONE,
+                                  PROXY_NOT_BYPASSED, PROXY_PAC, PROXY_WINHTTP_BYPASSED, PROXY_WINHTTP_NOT_BYPASSED,
+                                  PROXY_WINHTTP_UNREADABLE, PROXY_WININET_APPLIES, finding)
 from imds_helpers.findings import CheckResult, Commands, worst
 from imds_helpers.hostcmd import Runner, run_command
 from imds_helpers.platform import current_os
@@ -523,12 +525,12 @@ def _env_check(endpoint: str, host: str, variables: Mapping[str, str], req: Clie
     evidence = {"variables": dict(variables), "requests": req.to_dict(), "curl": curl.to_dict()}
     proxy_vars = [n for n in variables if n.lower() != "no_proxy"]
     if not proxy_vars:
-        return finding("proxy.env", "IMDS-PROXY-000", "No proxy variable is set in this environment.",
+        return finding("proxy.env", PROXY_NONE, "No proxy variable is set in this environment.",
                        evidence=evidence, commands=commands)
     if broken:
         evidence["invalid"] = dict(broken)
         used = "" if req.proxy or curl.proxy else f" ({host} itself is bypassed, so only other requests fail)"
-        return finding("proxy.env", "IMDS-PROXY-008",
+        return finding("proxy.env", PROXY_INVALID_URL,
                        "; ".join(f"{name}={variables[name]!r}: {problem}" for name, problem in broken.items())
                        + f". Clients that read it fail before sending anything{used}.",
                        evidence=evidence, commands=commands)
@@ -538,19 +540,19 @@ def _env_check(endpoint: str, host: str, variables: Mapping[str, str], req: Clie
         other = "curl" if via.client == "requests" else "Python requests / azure-identity"
         why = "; ".join(direct.notes + via.notes) or (
             f"{other} bypasses it via {direct.bypassed_by!r}" if direct.bypassed_by else f"{other} reads different variables")
-        return finding("proxy.env", "IMDS-PROXY-003",
+        return finding("proxy.env", PROXY_CLIENTS_DISAGREE,
                        f"{name} would send requests for {endpoint} through {via.proxy} (from {via.variable}); "
                        f"{other} would go direct ({why}). A manual test with one can pass while the other fails.",
                        evidence=evidence, commands=commands)
     if req.proxy is not None:
-        return finding("proxy.env", "IMDS-PROXY-002",
+        return finding("proxy.env", PROXY_NOT_BYPASSED,
                        f"Requests for {endpoint} would go through proxy {req.proxy} (from {req.variable}); "
                        f"no_proxy does not cover {host}. Add {_no_proxy_hint(host)} to NO_PROXY and no_proxy.",
                        evidence=evidence, commands=commands)
     entry = req.bypassed_by or curl.bypassed_by
     why = (f"no_proxy entry {entry!r}" if entry else
            f"none of them applies to {urlsplit(endpoint).scheme}:// requests for this endpoint")
-    return finding("proxy.env", "IMDS-PROXY-001",
+    return finding("proxy.env", PROXY_BYPASSED,
                    f"A proxy is configured ({', '.join(proxy_vars)}) but {host} goes direct ({why}).",
                    evidence=evidence, commands=commands)
 
@@ -558,20 +560,20 @@ def _env_check(endpoint: str, host: str, variables: Mapping[str, str], req: Clie
 def _winhttp_check(endpoint: str, host: str, winhttp: WinHttpProxy, commands: Commands) -> CheckResult:
     evidence = {"winhttp": winhttp.to_dict()}
     if winhttp.kind == "direct":
-        return finding("proxy.winhttp", "IMDS-PROXY-000", "WinHTTP: direct access (no proxy server).",
+        return finding("proxy.winhttp", PROXY_NONE, "WinHTTP: direct access (no proxy server).",
                        evidence=evidence, commands=commands)
     if winhttp.kind != "proxy":
-        return finding("proxy.winhttp", "IMDS-PROXY-009",
+        return finding("proxy.winhttp", PROXY_WINHTTP_UNREADABLE,
                        f"The netsh winhttp output was {winhttp.kind}; the WinHTTP proxy could not be read.",
                        evidence=evidence, commands=commands)
     entry = windows_bypass_match(host, winhttp.bypass_list, implicit_loopback=False)
     evidence["bypassed_by"] = entry
     if entry:
-        return finding("proxy.winhttp", "IMDS-PROXY-005",
+        return finding("proxy.winhttp", PROXY_WINHTTP_BYPASSED,
                        f"WinHTTP proxy {winhttp.proxy_server} is set; {host} is in its bypass list ({entry}).",
                        evidence=evidence, commands=commands)
     listed = ";".join(winhttp.bypass_list) or "(none)"
-    return finding("proxy.winhttp", "IMDS-PROXY-004",
+    return finding("proxy.winhttp", PROXY_WINHTTP_NOT_BYPASSED,
                    f"WinHTTP proxy {winhttp.proxy_server} is set and its bypass list ({listed}) does not cover "
                    f"{host}" + (" - <local> covers only names without a dot" if "<local>" in listed.lower() else "")
                    + ".", evidence=evidence, commands=commands)
@@ -581,21 +583,21 @@ def _wininet_check(endpoint: str, host: str, inet: WinInetProxy, variables: Mapp
                    commands: Commands) -> CheckResult:
     evidence = {"wininet": inet.to_dict()}
     if inet.auto_config_url:
-        return finding("proxy.wininet", "IMDS-PROXY-007",
+        return finding("proxy.wininet", PROXY_PAC,
                        f"Internet Options use a proxy auto-config script ({inet.auto_config_url}); whether "
                        f"{host} goes through a proxy is decided by that script.", evidence=evidence, commands=commands)
     if inet.kind != "proxy":
-        return finding("proxy.wininet", "IMDS-PROXY-000", "Internet Options (WinINet): no proxy enabled.",
+        return finding("proxy.wininet", PROXY_NONE, "Internet Options (WinINet): no proxy enabled.",
                        evidence=evidence, commands=commands)
     server = inet.server_for(urlsplit(endpoint).scheme) or ""
     entry = windows_bypass_match(host, inet.bypass_list, implicit_loopback=True)
     evidence["bypassed_by"] = entry
     if entry or not server:
-        return finding("proxy.wininet", "IMDS-PROXY-001",
+        return finding("proxy.wininet", PROXY_BYPASSED,
                        f"Internet Options proxy is enabled but {host} is bypassed ({entry or 'no proxy for this scheme'}).",
                        evidence=evidence, commands=commands)
     python_note = ("" if any(n.lower() != "no_proxy" for n in variables)
                    else " Python on Windows uses this proxy too, since no proxy variable is set.")
-    return finding("proxy.wininet", "IMDS-PROXY-006",
+    return finding("proxy.wininet", PROXY_WININET_APPLIES,
                    f"Internet Options (this user) send {host} to proxy {server}; bypass list: "
                    f"{';'.join(inet.bypass_list) or '(none)'}.{python_note}", evidence=evidence, commands=commands)
