@@ -66,4 +66,4 @@ bench: $(STAMP) sysdeps bytecode
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; tests/isolated.sh $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) reports build *.egg-info
+	rm -rf $(VENV) reports build dist *.egg-info
