@@ -32,6 +32,23 @@ TRANSPORT_CODES = {
 }
 STATUS_CODES = {429: HTTP_THROTTLED, 410: HTTP_UPDATING, 404: HTTP_NOT_FOUND}
 
+# What a service's error text means: the one table of the texts every step matches (lower-case).
+# Where: "error" the error field is exactly it; "description" error_description contains it;
+# "text" error or error_description contains it; "body" the raw body does. Steps ask
+# :func:`says`, and keep their own order and status conditions.
+ERROR_TEXTS: tuple[tuple[ErrorKind, str, tuple[str, ...]], ...] = (
+    (ErrorKind.NOT_IMDS, "body", ("unreachable",)),               # 403 from a Docker-Desktop-style interceptor
+    (ErrorKind.FORWARDED_REJECTED, "text", ("forwarded",)),       # 400: IMDS refuses X-Forwarded-For
+    (ErrorKind.FORWARDED_REJECTED, "body", ("x-forwarded-for",)),
+    (ErrorKind.MISSING_METADATA_HEADER, "text", ("metadata header",)),
+    (ErrorKind.API_VERSION_INVALID, "text", ("api-version",)),
+    (ErrorKind.IDENTITY_NOT_FOUND, "description", ("identity not found",)),
+    (ErrorKind.MULTIPLE_IDENTITIES, "description", ("multiple user assigned identities",)),
+    (ErrorKind.INVALID_RESOURCE, "error", ("invalid_resource",)),
+    (ErrorKind.INVALID_RESOURCE, "description", ("aadsts500011", "aadsts50001")),
+    (ErrorKind.ARC_AGENT_UNAVAILABLE, "text", ("disconnect", "expired", "azcmagent", "certificate")),
+)
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -50,6 +67,20 @@ def error_fields(body: object) -> tuple[str, str]:
     if isinstance(body, dict):
         return str(body.get("error", "")), str(body.get("error_description", ""))
     return "", ""
+
+
+def says(kind: ErrorKind, body: object, raw: str = "") -> bool:
+    """The service's error text means ``kind`` (:data:`ERROR_TEXTS`): ``body`` is the parsed JSON
+    answer, ``raw`` the body as text (only the "body" rows read it)."""
+    error, description = error_fields(body)
+    fields = {"error": error, "description": description.lower(), "text": f"{error} {description}".lower(),
+              "body": raw.lower()}
+    for row_kind, where, fragments in ERROR_TEXTS:
+        if row_kind is kind:
+            value = fields[where]
+            if any(value == f if where == "error" else f in value for f in fragments):
+                return True
+    return False
 
 
 def looks_like_imds(outcome: Outcome, service: str) -> bool:
@@ -77,11 +108,10 @@ def classify(outcome: Outcome, *, service: str = "vm") -> Answer:
     except ValueError:
         body = None
     error, description = error_fields(body)
-    text = f"{error} {description}".lower()
-    if status == 403 and "unreachable" in outcome.text().lower():
+    if status == 403 and says(ErrorKind.NOT_IMDS, body, outcome.text()):
         return Answer(ErrorKind.NOT_IMDS.value, HTTP_NOT_IMDS,
                       "HTTP 403 'unreachable network' from an interceptor (Docker Desktop style), not IMDS")
-    if status == 400 and ("forwarded" in text or "x-forwarded-for" in outcome.text().lower()):
+    if status == 400 and says(ErrorKind.FORWARDED_REJECTED, body, outcome.text()):
         return Answer(ErrorKind.FORWARDED_REJECTED.value, HTTP_FORWARDED, f"HTTP 400: {description or error}")
     if not looks_like_imds(outcome, service) and status != 401:
         server = outcome.header("Server") or "none"
@@ -92,9 +122,9 @@ def classify(outcome: Outcome, *, service: str = "vm") -> Answer:
         return Answer(ErrorKind.BAD_PAYLOAD.value, HTTP_UNREADABLE, f"HTTP {status} with {unreadable}")
     if 200 <= status < 300:
         return Answer(None, None, f"HTTP {status}", body)
-    if status == 400 and "metadata header" in text:
+    if status == 400 and says(ErrorKind.MISSING_METADATA_HEADER, body):
         return Answer(ErrorKind.MISSING_METADATA_HEADER.value, HTTP_NO_METADATA_HEADER, f"HTTP 400: {description or error}", body)
-    if status == 400 and "api-version" in text:
+    if status == 400 and says(ErrorKind.API_VERSION_INVALID, body):
         return Answer(ErrorKind.API_VERSION_INVALID.value, META_VERSION_REJECTED, f"HTTP 400: {error}", body)
     if status in STATUS_CODES:
         retry_after = outcome.header("Retry-After")

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from imds_helpers import arc_keyfile as kf
-from imds_helpers.answers import after_retries, classify, error_fields
+from imds_helpers.answers import after_retries, classify, error_fields, says
 from imds_helpers.catalog import (ARC_AGENT_DISCONNECTED, ARC_AUTHORISED_REQUEST_REFUSED, ARC_CHALLENGE_OK,
                                   ARC_ENV_ELSEWHERE, ARC_ENV_MISSING, ARC_ENV_OK, ARC_ENV_OTHER_SOURCE,
                                   ARC_ENV_PARTIAL, ARC_ERROR_BEFORE_CHALLENGE, ARC_HIMDS_NOT_LISTENING,
@@ -55,8 +55,6 @@ STEPS = ("arc.challenge", "arc.realm", "arc.keyfile", "arc.token")
 # 410 as for IMDS): an error answer writes no key file. Not 404 (a wrong path on HIMDS), and
 # never the 401 (the protocol). The authorised request is sent once: the key is single-use.
 CHALLENGE_RETRY_STATUSES = RETRY_STATUSES - {404}
-
-_AGENT_WORDS = ("disconnect", "expired", "azcmagent", "certificate")
 
 
 def _split_endpoint(endpoint: str) -> tuple[str, str]:
@@ -240,11 +238,9 @@ def _token_step(
         return result(answer.code or ARC_AUTHORISED_REQUEST_REFUSED, f"{answer.detail} after the challenge")
     status = outcome.status
     said = _said(answer.body, secrets)
-    lowered = said.lower()
-    if any(word in lowered for word in _AGENT_WORDS) or status >= 500:
+    if says(ErrorKind.ARC_AGENT_UNAVAILABLE, answer.body) or status >= 500:
         return result(ARC_AGENT_DISCONNECTED, f"HTTP {status} after a valid challenge: {said or 'no error text'}")
-    error, description = error_fields(answer.body)
-    if error == "invalid_resource" or "aadsts500011" in description.lower():
+    if says(ErrorKind.INVALID_RESOURCE, answer.body):
         return result(TOKEN_AUDIENCE_UNKNOWN, f"HTTP {status}: {said}")
     if answer.code in (None, HTTP_UNEXPECTED, HTTP_NOT_IMDS) and 400 <= status < 500:
         return result(ARC_AUTHORISED_REQUEST_REFUSED, f"HTTP {status} after a valid challenge: {said or 'no error text'}")

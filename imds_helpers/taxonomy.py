@@ -4,12 +4,13 @@ Transport          connect_refused, connect_timeout, network_unreachable, host_u
                    read_timeout, connection_reset, deadline_exceeded, transport_error
 HTTP               http_<status> (e.g. http_400, http_410, http_429, http_503)
 Payload            bad_payload (not JSON / truncated / wrong shape), oversized_payload
-Who answered       not_imds (something else answered), proxy_interference
-Identity           identity_not_found, multiple_identities, invalid_resource,
-                   missing_metadata_header, api_version_invalid, forwarded_rejected
-Arc challenge      arc_challenge_missing, arc_challenge_malformed, arc_realm_outside_dir,
-                   arc_realm_not_key, arc_key_too_large, arc_key_missing, arc_key_unreadable,
-                   arc_key_not_regular, arc_secret_rejected
+Who answered       not_imds (something else answered)
+What the service   identity_not_found, multiple_identities, invalid_resource,
+said (its error    missing_metadata_header, api_version_invalid, forwarded_rejected,
+text; answers.py)  arc_agent_unavailable
+
+The Arc challenge's own steps (realm, key file, secret) are named by their finding codes
+(catalog ARC_*), not by kinds: nothing but that chain produces them.
 """
 
 from __future__ import annotations
@@ -29,22 +30,13 @@ class ErrorKind(str, Enum):
     BAD_PAYLOAD = "bad_payload"
     OVERSIZED_PAYLOAD = "oversized_payload"
     NOT_IMDS = "not_imds"
-    PROXY_INTERFERENCE = "proxy_interference"
     IDENTITY_NOT_FOUND = "identity_not_found"
     MULTIPLE_IDENTITIES = "multiple_identities"
     INVALID_RESOURCE = "invalid_resource"
     MISSING_METADATA_HEADER = "missing_metadata_header"
     API_VERSION_INVALID = "api_version_invalid"
     FORWARDED_REJECTED = "forwarded_rejected"
-    ARC_CHALLENGE_MISSING = "arc_challenge_missing"
-    ARC_CHALLENGE_MALFORMED = "arc_challenge_malformed"
-    ARC_REALM_OUTSIDE_DIR = "arc_realm_outside_dir"
-    ARC_REALM_NOT_KEY = "arc_realm_not_key"
-    ARC_KEY_TOO_LARGE = "arc_key_too_large"
-    ARC_KEY_MISSING = "arc_key_missing"
-    ARC_KEY_UNREADABLE = "arc_key_unreadable"
-    ARC_KEY_NOT_REGULAR = "arc_key_not_regular"
-    ARC_SECRET_REJECTED = "arc_secret_rejected"
+    ARC_AGENT_UNAVAILABLE = "arc_agent_unavailable"
 
     def __str__(self) -> str:
         return self.value

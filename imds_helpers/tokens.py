@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 from urllib.parse import urlsplit
 
-from imds_helpers.answers import Answer, after_retries, classify, error_fields
+from imds_helpers.answers import Answer, after_retries, classify, error_fields, says
 from imds_helpers.catalog import (HTTP_UNEXPECTED, TOKEN_AMA_CONFIG_UNREADABLE, TOKEN_AMA_IDENTITY,
                                   TOKEN_AUDIENCE_UNKNOWN, TOKEN_NO_IDENTITY, TOKEN_OK, TOKEN_REJECTED,
                                   TOKEN_SYSTEM_OFF, TOKEN_UAMI_AMBIGUOUS, TOKEN_UAMI_NOT_ATTACHED, TOKEN_UNUSABLE,
@@ -21,6 +21,7 @@ from imds_helpers.claims import decode_claims
 from imds_helpers.commands import http_get
 from imds_helpers.findings import CheckResult, Status
 from imds_helpers.http import MetadataClient
+from imds_helpers.taxonomy import ErrorKind
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
 VM_TOKEN_API_VERSION = "2018-02-01"     # what MSAL / azure-identity send
@@ -128,16 +129,15 @@ def _interpret(answer: Answer, identity: Identity, user_assigned_checked: bool) 
         return TOKEN_UNUSABLE, None, "200 without access_token/expires_in"
     error, description = error_fields(body)
     said = f"{error}: {description}"[:200]
-    lowered = description.lower()
-    if "identity not found" in lowered:
+    if says(ErrorKind.IDENTITY_NOT_FOUND, body):
         if identity.selector:
             return TOKEN_UAMI_NOT_ATTACHED, None, f"{identity.selector} {identity.value}: {said}"
         if user_assigned_checked:
             return TOKEN_SYSTEM_OFF, None, said
         return TOKEN_NO_IDENTITY, None, said
-    if "multiple user assigned identities" in lowered:
+    if says(ErrorKind.MULTIPLE_IDENTITIES, body):
         return TOKEN_UAMI_AMBIGUOUS, (Status.WARN if user_assigned_checked else None), said
-    if error == "invalid_resource" or "aadsts500011" in lowered or "aadsts50001" in lowered:
+    if says(ErrorKind.INVALID_RESOURCE, body):
         return TOKEN_AUDIENCE_UNKNOWN, None, said.split("\\r\\n")[0].split("\r\n")[0]
     return TOKEN_REJECTED, None, said
 
