@@ -12,10 +12,11 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
+# The core needs only the standard library; demo, lab and test need every extra (pyproject.toml).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[notebooks,lab,test]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

@@ -11,23 +11,56 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
-from typing import NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from imds_helpers import __version__
 from imds_helpers.errors import UsageError, one_line
 
 PROG = "imds-runbook"
 
-# name -> (module, one-line help). Adding a command is adding a row.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "check": ("imds_helpers.check_cli", "diagnose IMDS / Arc HIMDS reachability and tokens, layer by layer"),
-    "emulator": ("imds_helpers.emulator.cli", "serve an emulated IMDS or Arc HIMDS with fault scenarios"),
-    "demo": ("imds_helpers.demo", "run the runbooks on emulated healthy and broken hosts; write reports/"),
-    "lab": ("imds_helpers.lab", "JupyterLab on the runbooks with an emulated IMDS running"),
-    "run": ("imds_helpers.run_cli", "run a runbook per host parameter file (papermill) and summarise"),
-    "report": ("imds_helpers.report_cli", "tabulate a folder of runbook results (table, CSV, HTML, markdown)"),
+# The optional-dependencies of pyproject.toml, by what each brings: extra -> {distribution: import
+# name}. `pip install imds-runbook` is the standard-library core (check, emulator); a command that
+# needs an extra checks for it before it starts and, when it is missing, says so in one line.
+EXTRAS: dict[str, dict[str, str]] = {
+    "notebooks": {"papermill": "papermill", "nbconvert": "nbconvert", "ipykernel": "ipykernel",
+                  "pandas": "pandas", "matplotlib": "matplotlib", "pyyaml": "yaml"},
+    "lab": {"jupyterlab": "jupyterlab"},
 }
+
+# name -> (module, one-line help, extras it needs). Adding a command is adding a row.
+COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "check": ("imds_helpers.check_cli", "diagnose IMDS / Arc HIMDS reachability and tokens, layer by layer", ()),
+    "emulator": ("imds_helpers.emulator.cli", "serve an emulated IMDS or Arc HIMDS with fault scenarios", ()),
+    "demo": ("imds_helpers.demo", "run the runbooks on emulated healthy and broken hosts; write reports/",
+             ("notebooks",)),
+    "lab": ("imds_helpers.lab", "JupyterLab on the runbooks with an emulated IMDS running", ("notebooks", "lab")),
+    "run": ("imds_helpers.run_cli", "run a runbook per host parameter file (papermill) and summarise",
+            ("notebooks",)),
+    "report": ("imds_helpers.report_cli", "tabulate a folder of runbook results (table, CSV, HTML, markdown)",
+               ("notebooks",)),
+}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None   # finds it without importing it
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_extras(extras: Sequence[str], installed: Callable[[str], bool] = _installed) -> str | None:
+    """The one line that says which extras to install (None when all are there): the extras
+    with a missing package, the pip command, and those packages."""
+    wanting = {extra: [dist for dist, module in EXTRAS[extra].items() if not installed(module)] for extra in extras}
+    wanting = {extra: missing for extra, missing in wanting.items() if missing}
+    if not wanting:
+        return None
+    names = list(wanting)
+    what = f"the {names[0]!r} extra" if len(names) == 1 else f"the {' and '.join(map(repr, names))} extras"
+    missing = ", ".join(dist for dists in wanting.values() for dist in dists)
+    return f"needs {what}: pip install '{PROG}[{','.join(names)}]' (missing: {missing})"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -44,7 +77,7 @@ def build_parser(only: str | None = None) -> OneLineParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (module_name, help_text, _extras) in COMMANDS.items():
         if name != only:
             # Still listed in --help, but its module is not imported.
             sub.add_parser(name, help=help_text, add_help=False)
@@ -59,9 +92,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=chosen if chosen in COMMANDS else None)
     args = parser.parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command][0])
+    module_name, _help, extras = COMMANDS[args.command]
+    needs = missing_extras(extras)
+    if needs:
+        sys.stderr.write(f"{PROG} {args.command}: {needs}\n")
+        return 2
     try:
+        module = importlib.import_module(module_name)
         return int(module.run(args) or 0)
+    except ModuleNotFoundError as err:
+        # A package of an extra that the table above does not list for this command (or that
+        # went away after the check): the same one line, never a traceback.
+        top = (err.name or "").partition(".")[0]
+        extra = next((extra for extra, dists in EXTRAS.items() if top in dists.values()), None)
+        if extra is None:
+            raise
+        sys.stderr.write(f"{PROG} {args.command}: {missing_extras([extra], lambda module: module != top)}\n")
+        return 2
     except UsageError as err:
         sys.stderr.write(f"{PROG} {args.command}: error: {err}\n")
         return 2

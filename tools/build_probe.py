@@ -8,7 +8,8 @@ without ``__pycache__`` or data files, and a ``__main__`` that runs the CLI's ``
 exits with its return code. The whole package goes in because it imports lazily: ``check``
 and ``emulator`` load the standard library only (tests/core/test_probe.py runs the probe under
 ``python3 -S -I``); the commands that need the notebook stack (``run``, ``report``, ``demo``,
-``lab``) stop with one line naming the missing package instead of a traceback.
+``lab``) stop with one line naming the extra to install, as an installed core without it does
+(``imds_helpers.cli.missing_extras``); ``__main__`` keeps a last one-line guard of its own.
 """
 
 from __future__ import annotations

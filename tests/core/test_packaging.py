@@ -8,6 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,14 +23,68 @@ def _spec(requirement: str) -> str:
 
 
 def test_environment_yml_matches_pyproject():
+    # environment.yml is the whole environment: the core's dependencies and every extra.
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r): _spec(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    wanted = {_name(r): _spec(r) for r in requirements}
+    assert len(wanted) == len(requirements)   # each package in one place
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    conda = {_name(d): _spec(d) for d in env["dependencies"] if isinstance(d, str) and _name(d) not in ("python", "pip")}
-    assert conda == wanted
+    conda = [d for d in env["dependencies"] if isinstance(d, str) and _name(d) not in ("python", "pip")]
+    assert {_name(d): _spec(d) for d in conda} == wanted and len(conda) == len(wanted)
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
     assert python.replace("python", "") == project["requires-python"]
     assert "conda-forge" in env["channels"]
+
+
+def test_core_has_no_dependencies_and_cli_knows_every_runtime_extra():
+    """`pip install imds-runbook` is standard-library only; cli.EXTRAS (what a command checks
+    for) lists exactly the packages of each runtime extra."""
+    from imds_helpers.cli import COMMANDS, EXTRAS
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["dependencies"] == []
+    extras = project["optional-dependencies"]
+    assert set(extras) == set(EXTRAS) | {"test"}
+    assert {name: {_name(r) for r in extras[name]} for name in EXTRAS} == {n: set(d) for n, d in EXTRAS.items()}
+    assert {name: row[2] for name, row in COMMANDS.items() if row[2]} == {
+        "demo": ("notebooks",), "lab": ("notebooks", "lab"), "run": ("notebooks",), "report": ("notebooks",)}
+
+
+def test_missing_extras_line():
+    from imds_helpers.cli import missing_extras
+
+    assert missing_extras(["notebooks", "lab"], installed=lambda module: True) is None
+    assert missing_extras([], installed=lambda module: False) is None
+    assert missing_extras(["notebooks", "lab"], installed=lambda module: module not in ("yaml", "jupyterlab")) == (
+        "needs the 'notebooks' and 'lab' extras: pip install 'imds-runbook[notebooks,lab]' (missing: pyyaml, jupyterlab)")
+    assert missing_extras(["notebooks", "lab"], installed=lambda module: module != "pandas") == (
+        "needs the 'notebooks' extra: pip install 'imds-runbook[notebooks]' (missing: pandas)")
+
+
+def test_an_extras_module_missing_at_run_time_is_one_line(monkeypatch, capsys):
+    # A command whose module needs a package of an extra it does not declare (or one that went
+    # away after the check) still ends in the one line, exit 2; any other import error is a bug
+    # and stays a traceback.
+    import types
+
+    from imds_helpers import cli
+
+    def run(args):
+        raise ModuleNotFoundError("No module named 'pandas.core'", name="pandas.core")
+
+    fake = types.SimpleNamespace(configure=lambda parser: None, run=run)
+    monkeypatch.setitem(sys.modules, "imds_fake_command", fake)
+    monkeypatch.setitem(cli.COMMANDS, "fake", ("imds_fake_command", "a fake", ()))
+    assert cli.main(["fake"]) == 2
+    assert capsys.readouterr().err == (
+        "imds-runbook fake: needs the 'notebooks' extra: pip install 'imds-runbook[notebooks]' (missing: pandas)\n")
+
+    def run_other(args):
+        raise ModuleNotFoundError("No module named 'nosuch'", name="nosuch")
+
+    monkeypatch.setattr(fake, "run", run_other)
+    with pytest.raises(ModuleNotFoundError):
+        cli.main(["fake"])
 
 
 def test_console_script_and_module_entry_point():

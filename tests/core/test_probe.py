@@ -102,8 +102,11 @@ def test_bad_usage_one_line_exit_2(probe, args):
 
 
 def test_command_outside_the_core_names_what_it_needs(probe, tmp_path):
+    # The same line as an installed core without the extra (imds_helpers.cli.missing_extras).
     proc = _run(probe, "report", str(tmp_path))
-    assert proc.returncode == 2 and re.fullmatch(r"imds-probe: this command needs '\w+', .*\n", proc.stderr), proc.stderr
+    assert proc.returncode == 2 and re.fullmatch(
+        r"imds-runbook report: needs the 'notebooks' extra: pip install 'imds-runbook\[notebooks\]' "
+        r"\(missing: [\w, ]*pandas[\w, ]*\)\n", proc.stderr), proc.stderr
 
 
 def test_make_probe_runs_this_builder():
