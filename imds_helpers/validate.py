@@ -25,7 +25,7 @@ MSI_RES_ID = re.compile(
 MAX_TIMEOUT_S = 300.0
 TARGETS = ("auto", "vm", "arc")
 SHOWN_CHARS = 80
-MAX_URI_CHARS = 2048            # the most of a bad value a message quotes
+MAX_URI_CHARS = 2048            # the longest resource URI accepted (real audiences are under 100)
 
 
 def shown(value: object, *, url: bool = False) -> str:
