@@ -35,6 +35,9 @@ from imds_helpers.catalog import (ARC_AGENT_DISCONNECTED, ARC_AUTHORISED_REQUEST
                                   TOKEN_AUDIENCE_UNKNOWN, finding)
 from imds_helpers.claims import decode_claims
 from imds_helpers.commands import arc_challenge
+from imds_helpers.endpoints import (ARC_API_VERSION, ARC_ENV_DROPIN, HIMDS_BASE_URL, HIMDS_PORT, HIMDS_TOKEN_URL,
+                                    IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV, IDENTITY_SERVER_THUMBPRINT_ENV,
+                                    IMDS_ENDPOINT_ENV, MANAGEMENT, MSI_ENDPOINT_ENV, MSI_SECRET_ENV, TOKEN_PATH)
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import Attempt, CheckResult, Commands
 from imds_helpers.http import RETRY_STATUSES, MetadataClient, Outcome
@@ -42,13 +45,10 @@ from imds_helpers.redact import hide_url_credentials, redact_headers, redact_tex
 from imds_helpers.taxonomy import ErrorKind
 from imds_helpers.validate import endpoint_url, identity_selectors, resource_uri
 
-DEFAULT_ENDPOINT = "http://localhost:40342"
-TOKEN_PATH = "/metadata/identity/oauth2/token"
-ARC_API_VERSION = "2020-06-01"           # what MSAL and azure-identity send to HIMDS
-MANAGEMENT = "https://management.azure.com/"
-ARC_PORT = 40342
+DEFAULT_ENDPOINT = HIMDS_BASE_URL
+ARC_PORT = HIMDS_PORT
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-ENV_DROPIN = "/lib/systemd/system.conf.d/azcmagent.conf"
+ENV_DROPIN = ARC_ENV_DROPIN
 HIMDS_BINARY_LINUX = "/opt/azcmagent/bin/himds"
 STEPS = ("arc.challenge", "arc.realm", "arc.keyfile", "arc.token")
 # The challenge request is retried as azure-identity's Arc credential retries it (429, 5xx;
@@ -318,7 +318,7 @@ def read_dropin(path: str = ENV_DROPIN) -> dict[str, str] | None:
             continue
         for word in words:
             key, eq, val = word.partition("=")
-            if eq and key in ("IDENTITY_ENDPOINT", "IMDS_ENDPOINT"):
+            if eq and key in (IDENTITY_ENDPOINT_ENV, IMDS_ENDPOINT_ENV):
                 found[key] = val
     return found
 
@@ -343,24 +343,24 @@ def check_arc_environment(
     """Are IDENTITY_ENDPOINT and IMDS_ENDPOINT visible to this process and pointing to HIMDS?"""
     start = time.perf_counter()
     env = os.environ if env is None else env
-    identity_endpoint = env.get("IDENTITY_ENDPOINT")
-    imds_endpoint = env.get("IMDS_ENDPOINT")
+    identity_endpoint = env.get(IDENTITY_ENDPOINT_ENV)
+    imds_endpoint = env.get(IMDS_ENDPOINT_ENV)
     linux = platform.startswith("linux")
-    evidence: dict[str, Any] = {"IDENTITY_ENDPOINT": identity_endpoint and hide_url_credentials(identity_endpoint),
-                                "IMDS_ENDPOINT": imds_endpoint and hide_url_credentials(imds_endpoint),
+    evidence: dict[str, Any] = {IDENTITY_ENDPOINT_ENV: identity_endpoint and hide_url_credentials(identity_endpoint),
+                                IMDS_ENDPOINT_ENV: imds_endpoint and hide_url_credentials(imds_endpoint),
                                 "platform": platform}
     if linux:
         evidence["systemd_dropin"] = {"path": dropin_path, "variables": read_dropin(dropin_path)}
         evidence["himds_binary_present"] = os.path.exists(himds_binary)
-    competing = [name for name in ("IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET")
+    competing = [name for name in (IDENTITY_HEADER_ENV, IDENTITY_SERVER_THUMBPRINT_ENV, MSI_ENDPOINT_ENV, MSI_SECRET_ENV)
                  if env.get(name)]
     evidence["competing_variables"] = competing   # names only: IDENTITY_HEADER / MSI_SECRET are secrets
 
     def result(code: str, detail: str) -> CheckResult:
         return finding("arc.env", code, detail, elapsed_ms=_ms(start), evidence=evidence, commands=ENV_COMMANDS)
 
-    if competing and (("IDENTITY_HEADER" in competing and identity_endpoint)
-                      or {"MSI_ENDPOINT", "MSI_SECRET"} <= set(competing)):
+    if competing and ((IDENTITY_HEADER_ENV in competing and identity_endpoint)
+                      or {MSI_ENDPOINT_ENV, MSI_SECRET_ENV} <= set(competing)):
         return result(ARC_ENV_OTHER_SOURCE, f"{', '.join(competing)} set: clients pick that source before Arc")
     if not identity_endpoint and not imds_endpoint:
         where = ""
@@ -370,12 +370,12 @@ def check_arc_environment(
                      else f"; no {dropin_path} on this machine")
         return result(ARC_ENV_MISSING, f"neither IDENTITY_ENDPOINT nor IMDS_ENDPOINT is set for this process{where}")
     if not identity_endpoint or not imds_endpoint:
-        missing = "IDENTITY_ENDPOINT" if not identity_endpoint else "IMDS_ENDPOINT"
+        missing = IDENTITY_ENDPOINT_ENV if not identity_endpoint else IMDS_ENDPOINT_ENV
         return result(ARC_ENV_PARTIAL, f"{missing} is not set; clients need both to choose Arc")
-    wrong = [name for name, value, token in (("IDENTITY_ENDPOINT", identity_endpoint, True),
-                                             ("IMDS_ENDPOINT", imds_endpoint, False))
+    wrong = [name for name, value, token in ((IDENTITY_ENDPOINT_ENV, identity_endpoint, True),
+                                             (IMDS_ENDPOINT_ENV, imds_endpoint, False))
              if not _points_to_himds(value, token_path=token)]
     if wrong:
         return result(ARC_ENV_ELSEWHERE, "; ".join(f"{n}={hide_url_credentials(env.get(n) or '')!r}" for n in wrong)
-                      + f" (expected http://localhost:{ARC_PORT}{TOKEN_PATH} and http://localhost:{ARC_PORT})")
-    return result(ARC_ENV_OK, f"IDENTITY_ENDPOINT={evidence['IDENTITY_ENDPOINT']}, IMDS_ENDPOINT={evidence['IMDS_ENDPOINT']}")
+                      + f" (expected {HIMDS_TOKEN_URL} and {HIMDS_BASE_URL})")
+    return result(ARC_ENV_OK, f"{IDENTITY_ENDPOINT_ENV}={evidence[IDENTITY_ENDPOINT_ENV]}, {IMDS_ENDPOINT_ENV}={evidence[IMDS_ENDPOINT_ENV]}")

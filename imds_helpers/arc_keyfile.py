@@ -27,11 +27,12 @@ from imds_helpers.catalog import (ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING
                                   ARC_KEY_NOT_REGULAR, ARC_KEY_NOT_SENDABLE, ARC_KEY_ROOT_ONLY, ARC_KEY_TOO_LARGE,
                                   ARC_KEY_TRAILING_NEWLINE, ARC_KEY_UNREADABLE, ARC_REALM_NOT_ABSOLUTE,
                                   ARC_REALM_NOT_KEY, ARC_REALM_OK, ARC_REALM_OUTSIDE_DIR)
+from imds_helpers.endpoints import ARC_TOKENS_DIR_LINUX, ARC_TOKENS_SUBDIR_WINDOWS
 
 KEY_MAX_BYTES = 4096
 KEY_SUFFIX = ".key"
-LINUX_TOKENS_DIR = "/var/opt/azcmagent/tokens"
-WINDOWS_TOKENS_SUBDIR = ("AzureConnectedMachineAgent", "Tokens")
+LINUX_TOKENS_DIR = ARC_TOKENS_DIR_LINUX
+WINDOWS_TOKENS_SUBDIR = ARC_TOKENS_SUBDIR_WINDOWS
 HIMDS_GROUP = "himds"
 WINDOWS_GROUPS = ("Administrators", "Hybrid agent extension applications")
 

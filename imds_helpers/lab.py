@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from imds_helpers.endpoints import OVERRIDE_ENV
+
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 
@@ -39,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise UsageError(f"must be 1-65535, got {args.port}", argument="--port")
     with Emulator(mode="vm", scenario=args.scenario) as vm:
-        env = dict(os.environ, IMDS_RUNBOOK_ENDPOINT=vm.base_url)
+        env = {**os.environ, OVERRIDE_ENV: vm.base_url}
         command = lab_command(args.port)
         sys.stdout.write(
-            f"emulated IMDS ({args.scenario}) at {vm.base_url}; IMDS_RUNBOOK_ENDPOINT points the runbooks at it\n"
+            f"emulated IMDS ({args.scenario}) at {vm.base_url}; {OVERRIDE_ENV} points the runbooks at it\n"
             "Arc runbook: set emulator_scenario = \"arc-healthy\" (or another arc-* scenario) in its parameters cell\n"
             f"{' '.join(command)}\n")
         sys.stdout.flush()

@@ -9,13 +9,12 @@ from imds_helpers.answers import after_retries, classify
 from imds_helpers.catalog import (META_INCOMPLETE, META_NEWEST_FAILED, META_NEWEST_OK, META_OK, META_VERSION_OLD,
                                   META_VERSION_REJECTED, META_VMID_MISMATCH, finding)
 from imds_helpers.commands import http_get
+from imds_helpers.endpoints import INSTANCE_API_VERSION, INSTANCE_PATH, VERSIONS_PATH
 from imds_helpers.findings import CheckResult
 from imds_helpers.http import MetadataClient, Outcome
 from imds_helpers.parsers.dmi import canonical_uuid, swap_uuid_fields
 
-INSTANCE_PATH = "/metadata/instance"
-VERSIONS_PATH = "/metadata/versions"
-SEED_API_VERSION = "2019-11-01"      # the Microsoft guide's request
+SEED_API_VERSION = INSTANCE_API_VERSION
 METADATA_HEADERS = {"Metadata": "true"}
 REQUIRED_FIELDS = ("vmId", "name", "location", "resourceId", "azEnvironment", "osType")
 RESOURCE_TYPES = {"vm": "Microsoft.Compute/virtualMachines", "arc": "Microsoft.HybridCompute/machines"}

@@ -24,6 +24,7 @@ from imds_helpers.catalog import (NET_ADDRESS_LOCAL, NET_FIREWALL_BLOCKS, NET_FI
                                   NET_ROUTE_NOT_PRIMARY, NET_ROUTE_PRIMARY, NET_ROUTE_SECONDARY_SOURCE,
                                   NET_ROUTE_UNKNOWN, NET_TCP_OK, NET_TCP_OTHER, NET_TCP_POLICY, NET_TCP_REFUSED,
                                   NET_TCP_TIMEOUT, finding)
+from imds_helpers.endpoints import ARC_API_VERSION, COMMAND_API_VERSION, HIMDS_PORT, IMDS_ADDRESS, INSTANCE_PATH
 from imds_helpers.findings import CheckResult, Commands
 from imds_helpers.hostcmd import IPTABLES_SAVE, NFT_RULESET, CommandOutput, Runner, run_command
 from imds_helpers.platform import current_os, host_path, is_loopback_host, read_host_file
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from imds_helpers.parsers.iproute import RouteLookup
     from imds_helpers.parsers.routes import Route, RouteTable
 
-IMDS_ADDRESS = "169.254.169.254"
 DEFAULT_CONNECT_TIMEOUT = 2.0
 # Where DHCP clients keep leases (systemd-networkd, dhclient, NetworkManager's dhclient, dhcpcd dumps).
 LEASE_GLOBS = ("/run/systemd/netif/leases/*", "/var/lib/dhcp/dhclient*.lease*", "/var/lib/dhclient/*.lease*",
@@ -82,8 +82,8 @@ def classify_socket_error(exc: BaseException) -> ErrorKind:
 
 def _tcp_commands(host: str, port: int) -> Commands:
     shown = f"[{host}]" if ":" in host else host
-    arc = port == 40342
-    url = f"http://{shown}:{port}/metadata/instance?api-version={'2020-06-01' if arc else '2021-02-01'}"
+    version = ARC_API_VERSION if port == HIMDS_PORT else COMMAND_API_VERSION
+    url = f"http://{shown}:{port}{INSTANCE_PATH}?api-version={version}"
     return Commands(
         curl=(f"curl --noproxy '*' --connect-timeout 2 -m 5 -sS -o /dev/null "
               f"-w 'connect %{{time_connect}}s, HTTP %{{http_code}}\\n' -H Metadata:true \"{url}\""),

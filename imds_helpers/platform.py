@@ -43,6 +43,9 @@ from urllib.parse import urlsplit
 from imds_helpers.catalog import (PLAT_ARC, PLAT_ARC_ENV_UNSET, PLAT_ARC_SERVICE_STOPPED, PLAT_BOTH, PLAT_CONTAINER,
                                   PLAT_CONTAINER_EXPLICIT, PLAT_EXPLICIT, PLAT_HOSTED, PLAT_NEITHER,
                                   PLAT_SDK_REDIRECT, PLAT_VM, finding)
+from imds_helpers.endpoints import (HIMDS_BASE_URL, HIMDS_PORT, IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV,
+                                    IDENTITY_SERVER_THUMBPRINT_ENV, IMDS_BASE_URL, IMDS_ENDPOINT_ENV, MSI_ENDPOINT_ENV,
+                                    MSI_SECRET_ENV, OVERRIDE_ENV)
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import CheckResult, Commands
 from imds_helpers.hostcmd import (COMMAND_TIMEOUT, HIMDS_STATE_LINUX, LINUX_HIMDS_UNIT, CommandOutput, Runner,
@@ -52,10 +55,8 @@ from imds_helpers.parsers.dmi import is_azure_asset_tag, looks_like_hyperv, pars
 from imds_helpers.parsers.services import ServiceState, parse_sc_query, parse_systemctl_show
 from imds_helpers.redact import hide_url_credentials
 
-IMDS_ENDPOINT = "http://169.254.169.254"
-HIMDS_ENDPOINT = "http://localhost:40342"
-HIMDS_PORT = 40342
-OVERRIDE_ENV = "IMDS_RUNBOOK_ENDPOINT"
+IMDS_ENDPOINT = IMDS_BASE_URL
+HIMDS_ENDPOINT = HIMDS_BASE_URL
 # PowerShell needs 1-3 s just to start on a cold VM; 2 s would time out on healthy machines.
 POWERSHELL_TIMEOUT = 6.0
 LINUX_HIMDS = "/opt/azcmagent/bin/himds"
@@ -64,15 +65,15 @@ TARGETS = ("auto", "vm", "arc")
 
 # Hosted managed-identity environments (MSAL's source order), with the variables that mark them.
 _HOSTED = (
-    ("Service Fabric", ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT")),
-    ("App Service / Azure Functions / Container Apps", ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")),
-    ("Azure Machine Learning", ("MSI_ENDPOINT", "MSI_SECRET")),
-    ("Cloud Shell", ("MSI_ENDPOINT",)),
+    ("Service Fabric", (IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV, IDENTITY_SERVER_THUMBPRINT_ENV)),
+    ("App Service / Azure Functions / Container Apps", (IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV)),
+    ("Azure Machine Learning", (MSI_ENDPOINT_ENV, MSI_SECRET_ENV)),
+    ("Cloud Shell", (MSI_ENDPOINT_ENV,)),
 )
 # Shown by value; the others (IDENTITY_HEADER, MSI_SECRET, ...) are secrets: presence only.
-_ENV_SHOWN = ("IDENTITY_ENDPOINT", "IMDS_ENDPOINT", "MSI_ENDPOINT", "AZUREPS_HOST_ENVIRONMENT",
+_ENV_SHOWN = (IDENTITY_ENDPOINT_ENV, IMDS_ENDPOINT_ENV, MSI_ENDPOINT_ENV, "AZUREPS_HOST_ENVIRONMENT",
               "AZURE_POD_IDENTITY_AUTHORITY_HOST", "KUBERNETES_SERVICE_HOST", OVERRIDE_ENV, "container")
-_ENV_PRESENCE = ("IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_SECRET")
+_ENV_PRESENCE = (IDENTITY_HEADER_ENV, IDENTITY_SERVER_THUMBPRINT_ENV, MSI_SECRET_ENV)
 # Every variable platform detection and the Arc environment check read (arc.py reads a subset).
 ENVIRONMENT_VARIABLES = _ENV_SHOWN + _ENV_PRESENCE
 
@@ -139,7 +140,7 @@ def _is_arc_endpoint(endpoint: str, env: Mapping[str, str]) -> bool:
     parts = urlsplit(endpoint)
     if parts.port == HIMDS_PORT:
         return True
-    arc = env.get("IMDS_ENDPOINT", "")
+    arc = env.get(IMDS_ENDPOINT_ENV, "")
     return bool(arc) and arc.rstrip("/") == endpoint
 
 
@@ -226,14 +227,14 @@ def _choose(target: str, explicit: str | None, explicit_source: str, kind: str, 
 
 
 def _arc_endpoint(env: Mapping[str, str]) -> tuple[str, str]:
-    value = env.get("IMDS_ENDPOINT", "").strip()
+    value = env.get(IMDS_ENDPOINT_ENV, "").strip()
     if value:
         try:
-            return normalise_endpoint(value, argument="IMDS_ENDPOINT"), f"IMDS_ENDPOINT={value}"
+            return normalise_endpoint(value, argument=IMDS_ENDPOINT_ENV), f"{IMDS_ENDPOINT_ENV}={value}"
         except UsageError:
             from imds_helpers.validate import shown
 
-            return HIMDS_ENDPOINT, f"IMDS_ENDPOINT={shown(value, url=True)} is not a URL; using the fixed HIMDS address"
+            return HIMDS_ENDPOINT, f"{IMDS_ENDPOINT_ENV}={shown(value, url=True)} is not a URL; using the fixed HIMDS address"
     return HIMDS_ENDPOINT, "HIMDS at its fixed address (IMDS_ENDPOINT not set)"
 
 
@@ -309,8 +310,8 @@ def _arc_evidence(env: Mapping[str, str], root: str, run: Runner, os_name: str) 
         installed = os.path.isfile(host_path(root, LINUX_HIMDS))
         out = run(HIMDS_STATE_LINUX, COMMAND_TIMEOUT)
         service = _service_state(out, parse_systemctl_show)
-    identity, imds = env.get("IDENTITY_ENDPOINT", ""), env.get("IMDS_ENDPOINT", "")
-    points = bool(identity and imds and not env.get("IDENTITY_HEADER")) and _port_of(imds) == HIMDS_PORT
+    identity, imds = env.get(IDENTITY_ENDPOINT_ENV, ""), env.get(IMDS_ENDPOINT_ENV, "")
+    points = bool(identity and imds and not env.get(IDENTITY_HEADER_ENV)) and _port_of(imds) == HIMDS_PORT
     return {"binary": binary, "installed": installed, "service": service,
             "env_points_to_himds": points, "env_identity_endpoint_set": bool(identity),
             "env_imds_endpoint_set": bool(imds)}
@@ -427,8 +428,8 @@ def _notes(kind: str, target: str, arc: Mapping[str, Any], container: Mapping[st
                              f"{service.get('state') or service.get('kind')}.",
                              evidence=dict(service), commands=commands))
     if arc["installed"] and not (arc["env_identity_endpoint_set"] and arc["env_imds_endpoint_set"]):
-        missing = [v for v, s in (("IDENTITY_ENDPOINT", arc["env_identity_endpoint_set"]),
-                                  ("IMDS_ENDPOINT", arc["env_imds_endpoint_set"])) if not s]
+        missing = [v for v, s in ((IDENTITY_ENDPOINT_ENV, arc["env_identity_endpoint_set"]),
+                                  (IMDS_ENDPOINT_ENV, arc["env_imds_endpoint_set"])) if not s]
         notes.append(finding("platform.arc_env", PLAT_ARC_ENV_UNSET,
                              f"The Arc agent is installed but {' and '.join(missing)} "
                              f"{'is' if len(missing) == 1 else 'are'} not set in this environment.",

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from imds_helpers.claims import decode_claims
+from imds_helpers.endpoints import ARC_API_VERSION, MANAGEMENT, TOKEN_API_VERSION, TOKEN_PATH
 from imds_helpers.http import MetadataClient, Outcome, Timeouts, full_url
 from imds_helpers.redact import redact_headers, redact_text, redact_value
 from imds_helpers.textsafe import terminal_safe
@@ -85,10 +86,10 @@ def get(base_url: str, path: str, params: Mapping[str, str] | None = None, *,
                     error=outcome.error.value if outcome.error else None)
 
 
-def token_claims(base_url: str, resource: str = "https://management.azure.com/", **selector: str) -> dict[str, Any]:
+def token_claims(base_url: str, resource: str = MANAGEMENT, **selector: str) -> dict[str, Any]:
     """Fetch a token and return only its decoded claims (the token is dropped here)."""
-    outcome = _send(base_url, "/metadata/identity/oauth2/token",
-                    {"api-version": "2018-02-01", "resource": resource, **selector}, {"Metadata": "true"}, 5.0)
+    outcome = _send(base_url, TOKEN_PATH,
+                    {"api-version": TOKEN_API_VERSION, "resource": resource, **selector}, {"Metadata": "true"}, 5.0)
     if outcome.error is not None:
         return {"error": outcome.error.value}
     try:
@@ -136,7 +137,7 @@ class Conversation:
         return "\n\n".join(f"**{i}.**\n\n{e._repr_markdown_()}" for i, e in enumerate(self.exchanges, 1))
 
 
-def arc_challenge(base_url: str, tokens_dir: str, resource: str = "https://management.azure.com/") -> Conversation:
+def arc_challenge(base_url: str, tokens_dir: str, resource: str = MANAGEMENT) -> Conversation:
     """The Arc challenge as two exchanges: the 401 with its realm, then the Basic retry.
 
     The key file is read only if it lies directly in ``tokens_dir`` (as real clients insist);
@@ -146,8 +147,8 @@ def arc_challenge(base_url: str, tokens_dir: str, resource: str = "https://manag
 
     from imds_helpers.arc_keyfile import read_key
 
-    params = {"api-version": "2020-06-01", "resource": resource}
-    first = get(base_url, "/metadata/identity/oauth2/token", params)
+    params = {"api-version": ARC_API_VERSION, "resource": resource}
+    first = get(base_url, TOKEN_PATH, params)
     realm = (first.response_headers.get("WWW-Authenticate") or "").partition("=")[2]
     if first.status != 401 or not realm:
         return Conversation((first,))
@@ -159,6 +160,6 @@ def arc_challenge(base_url: str, tokens_dir: str, resource: str = "https://manag
     if secret is None:
         return Conversation((first, Exchange(f"(not reading {realm}: {verdict.detail})", {}, None,
                                              error="key refused")))
-    second = get(base_url, "/metadata/identity/oauth2/token", params, headers={"Authorization": f"Basic {secret}"},
+    second = get(base_url, TOKEN_PATH, params, headers={"Authorization": f"Basic {secret}"},
                  secrets=(secret,))
     return Conversation((first, second))

@@ -52,6 +52,7 @@ from urllib.parse import urlparse, urlsplit
 from imds_helpers.catalog import (PROXY_BYPASSED, PROXY_CLIENTS_DISAGREE, PROXY_INVALID_URL, PROXY_NONE,
                                   PROXY_NOT_BYPASSED, PROXY_PAC, PROXY_WINHTTP_BYPASSED, PROXY_WINHTTP_NOT_BYPASSED,
                                   PROXY_WINHTTP_UNREADABLE, PROXY_WININET_APPLIES, finding)
+from imds_helpers.endpoints import COMMAND_API_VERSION, INSTANCE_PATH
 from imds_helpers.findings import CheckResult, Commands, worst
 from imds_helpers.hostcmd import Runner, run_command
 from imds_helpers.platform import current_os
@@ -156,7 +157,7 @@ def _env_view(env: Mapping[str, str] | None, os_name: str) -> dict[str, str]:
 
 
 def _request_url(endpoint: str) -> str:
-    return endpoint.rstrip("/") + "/metadata/instance"
+    return endpoint.rstrip("/") + INSTANCE_PATH
 
 
 # --- requests (azure-identity, azure-core) --------------------------------------------------
@@ -504,7 +505,7 @@ def analyze_proxy(
 
 
 def _commands(endpoint: str) -> Commands:
-    url = _request_url(endpoint) + "?api-version=2021-02-01"
+    url = _request_url(endpoint) + f"?api-version={COMMAND_API_VERSION}"
     return Commands(
         curl=(f"env | grep -i _proxy; curl -v --connect-timeout 2 -m 5 -s -o /dev/null -H Metadata:true "
               f"\"{url}\" 2>&1 | grep -iE 'proxy|connected'"),

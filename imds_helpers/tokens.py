@@ -19,14 +19,12 @@ from imds_helpers.catalog import (HTTP_UNEXPECTED, TOKEN_AMA_CONFIG_UNREADABLE, 
                                   finding)
 from imds_helpers.claims import decode_claims
 from imds_helpers.commands import http_get
+from imds_helpers.endpoints import AUDIENCE_LABELS, MANAGEMENT, MONITOR, TOKEN_API_VERSION, TOKEN_PATH
 from imds_helpers.findings import CheckResult, Status
 from imds_helpers.http import MetadataClient
 from imds_helpers.taxonomy import ErrorKind
 
-TOKEN_PATH = "/metadata/identity/oauth2/token"
-VM_TOKEN_API_VERSION = "2018-02-01"     # what MSAL / azure-identity send
-MANAGEMENT = "https://management.azure.com/"
-MONITOR = "https://monitor.azure.com/"  # the audience Azure Monitor Agent requests
+VM_TOKEN_API_VERSION = TOKEN_API_VERSION
 DEFAULT_RESOURCES = (MANAGEMENT, MONITOR)
 AMA_CONFIG_PATH = "/etc/default/azuremonitoragent"
 # AMA's selector names (MANAGED_IDENTITY="<name>#<id>") -> IMDS query parameter
@@ -84,7 +82,7 @@ def read_ama_identity(path: str = AMA_CONFIG_PATH) -> Identity | None | str:
 
 def _audience_label(resource: str) -> str:
     host = urlsplit(resource).hostname or resource
-    return {"management.azure.com": "management", "monitor.azure.com": "monitor"}.get(host, re.sub(r"[^\w.-]", "_", host))
+    return AUDIENCE_LABELS.get(host, re.sub(r"[^\w.-]", "_", host))
 
 
 def check_token(

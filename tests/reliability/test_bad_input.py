@@ -507,6 +507,16 @@ _NOT_DIAGNOSIS = {"ProgramFiles", "PROGRAMFILES", "programdata", "USERNAME", "RE
                   "PYDEVD_DISABLE_FILE_VALIDATION"}
 _ENV_READ = re.compile(r"""(?:env|environ|view)(?:\.get\(|\[)\s*["']([A-Za-z_][A-Za-z0-9_]*)["']"""
                        r"""|["']([A-Za-z_][A-Za-z0-9_]*)["']\s+in\s+env\b""")
+# Reads through imds_helpers.endpoints' names (env.get(IMDS_ENDPOINT_ENV), env[OVERRIDE_ENV]).
+_ENV_READ_BY_NAME = re.compile(r"""(?:env|environ|view)(?:\.get\(|\[)\s*([A-Z][A-Z0-9_]*_ENV)\b""")
+
+
+def _env_reads(text: str) -> set[str]:
+    from imds_helpers import endpoints
+
+    literal = {name for match in _ENV_READ.finditer(text) for name in match.groups() if name}
+    return literal | {getattr(endpoints, m.group(1)) for m in _ENV_READ_BY_NAME.finditer(text)
+                      if isinstance(getattr(endpoints, m.group(1), None), str)}
 
 
 def test_environment_allow_list_covers_every_variable_the_checks_read():
@@ -516,7 +526,7 @@ def test_environment_allow_list_covers_every_variable_the_checks_read():
 
     package = Path(__file__).resolve().parents[2] / "imds_helpers"
     read = {name for path in package.rglob("*.py") if "emulator" not in path.parts
-            for match in _ENV_READ.finditer(path.read_text(encoding="utf-8")) for name in match.groups() if name}
+            for name in _env_reads(path.read_text(encoding="utf-8"))}
     assert {"IMDS_ENDPOINT", "no_proxy", "container"} <= read, read     # the scan sees reads
     assert read - _NOT_DIAGNOSIS <= set(kernel_environment()), read - set(kernel_environment())
 
