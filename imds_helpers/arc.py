@@ -35,7 +35,8 @@ from imds_helpers.catalog import (ARC_AGENT_DISCONNECTED, ARC_AUTHORISED_REQUEST
                                   TOKEN_AUDIENCE_UNKNOWN, finding)
 from imds_helpers.claims import decode_claims
 from imds_helpers.commands import arc_challenge
-from imds_helpers.endpoints import (ARC_API_VERSION, ARC_ENV_DROPIN, HIMDS_BASE_URL, HIMDS_PORT, HIMDS_TOKEN_URL,
+from imds_helpers.endpoints import (ARC_API_VERSION, ARC_ENV_DROPIN, HIMDS_BASE_URL, HIMDS_BINARY_LINUX, HIMDS_PORT,
+                                    HIMDS_TOKEN_URL,
                                     IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV, IDENTITY_SERVER_THUMBPRINT_ENV,
                                     IMDS_ENDPOINT_ENV, MANAGEMENT, MSI_ENDPOINT_ENV, MSI_SECRET_ENV, TOKEN_PATH)
 from imds_helpers.errors import UsageError
@@ -49,7 +50,6 @@ DEFAULT_ENDPOINT = HIMDS_BASE_URL
 ARC_PORT = HIMDS_PORT
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 ENV_DROPIN = ARC_ENV_DROPIN
-HIMDS_BINARY_LINUX = "/opt/azcmagent/bin/himds"
 STEPS = ("arc.challenge", "arc.realm", "arc.keyfile", "arc.token")
 # The challenge request is retried as azure-identity's Arc credential retries it (429, 5xx;
 # 410 as for IMDS): an error answer writes no key file. Not 404 (a wrong path on HIMDS), and

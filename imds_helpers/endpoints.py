@@ -38,6 +38,8 @@ AUDIENCE_LABELS = {"management.azure.com": "management", "monitor.azure.com": "m
 ARC_TOKENS_DIR_LINUX = "/var/opt/azcmagent/tokens"
 ARC_TOKENS_SUBDIR_WINDOWS = ("AzureConnectedMachineAgent", "Tokens")   # under %ProgramData%
 ARC_ENV_DROPIN = "/lib/systemd/system.conf.d/azcmagent.conf"          # the agent's IDENTITY_/IMDS_ENDPOINT
+HIMDS_BINARY_LINUX = "/opt/azcmagent/bin/himds"
+HIMDS_BINARY_WINDOWS_SUBPATH = "AzureConnectedMachineAgent\\himds.exe"   # under %ProgramFiles%
 
 # --- environment variables --------------------------------------------------------------------------
 OVERRIDE_ENV = "IMDS_RUNBOOK_ENDPOINT"   # this tool's one documented endpoint override

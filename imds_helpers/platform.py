@@ -43,9 +43,9 @@ from urllib.parse import urlsplit
 from imds_helpers.catalog import (PLAT_ARC, PLAT_ARC_ENV_UNSET, PLAT_ARC_SERVICE_STOPPED, PLAT_BOTH, PLAT_CONTAINER,
                                   PLAT_CONTAINER_EXPLICIT, PLAT_EXPLICIT, PLAT_HOSTED, PLAT_NEITHER,
                                   PLAT_SDK_REDIRECT, PLAT_VM, finding)
-from imds_helpers.endpoints import (HIMDS_BASE_URL, HIMDS_PORT, IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV,
-                                    IDENTITY_SERVER_THUMBPRINT_ENV, IMDS_BASE_URL, IMDS_ENDPOINT_ENV, MSI_ENDPOINT_ENV,
-                                    MSI_SECRET_ENV, OVERRIDE_ENV)
+from imds_helpers.endpoints import (HIMDS_BASE_URL, HIMDS_BINARY_LINUX, HIMDS_BINARY_WINDOWS_SUBPATH, HIMDS_PORT,
+                                    IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV, IDENTITY_SERVER_THUMBPRINT_ENV,
+                                    IMDS_BASE_URL, IMDS_ENDPOINT_ENV, MSI_ENDPOINT_ENV, MSI_SECRET_ENV, OVERRIDE_ENV)
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import CheckResult, Commands
 from imds_helpers.hostcmd import (COMMAND_TIMEOUT, HIMDS_STATE_LINUX, LINUX_HIMDS_UNIT, CommandOutput, Runner,
@@ -59,7 +59,7 @@ IMDS_ENDPOINT = IMDS_BASE_URL
 HIMDS_ENDPOINT = HIMDS_BASE_URL
 # PowerShell needs 1-3 s just to start on a cold VM; 2 s would time out on healthy machines.
 POWERSHELL_TIMEOUT = 6.0
-LINUX_HIMDS = "/opt/azcmagent/bin/himds"
+LINUX_HIMDS = HIMDS_BINARY_LINUX
 WINDOWS_HIMDS_SERVICE = "himds"
 TARGETS = ("auto", "vm", "arc")
 
@@ -301,7 +301,7 @@ def _summarise_dmi(found: dict[str, Any], *, gen2: bool | None) -> None:
 def _arc_evidence(env: Mapping[str, str], root: str, run: Runner, os_name: str) -> dict[str, Any]:
     if os_name == "windows":
         program_files = env.get("ProgramFiles") or env.get("PROGRAMFILES") or r"C:\Program Files"
-        binary = program_files.rstrip("\\/") + "\\AzureConnectedMachineAgent\\himds.exe"
+        binary = program_files.rstrip("\\/") + "\\" + HIMDS_BINARY_WINDOWS_SUBPATH
         installed = os.path.isfile(binary)
         out = run(["sc", "query", WINDOWS_HIMDS_SERVICE], COMMAND_TIMEOUT)
         service = _service_state(out, parse_sc_query)
@@ -361,10 +361,10 @@ def _container_evidence(env: Mapping[str, str], root: str) -> dict[str, Any]:
 
 def _commands(os_name: str) -> Commands:
     return Commands(
-        curl=("cat /sys/class/dmi/id/chassis_asset_tag; ls -l /opt/azcmagent/bin/himds; "
+        curl=(f"cat /sys/class/dmi/id/chassis_asset_tag; ls -l {HIMDS_BINARY_LINUX}; "
               "systemctl status himdsd --no-pager; env | grep -E 'IDENTITY_|IMDS_|MSI_'"),
         powershell=("(Get-CimInstance Win32_SystemEnclosure).SMBIOSAssetTag; "
-                    "Test-Path \"$env:ProgramFiles\\AzureConnectedMachineAgent\\himds.exe\"; "
+                    f"Test-Path \"$env:ProgramFiles\\{HIMDS_BINARY_WINDOWS_SUBPATH}\"; "
                     "Get-Service himds; Get-ChildItem env: | Where-Object Name -match 'IDENTITY_|IMDS_|MSI_'"),
     )
 

@@ -31,6 +31,8 @@ CONTAINED = (
     *endpoints.AUDIENCE_LABELS,              # management.azure.com, monitor.azure.com
     endpoints.ARC_TOKENS_DIR_LINUX,
     endpoints.ARC_ENV_DROPIN,
+    endpoints.HIMDS_BINARY_LINUX,
+    endpoints.HIMDS_BINARY_WINDOWS_SUBPATH,
 )
 # Values a code string must not equal (variable names appear inside prose and other names).
 EQUAL = (
@@ -148,6 +150,7 @@ def test_the_old_names_are_the_same_values():
     assert arc.DEFAULT_ENDPOINT is platform.HIMDS_ENDPOINT is endpoints.HIMDS_BASE_URL
     assert arc.ARC_PORT == platform.HIMDS_PORT == endpoints.HIMDS_PORT
     assert arc.ENV_DROPIN is endpoints.ARC_ENV_DROPIN
+    assert arc.HIMDS_BINARY_LINUX is platform.LINUX_HIMDS is endpoints.HIMDS_BINARY_LINUX
     assert platform.IMDS_ENDPOINT is endpoints.IMDS_BASE_URL
     assert platform.OVERRIDE_ENV is endpoints.OVERRIDE_ENV
     assert network.IMDS_ADDRESS is endpoints.IMDS_ADDRESS
