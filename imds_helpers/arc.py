@@ -36,9 +36,9 @@ from imds_helpers.catalog import (ARC_AGENT_DISCONNECTED, ARC_AUTHORISED_REQUEST
 from imds_helpers.claims import decode_claims
 from imds_helpers.commands import arc_challenge
 from imds_helpers.endpoints import (ARC_API_VERSION, ARC_ENV_DROPIN, HIMDS_BASE_URL, HIMDS_BINARY_LINUX, HIMDS_PORT,
-                                    HIMDS_TOKEN_URL,
-                                    IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV, IDENTITY_SERVER_THUMBPRINT_ENV,
-                                    IMDS_ENDPOINT_ENV, MANAGEMENT, MSI_ENDPOINT_ENV, MSI_SECRET_ENV, TOKEN_PATH)
+                                    HIMDS_TOKEN_URL, IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV,
+                                    IDENTITY_SERVER_THUMBPRINT_ENV, IMDS_ENDPOINT_ENV, MANAGEMENT, MSI_ENDPOINT_ENV,
+                                    MSI_SECRET_ENV, TOKEN_PATH)
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import Attempt, CheckResult, Commands
 from imds_helpers.http import RETRY_STATUSES, MetadataClient, Outcome
@@ -378,4 +378,4 @@ def check_arc_environment(
     if wrong:
         return result(ARC_ENV_ELSEWHERE, "; ".join(f"{n}={hide_url_credentials(env.get(n) or '')!r}" for n in wrong)
                       + f" (expected {HIMDS_TOKEN_URL} and {HIMDS_BASE_URL})")
-    return result(ARC_ENV_OK, f"{IDENTITY_ENDPOINT_ENV}={evidence[IDENTITY_ENDPOINT_ENV]}, {IMDS_ENDPOINT_ENV}={evidence[IMDS_ENDPOINT_ENV]}")
+    return result(ARC_ENV_OK, ", ".join(f"{name}={evidence[name]}" for name in (IDENTITY_ENDPOINT_ENV, IMDS_ENDPOINT_ENV)))

@@ -17,15 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable
 
-from imds_helpers import strictjson
-from imds_helpers.sidecar import (
-    MAX_SIDECAR_BYTES,
-    SIDECAR_SCHEMA,
-    SidecarError,
-    read_regular_file,
-    run_status_for,
-    validate_sidecar,
-)
+from imds_helpers.sidecar import SIDECAR_SCHEMA, SidecarError, load_json_file, run_status_for, validate_sidecar
 from imds_helpers.textsafe import terminal_safe
 
 HOST_COLUMNS = ["host", "run_status", "verdict", "target", "notebook", "started_at",
@@ -95,16 +87,9 @@ def _read_files(files: list[tuple[str, str | None]], explicit: bool) -> Columns:
     cols: Columns = {c: [] for c in COLUMNS}
     for path, html in files:
         try:   # a regular file, not through a symlink, bounded (FIFOs and devices: a note)
-            data = strictjson.loads(read_regular_file(path, MAX_SIDECAR_BYTES + 1),
-                                    max_bytes=MAX_SIDECAR_BYTES)
+            data = load_json_file(path)
         except SidecarError as err:
             _add_unreadable(cols, path, err.problem)
-            continue
-        except OSError as err:
-            _add_unreadable(cols, path, f"cannot read: {err.strerror or err}")
-            continue
-        except (ValueError, RecursionError) as err:
-            _add_unreadable(cols, path, f"not JSON: {_first_line(err)}")
             continue
         if not explicit and (not isinstance(data, dict) or data.get("schema") != SIDECAR_SCHEMA):
             continue  # some other JSON file
@@ -188,11 +173,6 @@ def _add_unreadable(cols: Columns, path: str, problem: str) -> None:
                ok=0, warn=0, fail=0, skip=0, failing_codes="")
     for col in COLUMNS:
         cols[col].append(row[col])
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 __all__ = ["CHECK_COLUMNS", "COLUMNS", "HOST_COLUMNS", "PARALLEL_MIN_FILES", "read_columns"]

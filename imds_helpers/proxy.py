@@ -56,7 +56,7 @@ from imds_helpers.endpoints import COMMAND_API_VERSION, INSTANCE_PATH
 from imds_helpers.findings import CheckResult, Commands, worst
 from imds_helpers.hostcmd import Runner, run_command
 from imds_helpers.platform import current_os
-from imds_helpers.redact import hide_url_credentials
+from imds_helpers.redact import authority_end, hide_url_credentials
 
 if TYPE_CHECKING:  # Windows-only parsers are imported where used
     from imds_helpers.parsers.netsh import WinHttpProxy
@@ -117,7 +117,7 @@ def proxy_url_problem(proxy: str) -> str | None:
     Scheme-less values mean ``http://``, as requests and curl read them."""
     url = proxy if "://" in proxy else f"http://{proxy}"
     rest = url.partition("://")[2]
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    end = authority_end(rest)
     if "@" in rest[end:] and "@" not in rest[:end]:
         return "a '/', '?' or '#' in the user name or password ends the host part early (percent-encode it)"
     try:

@@ -85,6 +85,12 @@ def redact_value(value: Any, secrets: tuple[str, ...] = ()) -> Any:
     return value
 
 
+def authority_end(rest: str) -> int:
+    """Where the authority (``user:pass@host:port``) of a URL ends, given the text after
+    ``scheme://``: at the first ``/``, ``?`` or ``#``, as URL parsers read it."""
+    return min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+
+
 def hide_url_credentials(url: str) -> str:
     """``http://user:pass@host:3128/x`` -> ``http://<credentials>@host:3128/x`` (also without a
     scheme: ``user:pass@host``). Works on text that does not parse as a URL (``http://u:p@[::1``)
@@ -92,7 +98,7 @@ def hide_url_credentials(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    end = authority_end(rest)
     if "@" not in rest[:end]:
         # A raw "/" or "#" typed inside a password ends the authority early: look at the whole
         # text, so that what follows the last "@" is the most that is shown.

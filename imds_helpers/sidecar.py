@@ -86,8 +86,9 @@ class SidecarError(ValueError):
 def check_host_name(host: Any, *, argument: str | None = "host_name") -> str:
     """``host`` if it is a safe host name (see ``HOST_NAME_RULE``), else one-line UsageError."""
     if not isinstance(host, str) or not _HOST_NAME.match(host):
-        shown = repr(host) if len(repr(host)) <= 80 else repr(host)[:77] + "..."
-        raise UsageError(f"host name {shown} must be {HOST_NAME_RULE}", argument=argument)
+        from imds_helpers.validate import shown
+
+        raise UsageError(f"host name {shown(host)} must be {HOST_NAME_RULE}", argument=argument)
     return host
 
 
@@ -194,17 +195,23 @@ def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes:
         os.close(fd)
 
 
-def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load and validate one sidecar; raises :class:`SidecarError` if it is not one."""
+def load_json_file(path: str | os.PathLike[str]) -> Any:
+    """The JSON value in ``path``, read with :func:`read_regular_file` and parsed with
+    :mod:`imds_helpers.strictjson`'s bounds; :class:`SidecarError` naming the problem for
+    anything that cannot be read or parsed (the report makes it an ``unreadable`` row)."""
     try:
-        data = strictjson.loads(read_regular_file(path, MAX_SIDECAR_BYTES + 1),
-                                max_bytes=MAX_SIDECAR_BYTES)
+        return strictjson.loads(read_regular_file(path, MAX_SIDECAR_BYTES + 1), max_bytes=MAX_SIDECAR_BYTES)
     except SidecarError:
         raise
     except OSError as err:
         raise SidecarError(path, f"cannot read: {err.strerror or err}") from None
     except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, strictjson's bounds
         raise SidecarError(path, f"not JSON: {_first_line(err)}") from None
+
+
+def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load and validate one sidecar; raises :class:`SidecarError` if it is not one."""
+    data = load_json_file(path)
     validate_sidecar(data, str(path))
     return data
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from imds_helpers import catalog
 
+from source_scan import docstring_ids
+
 PACKAGE = Path(catalog.__file__).resolve().parent
 CODE = re.compile(r"IMDS-[A-Z]+-\d{3}")
 
@@ -28,20 +30,10 @@ def test_every_row_has_exactly_one_name_and_every_name_a_row():
         assert name.startswith(area + "_"), f"{name} = {code!r}: a name starts with its area"
 
 
-def _docstrings(tree: ast.AST) -> set[int]:
-    ids = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-                ids.add(id(first.value))
-    return ids
-
-
 def code_literals(source: str) -> list[tuple[int, str]]:
     """(line, text) of every string literal outside docstrings that contains a finding code."""
     tree = ast.parse(source)
-    skip = _docstrings(tree)
+    skip = docstring_ids(tree)
     return [(node.lineno, node.value) for node in ast.walk(tree)
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip
             and CODE.search(node.value)]

@@ -14,6 +14,8 @@ import pytest
 
 from imds_helpers import arc, arc_keyfile, endpoints, metadata, network, platform, primer, tokens
 
+from source_scan import docstring_ids
+
 PACKAGE = Path(endpoints.__file__).resolve().parent
 ENDPOINTS = Path(endpoints.__file__).resolve()
 
@@ -50,12 +52,8 @@ NUMBERS = (endpoints.HIMDS_PORT,)
 
 def _skipped(tree: ast.AST) -> set[int]:
     """Docstrings, and the names listed in ``__all__`` (identifiers, not values)."""
-    ids = set()
+    ids = docstring_ids(tree)
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-                ids.add(id(first.value))
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
             ids.update(id(n) for n in ast.walk(node.value))
     return ids
