@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from imds_helpers import strictjson
 from imds_helpers.catalog import (HTTP_CONNECT_REFUSED, HTTP_CONNECT_TIMEOUT, HTTP_FORWARDED, HTTP_NOT_FOUND,
-                                  HTTP_NOT_IMDS, HTTP_NO_ANSWER, HTTP_NO_METADATA_HEADER, HTTP_RESET, HTTP_RETRIED,
+                                  HTTP_NOT_COLLECTED, HTTP_NOT_IMDS, HTTP_NO_ANSWER, HTTP_NO_METADATA_HEADER, HTTP_RESET, HTTP_RETRIED,
                                   HTTP_SERVER_ERROR, HTTP_THROTTLED, HTTP_TOO_LARGE, HTTP_TOO_SLOW, HTTP_UNEXPECTED,
                                   HTTP_UNREACHABLE, HTTP_UNREADABLE, HTTP_UPDATING, META_VERSION_REJECTED, finding)
 from imds_helpers.findings import Attempt, CheckResult, Status
-from imds_helpers.http import RETRY_STATUSES, Outcome
+from imds_helpers.evidence import RETRY_STATUSES, Outcome
 from imds_helpers.redact import redact_text
 from imds_helpers.taxonomy import ErrorKind, http_kind
 
@@ -29,6 +29,7 @@ TRANSPORT_CODES = {
     ErrorKind.BAD_PAYLOAD: HTTP_UNREADABLE,
     ErrorKind.OVERSIZED_PAYLOAD: HTTP_TOO_LARGE,
     ErrorKind.TRANSPORT_ERROR: HTTP_NO_ANSWER,
+    ErrorKind.NOT_COLLECTED: HTTP_NOT_COLLECTED,
 }
 STATUS_CODES = {429: HTTP_THROTTLED, 410: HTTP_UPDATING, 404: HTTP_NOT_FOUND}
 

@@ -1,264 +1,109 @@
-"""The Python API the CLI and the runbooks call: one function per step, and ``run_checks``
-that runs them in order (a visible pipeline, like papermill's ``execute.py``).
+"""The Python API the CLI and the runbooks call.
 
     opts = check_options(target="auto", resources=[...], client_ids=[...])
     report = run_checks(opts)            # Report: verdict, target, endpoint, checks
     report.to_dict()                     # what --json prints and the runbooks save
+    report, bundle = check(opts)         # the same, with the evidence it was judged on
+    Session(opts)                        # step by step on this machine (a runbook's cells)
+    Session(evidence=bundle)             # step by step on a bundle collected elsewhere
 
-Steps after a failed TCP connect are recorded as SKIP instead of waiting on more timeouts,
-so a firewalled IMDS gets its verdict in about one connect timeout.
+The steps themselves are :mod:`imds_helpers.pipeline`; collection (:mod:`imds_helpers.collect`)
+runs them against this machine and keeps every answer, analysis (:mod:`imds_helpers.analyze`)
+runs them against the kept answers.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import Any, Mapping
 
-from imds_helpers import validate
-from imds_helpers.catalog import (HTTP_FORWARDED, HTTP_NOT_IMDS, HTTP_NO_ANSWER, HTTP_RESET, HTTP_TOO_LARGE,
-                                  HTTP_TOO_SLOW, HTTP_UNREADABLE, NET_TCP_REFUSED)
-from imds_helpers.findings import CheckResult, Report, Status
-from imds_helpers.hostcmd import CommandPrefetch
-from imds_helpers.http import MetadataClient, Timeouts
-from imds_helpers.tokens import AMA_CONFIG_PATH, DEFAULT_RESOURCES, Identity
+from imds_helpers.findings import CheckResult, Report
+from imds_helpers.pipeline import CheckOptions, check_options
 
-if TYPE_CHECKING:
-    from imds_helpers.hostcmd import Runner
-
-# Instance-metadata failures that say "whatever answers here cannot serve tokens either":
-# asking again would only repeat the same timeout or garbage, so later steps are skipped.
-UNUSABLE_SERVICE = frozenset({HTTP_NO_ANSWER, HTTP_RESET, HTTP_TOO_SLOW, HTTP_UNREADABLE,
-                              HTTP_TOO_LARGE, HTTP_NOT_IMDS, HTTP_FORWARDED})
-
-
-@dataclass(frozen=True)
-class CheckOptions:
-    """What one check run does; build it with :func:`check_options`, which validates."""
-
-    target: str = "auto"                      # auto | vm | arc
-    endpoint: str | None = None               # explicit base URL; wins over detection
-    resources: tuple[str, ...] = DEFAULT_RESOURCES
-    identities: tuple[Identity, ...] = ()     # user-assigned identities to try
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    proxy_comparison: bool = False            # opt-in: instance metadata through the proxy
-    tokens_dir: str | None = None             # Arc key directory (default: the platform's)
-    ama_config_path: str = AMA_CONFIG_PATH
-    env: Mapping[str, str] | None = field(default=None, repr=False)  # default: os.environ (may hold proxy passwords)
-    runner: Runner | None = field(default=None, repr=False, compare=False)  # host commands; default: run when asked
-
-
-def check_options(
-    *,
-    target: str = "auto",
-    endpoint: str | None = None,
-    resources: Sequence[str] = (),
-    client_ids: Iterable[str] = (),
-    object_ids: Iterable[str] = (),
-    msi_res_ids: Iterable[str] = (),
-    timeout: float | None = None,
-    proxy_comparison: bool = False,
-    tokens_dir: str | None = None,
-    ama_config_path: str = AMA_CONFIG_PATH,
-    env: Mapping[str, str] | None = None,
-    runner: Runner | None = None,
-) -> CheckOptions:
-    """Validated options; bad input raises UsageError naming the argument."""
-    pairs = validate.identity_selectors(client_ids, object_ids, msi_res_ids)
-    return CheckOptions(
-        target=validate.target(target),
-        endpoint=validate.endpoint_url(endpoint) if endpoint else None,
-        resources=tuple(validate.resource_uri(r) for r in resources) or DEFAULT_RESOURCES,
-        identities=tuple(Identity(selector, value) for selector, value in pairs),
-        timeouts=Timeouts.from_total(validate.timeout_s(timeout)) if timeout is not None else Timeouts(),
-        proxy_comparison=bool(proxy_comparison),
-        tokens_dir=tokens_dir,
-        ama_config_path=ama_config_path,
-        env=env,
-        runner=runner,
-    )
-
-
-def _env(opts: CheckOptions) -> Mapping[str, str]:
-    return os.environ if opts.env is None else opts.env
-
-
-def _run(opts: CheckOptions) -> Runner:
-    if opts.runner is not None:
-        return opts.runner
-    from imds_helpers.hostcmd import run_command
-
-    return run_command
-
-
-def platform_step(opts: CheckOptions):
-    """Step 1: which platform, which endpoint and why (PlatformResult)."""
-    from imds_helpers.platform import detect_platform
-
-    # IMDS_RUNBOOK_ENDPOINT is read (and named in the reason) by detect_platform alone.
-    return detect_platform(opts.target, opts.endpoint, env=_env(opts), run=_run(opts))
-
-
-def proxy_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:
-    """Step 2: proxy variables and what clients that honour them would do."""
-    from imds_helpers.platform import current_os
-    from imds_helpers.proxy import analyze_proxy, windows_proxy_inputs
-
-    os_name = current_os()
-    winhttp, wininet = windows_proxy_inputs(_run(opts), os_name=os_name)   # (None, None) off Windows
-    results = list(analyze_proxy(endpoint, env=_env(opts), winhttp_output=winhttp, wininet=wininet,
-                                 os_name=os_name).checks)
-    if opts.proxy_comparison:
-        from imds_helpers.proxy_compare import compare_through_proxy
-
-        results.append(compare_through_proxy(endpoint, env=_env(opts), timeouts=opts.timeouts,
-                                             service="arc" if opts.target == "arc" else "vm"))
-    return tuple(results)
-
-
-def network_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:
-    """Step 3: route, TCP connect, firewall rules."""
-    from imds_helpers.network import network_checks
-
-    return tuple(network_checks(endpoint, timeout=opts.timeouts.connect, run=_run(opts)))
-
-
-def instance_step(opts: CheckOptions, endpoint: str, *, service: str, smbios_uuid: str | None = None) -> tuple[CheckResult, ...]:
-    """Step 4: the guide's instance-metadata request and the newest version."""
-    from imds_helpers.metadata import check_instance
-
-    with _client(opts) as client:
-        return check_instance(client, endpoint, service=service, smbios_uuid=smbios_uuid)
-
-
-def token_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:
-    """Step 5 (VM): system-assigned, user-assigned and AMA's configured identity."""
-    from imds_helpers.tokens import check_vm_tokens, read_ama_identity
-
-    with _client(opts) as client:
-        return check_vm_tokens(client, endpoint, resources=opts.resources, identities=opts.identities,
-                               ama_identity=read_ama_identity(opts.ama_config_path))
-
-
-def arc_environment_step(opts: CheckOptions) -> CheckResult:
-    """Step 6a (Arc): IDENTITY_ENDPOINT / IMDS_ENDPOINT as this process sees them."""
-    from imds_helpers.arc import check_arc_environment
-
-    return check_arc_environment(_env(opts))
-
-
-def arc_challenge_step(opts: CheckOptions, endpoint: str) -> tuple[CheckResult, ...]:
-    """Step 6b (Arc): the 401 -> realm -> key file -> Basic -> token chain, one result per step."""
-    from imds_helpers.arc import check_arc_token
-
-    selector = {i.selector: i.value for i in opts.identities[:1]}
-    with _client(opts) as client:
-        return tuple(check_arc_token(client, endpoint, resource=opts.resources[0], tokens_dir=opts.tokens_dir, **selector))
-
-
-class _client:
-    """A MetadataClient as a context manager (closes its pooled connections)."""
-
-    def __init__(self, opts: CheckOptions) -> None:
-        self.client = MetadataClient(opts.timeouts)
-
-    def __enter__(self) -> MetadataClient:
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-
-
-def skipped(check_id: str, reason: str) -> CheckResult:
-    return CheckResult(id=check_id, code="-", status=Status.SKIP, title="Not attempted", detail=reason)
+__all__ = ["CheckOptions", "Session", "check", "check_options", "proxy_step", "run_checks"]
 
 
 class Session:
-    """The pipeline, one step at a time: what ``run_checks`` runs in one go and what a runbook
-    runs cell by cell. Each step returns its results and keeps them for the report."""
+    """The pipeline on this machine, one step at a time (what a runbook runs cell by cell), or
+    on a bundle's evidence (``evidence=``: a bundle dict). Each step returns its results and
+    keeps them for the report; :meth:`bundle` is the evidence the steps have collected so far."""
 
-    def __init__(self, opts: CheckOptions | None = None) -> None:
-        self.opts = opts or CheckOptions()
-        self.platform = platform_step(self.opts)
-        self.endpoint: str = self.platform.endpoint
-        self.target: str = self.platform.target
-        self.results: list[CheckResult] = list(self.platform.checks)
-        if isinstance(self.opts.runner, CommandPrefetch):
+    def __init__(self, opts: CheckOptions | None = None, *, evidence: Mapping[str, Any] | None = None) -> None:
+        from imds_helpers.pipeline import Pipeline
+
+        if evidence is not None:
+            from imds_helpers.analyze import EvidenceHost, options
+
+            self.opts = options(evidence)
+            self.host: Any = EvidenceHost(evidence)
+        else:
+            from imds_helpers.collect import LiveHost
+
+            self.opts = opts or CheckOptions()
+            self.host = LiveHost(env=self.opts.env, run=self.opts.runner)
+        self._pipeline = Pipeline(self.opts, self.host)
+        self.platform = self._pipeline.platform
+        self.endpoint: str = self._pipeline.endpoint
+        self.target: str = self._pipeline.target
+        from imds_helpers.hostcmd import CommandPrefetch
+
+        if isinstance(self.opts.runner, CommandPrefetch) and evidence is None:
             from imds_helpers.network import route_commands
 
             # The network step's route lookups run while the proxy step does (and, in a
             # notebook, while papermill saves between cells).
-            self.opts.runner.start(route_commands(self.endpoint))
+            self.opts.runner.start(route_commands(self.endpoint, self.host.os_name))
 
-    def _keep(self, results: Iterable[CheckResult]) -> tuple[CheckResult, ...]:
-        results = tuple(results)
-        self.results.extend(results)
-        return results
-
-    def _blocked(self) -> str | None:
-        """Why later HTTP steps cannot succeed, if an earlier result already shows it."""
-        for check in self.results:
-            if check.id == "network.tcp" and check.status is Status.FAIL:
-                return f"TCP connect failed ({check.code})"
-            if check.id == "metadata.instance" and check.code in UNUSABLE_SERVICE:
-                return f"the service's answers are unusable ({check.code} in metadata.instance)"
-        return None
-
-    def _unless_blocked(self, check_ids: Sequence[str], run) -> tuple[CheckResult, ...]:
-        reason = self._blocked()
-        if reason is not None:
-            return self._keep(skipped(check_id, reason) for check_id in check_ids)
-        return self._keep(run())
+    @property
+    def results(self) -> list[CheckResult]:
+        return self._pipeline.results
 
     def proxy(self) -> tuple[CheckResult, ...]:
-        return self._keep(proxy_step(self.opts, self.endpoint))
+        return self._pipeline.proxy()
 
     def network(self) -> tuple[CheckResult, ...]:
-        return self._keep(network_step(self.opts, self.endpoint))
+        return self._pipeline.network()
 
     def instance(self) -> tuple[CheckResult, ...]:
-        service = "arc" if self.target == "arc" else "vm"
-        smbios = self.platform.evidence.get("smbios_uuid") if service == "vm" else None
-        return self._unless_blocked(["metadata.instance"],
-                                    lambda: instance_step(self.opts, self.endpoint, service=service, smbios_uuid=smbios))
+        return self._pipeline.instance()
 
     def tokens(self) -> tuple[CheckResult, ...]:
-        return self._unless_blocked(["token"], lambda: token_step(self.opts, self.endpoint))
+        return self._pipeline.tokens()
 
     def arc_environment(self) -> tuple[CheckResult, ...]:
-        return self._keep([arc_environment_step(self.opts)])
+        return self._pipeline.arc_environment()
 
     def arc_challenge(self) -> tuple[CheckResult, ...]:
-        if self._himds_refused():
-            # A refusal costs nothing to repeat, and with no firewall rule behind it it means
-            # HIMDS is not listening: the challenge step names that (IMDS-ARC-010, its fix).
-            return self._keep(arc_challenge_step(self.opts, self.endpoint))
-        return self._unless_blocked(["arc.challenge"], lambda: arc_challenge_step(self.opts, self.endpoint))
-
-    def _himds_refused(self) -> bool:
-        """The TCP connect was refused and no firewall rule found blocks or rejects it."""
-        by_id = {check.id: check for check in self.results}
-        tcp, firewall = by_id.get("network.tcp"), by_id.get("network.firewall")
-        return (tcp is not None and tcp.code == NET_TCP_REFUSED
-                and (firewall is None or firewall.status in (Status.OK, Status.SKIP)))
+        return self._pipeline.arc_challenge()
 
     def run_all(self) -> Report:
-        self.proxy()
-        self.network()
-        if self.target == "arc":
-            self.arc_environment()
-            self.instance()
-            self.arc_challenge()
-        else:
-            self.instance()
-            self.tokens()
-        return self.report()
+        return self._pipeline.run_all()
 
     def report(self) -> Report:
-        return Report(target=self.target, endpoint=self.endpoint, checks=tuple(self.results),
-                      platform=self.platform.to_dict())
+        return self._pipeline.report()
+
+    def bundle(self) -> dict[str, Any]:
+        """The evidence of what has run so far (live sessions only)."""
+        from imds_helpers.collect import parameters
+
+        return self.host.bundle(parameters(self.opts, self._pipeline.tokens_dir))
 
 
 def run_checks(opts: CheckOptions | None = None) -> Report:
-    """All steps in order for the chosen target; the verdict is the worst status."""
-    return Session(opts).run_all()
+    """All steps in order for the chosen target, on this machine: collect, then analyze the
+    bundle; the verdict is the worst status."""
+    return check(opts)[0]
+
+
+def check(opts: CheckOptions | None = None) -> tuple[Report, dict[str, Any]]:
+    """Collect on this machine, then analyze the bundle: the report and its evidence."""
+    from imds_helpers.analyze import analyze
+    from imds_helpers.collect import collect
+
+    bundle = collect(opts or CheckOptions())
+    return analyze(bundle), bundle
+
+
+def proxy_step(opts: CheckOptions) -> tuple[CheckResult, ...]:
+    """The proxy step alone, on this machine (its endpoint chosen as the platform step does)."""
+    session = Session(opts)
+    return session.proxy()

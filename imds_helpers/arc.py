@@ -16,10 +16,7 @@ claims and dropped. Neither ever reaches a result, a repr, an exception or an ex
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import sys
-import time
 from dataclasses import replace
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -41,7 +38,7 @@ from imds_helpers.endpoints import (ARC_API_VERSION, ARC_ENV_DROPIN, HIMDS_BASE_
                                     MSI_SECRET_ENV, TOKEN_PATH)
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import Attempt, CheckResult, Commands
-from imds_helpers.http import RETRY_STATUSES, MetadataClient, Outcome
+from imds_helpers.evidence import RETRY_STATUSES, Outcome
 from imds_helpers.redact import hide_url_credentials, redact_headers, redact_text, redact_value
 from imds_helpers.taxonomy import ErrorKind
 from imds_helpers.validate import endpoint_url, identity_selectors, resource_uri
@@ -91,9 +88,10 @@ def _who_answered(outcome: Outcome) -> str:
 
 
 def check_arc_token(
-    client: MetadataClient,
+    client: Any,
     endpoint: str = DEFAULT_ENDPOINT,
     *,
+    keys: Any,
     resource: str = MANAGEMENT,
     tokens_dir: str | None = None,
     api_version: str = ARC_API_VERSION,
@@ -103,7 +101,10 @@ def check_arc_token(
 ) -> tuple[CheckResult, ...]:
     """The HIMDS challenge, one result per step (see the module docstring).
 
-    ``tokens_dir`` defaults to the platform's key directory. At most one of ``msi_res_id``,
+    ``keys`` probes the key file the challenge names (the host's ``arc_key``: the live machine
+    reads it under every key-file rule and keeps the secret for the authorised request; the
+    evidence holds only the verdicts). ``tokens_dir`` defaults to the platform's key directory
+    (Linux's when ``keys`` does not say). At most one of ``msi_res_id``,
     ``client_id``, ``object_id`` (a user-assigned identity; Arc normally refuses them).
     Raises :class:`UsageError` for bad arguments, before anything is sent.
     """
@@ -115,7 +116,7 @@ def check_arc_token(
                                    [msi_res_id] if msi_res_id else [])
     if len(selectors) > 1:
         raise UsageError("give at most one of client_id, object_id, msi_res_id", argument="identity")
-    tokens_dir = tokens_dir or kf.default_tokens_dir()
+    tokens_dir = tokens_dir or kf.LINUX_TOKENS_DIR
     params = {"api-version": api_version, "resource": resource, **dict(selectors)}
     url = base + path
     commands = arc_challenge(base, path, params)
@@ -130,38 +131,30 @@ def check_arc_token(
     if challenge is None:
         return tuple(results + _skipped(STEPS[0], STEPS[1:], commands))
 
-    # 2. The realm, judged without opening it.
-    start = time.perf_counter()
-    verdict = kf.check_realm(challenge.realm, tokens_dir)
-    results.append(finding("arc.realm", verdict.code, verdict.detail, elapsed_ms=_ms(start),
+    # 2. The realm, judged without opening it; 3. the key, read bounded and re-checked on the
+    # open descriptor - both by the host, which keeps the secret (evidence keeps the verdicts).
+    probe = keys.arc_key(challenge.realm, tokens_dir)
+    verdict = probe.realm_verdict
+    results.append(finding("arc.realm", verdict.code, verdict.detail, elapsed_ms=verdict.elapsed_ms,
                            evidence=verdict.evidence, commands=commands))
     if not verdict.ok:
         return tuple(results + _skipped(STEPS[1], STEPS[2:], commands))
-
-    # 3. The key, read bounded and re-checked on the open descriptor.
-    start = time.perf_counter()
-    secret, key = kf.read_key(challenge.realm, verdict.lstat)
-    results.append(finding("arc.keyfile", key.code, key.detail, elapsed_ms=_ms(start),
+    key = probe.key_verdict
+    if key is None:
+        return tuple(results + _skipped(STEPS[1], STEPS[2:], commands))
+    results.append(finding("arc.keyfile", key.code, key.detail, elapsed_ms=key.elapsed_ms,
                            evidence=key.evidence, commands=commands))
-    if secret is None:
+    if not key.ok:
         return tuple(results + _skipped(STEPS[2], STEPS[3:], commands))
-
     # 4. The identical request, now with the secret.
-    problem = kf.header_problem(secret)
-    if problem is not None:
-        del secret
+    if probe.header_problem is not None:
         results.append(finding("arc.token", ARC_KEY_NOT_SENDABLE,
-                               f"not sent: {problem}; MSAL and azure-identity send the contents verbatim and "
-                               "their HTTP library refuses such a header the same way",
+                               f"not sent: {probe.header_problem}; MSAL and azure-identity send the contents verbatim "
+                               "and their HTTP library refuses such a header the same way",
                                evidence=common, commands=commands))
         return tuple(results)
-    results.append(_token_step(client, url, params, secret, common, commands, selectors))
-    del secret
+    results.append(_token_step(client, url, params, probe.handle, common, commands, selectors))
     return tuple(results)
-
-
-def _ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000
 
 
 def _challenge_step(
@@ -203,18 +196,19 @@ def _challenge_step(
 
 
 def _token_step(
-    client: MetadataClient,
+    client: Any,
     url: str,
     params: Mapping[str, str],
-    secret: str,
+    handle: str | None,
     common: dict[str, Any],
     commands: Commands,
     selectors: tuple[tuple[str, str], ...],
 ) -> CheckResult:
-    secrets: tuple[str, ...] = (secret,)
+    # The client adds "Authorization: Basic <secret>" for the key ``handle`` names and redacts
+    # the secret from every attempt it records; it never comes here.
+    secrets: tuple[str, ...] = ()
     try:
-        outcome = client.request(url, params=params, headers={"Metadata": "true", "Authorization": f"Basic {secret}"},
-                                 retry=False, secrets=secrets)
+        outcome = client.request(url, params=params, headers={"Metadata": "true"}, authorization=handle, retry=False)
     except Exception as err:  # the message could hold the header: keep only the type
         return finding("arc.token", ARC_AUTHORISED_REQUEST_REFUSED,
                        f"the request could not be sent ({type(err).__name__})", evidence=common, commands=commands)
@@ -269,7 +263,7 @@ def _token_answer(outcome, evidence, result, secrets, selectors) -> CheckResult:
     if fields.get("expires_in") in (None, ""):
         also = " (azure-identity's async client would accept expires_on)" if fields.get("expires_on") else ""
         return result(ARC_TOKEN_UNUSABLE, f"HTTP 200 without expires_in, which MSAL requires{also}", extra, attempts)
-    claims = decode_claims(token)
+    claims = decode_claims(token, now=outcome.received_at)
     del token
     extra["claims"] = redact_value(claims, token_secrets)
     if "error" in claims:
@@ -300,13 +294,14 @@ ENV_COMMANDS = Commands(
 )
 
 
-def read_dropin(path: str = ENV_DROPIN) -> dict[str, str] | None:
+def read_dropin(machine: Any, path: str = ENV_DROPIN) -> dict[str, str] | None:
     """The variables the agent's systemd drop-in gives services (None if there is none)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read(65536)
-    except OSError:
-        return None
+    text, _ = machine.read_file(path, 65536)
+    return None if text is None else parse_dropin(text)
+
+
+def parse_dropin(text: str) -> dict[str, str]:
+    """``DefaultEnvironment=`` IDENTITY_ENDPOINT / IMDS_ENDPOINT of a systemd drop-in (pure)."""
     found: dict[str, str] = {}
     for line in text.splitlines():
         name, sep, value = line.strip().partition("=")
@@ -334,15 +329,15 @@ def _points_to_himds(value: str, *, token_path: bool) -> bool:
 
 
 def check_arc_environment(
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
     *,
-    platform: str = sys.platform,
+    host: Any,
     dropin_path: str = ENV_DROPIN,
     himds_binary: str = HIMDS_BINARY_LINUX,
 ) -> CheckResult:
-    """Are IDENTITY_ENDPOINT and IMDS_ENDPOINT visible to this process and pointing to HIMDS?"""
-    start = time.perf_counter()
-    env = os.environ if env is None else env
+    """Are IDENTITY_ENDPOINT and IMDS_ENDPOINT visible to this process and pointing to HIMDS?
+    ``host`` answers for the drop-in file and the agent binary (Linux)."""
+    platform = "win32" if host.os_name == "windows" else host.os_name
     identity_endpoint = env.get(IDENTITY_ENDPOINT_ENV)
     imds_endpoint = env.get(IMDS_ENDPOINT_ENV)
     linux = platform.startswith("linux")
@@ -350,14 +345,14 @@ def check_arc_environment(
                                 IMDS_ENDPOINT_ENV: imds_endpoint and hide_url_credentials(imds_endpoint),
                                 "platform": platform}
     if linux:
-        evidence["systemd_dropin"] = {"path": dropin_path, "variables": read_dropin(dropin_path)}
-        evidence["himds_binary_present"] = os.path.exists(himds_binary)
+        evidence["systemd_dropin"] = {"path": dropin_path, "variables": read_dropin(host, dropin_path)}
+        evidence["himds_binary_present"] = host.path_kind(himds_binary) not in ("missing", "error")
     competing = [name for name in (IDENTITY_HEADER_ENV, IDENTITY_SERVER_THUMBPRINT_ENV, MSI_ENDPOINT_ENV, MSI_SECRET_ENV)
                  if env.get(name)]
     evidence["competing_variables"] = competing   # names only: IDENTITY_HEADER / MSI_SECRET are secrets
 
     def result(code: str, detail: str) -> CheckResult:
-        return finding("arc.env", code, detail, elapsed_ms=_ms(start), evidence=evidence, commands=ENV_COMMANDS)
+        return finding("arc.env", code, detail, evidence=evidence, commands=ENV_COMMANDS)
 
     if competing and ((IDENTITY_HEADER_ENV in competing and identity_endpoint)
                       or {MSI_ENDPOINT_ENV, MSI_SECRET_ENV} <= set(competing)):

@@ -340,6 +340,10 @@ CATALOG.update(_rows(
      "Occasional: nothing to fix. Repeated: 410 - wait for the IMDS update (70 s) or restart the VM; 429 - find "
      "the process calling the service too often (clients must cache tokens); 404 on a token - allow a few "
      "minutes after assigning an identity; 5xx - open a support case with the attempts shown."),
+    ("IMDS-HTTP-018", "skip", "Not in the evidence",
+     "This request was not made when the evidence was collected (a bundle from another collector or an "
+     "older version, or a digest cut short), so this analysis cannot judge it.",
+     "Collect again on the host with this version: imds-runbook collect --out evidence.json."),
     ("IMDS-META-000", "ok", "Instance metadata answered",
      "The metadata service answered the guide's request with a valid instance document.",
      ""),
@@ -668,6 +672,7 @@ HTTP_NOT_FOUND = "IMDS-HTTP-014"
 HTTP_NO_METADATA_HEADER = "IMDS-HTTP-015"
 HTTP_UNEXPECTED = "IMDS-HTTP-016"
 HTTP_RETRIED = "IMDS-HTTP-017"
+HTTP_NOT_COLLECTED = "IMDS-HTTP-018"
 
 META_OK = "IMDS-META-000"
 META_INCOMPLETE = "IMDS-META-001"

@@ -32,6 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proxy-comparison", action="store_true",
                         help="also fetch instance metadata THROUGH the configured proxy (never a token)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the listing")
+    parser.add_argument("--save-evidence", metavar="FILE",
+                        help="also write the evidence bundle this run was judged on (imds-runbook analyze reads it)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,10 +51,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from imds_helpers.hostcmd import CommandPrefetch, evidence_commands
 
+    out = None
+    if args.save_evidence:
+        from imds_helpers.evidence_cli import output_path
+
+        out = output_path(args.save_evidence, argument="--save-evidence")
     # The host commands every run reads (service state, firewall rules) start now and finish
     # while the HTTP stack is still importing; the steps collect their output later.
     with CommandPrefetch(evidence_commands()) as prefetch:
-        from imds_helpers.api import check_options, run_checks
+        from imds_helpers.api import check, check_options
 
         opts = check_options(
             target=args.target, endpoint=args.endpoint, resources=args.resource, client_ids=args.client_id,
@@ -60,17 +67,28 @@ def _run(args: argparse.Namespace) -> int:
             proxy_comparison=args.proxy_comparison, tokens_dir=args.tokens_dir, runner=prefetch,
         )
         started = time.monotonic()
-        report = run_checks(opts)
+        report, bundle = check(opts)       # collect on this machine, then analyze the bundle
         elapsed_ms = (time.monotonic() - started) * 1000
-    # Last line of defence: whatever a step put into the output, no token leaves.
-    if args.json:
+    if out is not None:
+        from imds_helpers.evidence_cli import write_bundle
+
+        write_bundle(out, bundle)
+    sys.stdout.write(render(report, elapsed_ms, as_json=args.json) + "\n")
+    return exit_code(report)
+
+
+def exit_code(report: Report) -> int:
+    return 0 if report.verdict in (Status.OK, Status.SKIP) else 1
+
+
+def render(report: Report, elapsed_ms: float, *, as_json: bool) -> str:
+    """What check and analyze print. Last line of defence: whatever a step put into the output,
+    no token leaves."""
+    if as_json:
         data = redact_value(report.to_dict())
         data["elapsed_ms"] = round(elapsed_ms, 1)
-        text = json_safe(json.dumps(data, indent=2, ensure_ascii=False))   # C1, bidi, surrogates as \u escapes
-    else:
-        text = redact_text(render_text(report, elapsed_ms))
-    sys.stdout.write(text + "\n")
-    return 0 if report.verdict in (Status.OK, Status.SKIP) else 1
+        return json_safe(json.dumps(data, indent=2, ensure_ascii=False))   # C1, bidi, surrogates as \u escapes
+    return redact_text(render_text(report, elapsed_ms))
 
 
 def render_text(report: Report, elapsed_ms: float) -> str:

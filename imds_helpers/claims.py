@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from typing import Any
 
 from imds_helpers import strictjson
@@ -14,9 +13,11 @@ DISPLAY_CLAIMS = ("aud", "iss", "tid", "oid", "appid", "xms_mirid", "idtyp", "ia
 
 
 def decode_claims(token: str, *, now: float | None = None) -> dict[str, Any]:
-    """Non-secret claims of a JWT plus derived ``expires_in_s``; ``{"error": ...}`` if unreadable.
+    """Non-secret claims of a JWT plus ``expires_in_s`` counted from ``now`` (when the answer
+    came: epoch seconds; None, no countdown); ``{"error": ...}`` if unreadable.
 
-    The signature is not verified: this is display, not authentication.
+    The signature is not verified (this is display, not authentication), and may be absent:
+    evidence keeps tokens as ``header.claims.``.
     """
     parts = token.split(".") if isinstance(token, str) else []
     if len(parts) != 3:
@@ -30,9 +31,9 @@ def decode_claims(token: str, *, now: float | None = None) -> dict[str, Any]:
         return {"error": "JWT payload is not a JSON object"}
     claims = {name: payload[name] for name in DISPLAY_CLAIMS if name in payload}
     exp = payload.get("exp")
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool) and now is not None:
         try:
-            claims["expires_in_s"] = int(exp - (time.time() if now is None else now))
+            claims["expires_in_s"] = int(exp - now)
         except OverflowError:   # an integer beyond float range: no countdown to show
             pass
     return claims

@@ -32,6 +32,10 @@ EXTRAS: dict[str, dict[str, str]] = {
 # name -> (module, one-line help, extras it needs). Adding a command is adding a row.
 COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "check": ("imds_helpers.check_cli", "diagnose IMDS / Arc HIMDS reachability and tokens, layer by layer", ()),
+    "collect": ("imds_helpers.evidence_cli:collect_command",
+                "on the host: ask every check's questions and write the evidence bundle (judges nothing)", ()),
+    "analyze": ("imds_helpers.evidence_cli:analyze_command",
+                "anywhere: judge evidence bundles from collect (check's output and exit codes)", ()),
     "emulator": ("imds_helpers.emulator.cli", "serve an emulated IMDS or Arc HIMDS with fault scenarios", ()),
     "demo": ("imds_helpers.demo", "run the runbooks on emulated healthy and broken hosts; write reports/",
              ("notebooks",)),
@@ -63,6 +67,13 @@ def missing_extras(extras: Sequence[str], installed: Callable[[str], bool] = _in
     return f"needs {what}: pip install '{PROG}[{','.join(names)}]' (missing: {missing})"
 
 
+def _load(name: str):
+    """A command's module, or ``module:attribute`` for commands that share one."""
+    module_name, _, attribute = name.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports bad usage as a single line and exit code 2 (bounded, without a
     URL's password: argparse quotes what was typed)."""
@@ -82,8 +93,7 @@ def build_parser(only: str | None = None) -> OneLineParser:
             # Still listed in --help, but its module is not imported.
             sub.add_parser(name, help=help_text, add_help=False)
             continue
-        module = importlib.import_module(module_name)
-        module.configure(sub.add_parser(name, help=help_text, description=help_text))
+        _load(module_name).configure(sub.add_parser(name, help=help_text, description=help_text))
     return parser
 
 
@@ -98,8 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{PROG} {args.command}: {needs}\n")
         return 2
     try:
-        module = importlib.import_module(module_name)
-        return int(module.run(args) or 0)
+        return int(_load(module_name).run(args) or 0)
     except ModuleNotFoundError as err:
         # A package of an extra that the table above does not list for this command (or that
         # went away after the check): the same one line, never a traceback.

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
+from imds_helpers.evidence import Attempt
 from imds_helpers.redact import redact_text, redact_value
+
+__all__ = ["Attempt", "CheckResult", "Commands", "Report", "Status", "worst"]
 
 
 class Status(str, Enum):
@@ -46,30 +49,6 @@ class Commands:
 
     def to_dict(self) -> dict[str, str]:
         return {"curl": self.curl, "powershell": self.powershell}
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One HTTP attempt as recorded by the client (already redacted)."""
-
-    method: str
-    url: str
-    status: int | None
-    error: str | None          # taxonomy kind, or None on an HTTP answer
-    elapsed_ms: float
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body_excerpt: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "url": self.url,
-            "status": self.status,
-            "error": self.error,
-            "elapsed_ms": round(self.elapsed_ms, 1),
-            "headers": dict(self.headers),
-            "body_excerpt": self.body_excerpt,
-        }
 
 
 @dataclass(frozen=True)

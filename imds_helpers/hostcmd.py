@@ -16,51 +16,15 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
-COMMAND_TIMEOUT = 2.0
-
-# What the host checks run on Linux whatever the target: the Arc service state (platform)
-# and the firewall rules (network). Kept here so the prefetch and the steps agree.
-LINUX_HIMDS_UNIT = "himdsd"
-HIMDS_STATE_LINUX = ("systemctl", "show", LINUX_HIMDS_UNIT, "--property=LoadState,ActiveState,SubState")
-IPTABLES_SAVE = ("iptables-save",)
-NFT_RULESET = ("nft", "list", "ruleset")
-LINUX_EVIDENCE = (HIMDS_STATE_LINUX, IPTABLES_SAVE, NFT_RULESET)
+from imds_helpers.evidence import (COMMAND_TIMEOUT, HIMDS_STATE_LINUX, IPTABLES_SAVE, LINUX_EVIDENCE,
+                                   LINUX_HIMDS_UNIT, NFT_RULESET, CommandOutput, Runner)
 
 
 def evidence_commands() -> tuple[tuple[str, ...], ...]:
     """The commands every check run on this OS reads, whatever the target (to prefetch)."""
     return LINUX_EVIDENCE if sys.platform.startswith("linux") else ()
-
-
-@dataclass(frozen=True)
-class CommandOutput:
-    """What a host command printed and how it ended (never raised)."""
-
-    argv: tuple[str, ...]
-    returncode: int | None           # None when the command did not run to completion
-    stdout: str = ""
-    stderr: str = ""
-    error: str | None = None         # "not_found" | "permission_denied" | "timeout" | "os_error: ..."
-    elapsed_ms: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.returncode == 0
-
-    @property
-    def text(self) -> str:
-        """stdout and stderr together: tools print their verdicts on either."""
-        return self.stdout + ("\n" + self.stderr if self.stderr else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"argv": list(self.argv), "returncode": self.returncode, "error": self.error,
-                "elapsed_ms": round(self.elapsed_ms, 1), "stdout": self.stdout[:2000], "stderr": self.stderr[:500]}
-
-
-Runner = Callable[[Sequence[str], float], CommandOutput]
 
 
 def run_command(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandOutput:
@@ -172,5 +136,5 @@ def _ms(start: float) -> float:
     return (time.monotonic() - start) * 1000.0
 
 
-__all__ = ["COMMAND_TIMEOUT", "CommandOutput", "CommandPrefetch", "LINUX_EVIDENCE", "Runner", "evidence_commands",
-           "run_command"]
+__all__ = ["COMMAND_TIMEOUT", "CommandOutput", "CommandPrefetch", "HIMDS_STATE_LINUX", "IPTABLES_SAVE", "LINUX_EVIDENCE",
+           "LINUX_HIMDS_UNIT", "NFT_RULESET", "Runner", "evidence_commands", "run_command"]

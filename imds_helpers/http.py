@@ -16,20 +16,18 @@ are never put into results unredacted.
 from __future__ import annotations
 
 import errno
-import json
 import socket
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
-from urllib.parse import urlencode, urlsplit
+from typing import TYPE_CHECKING, Callable, Mapping
 
-from imds_helpers import __version__, strictjson
-from imds_helpers.findings import Attempt
+from imds_helpers import __version__
+from imds_helpers.evidence import RETRY_STATUSES, Attempt, Outcome, Timeouts, full_url
 from imds_helpers.redact import redact_headers, redact_text
 from imds_helpers.taxonomy import ErrorKind
 
-# Microsoft's identity guidance: retry 404, 410, 429 and 5xx; never other 4xx.
-RETRY_STATUSES = frozenset({404, 410, 429} | set(range(500, 600)))
+__all__ = ["MetadataClient", "Outcome", "RETRY_STATUSES", "Timeouts", "classify_exception", "full_url",
+           "retry_after_seconds"]
+
 # A diagnosis wants a verdict, not patience: at most this many attempts per request, and no
 # retry after a read timeout (a service that holds a connection 5 s will do it again).
 MAX_ATTEMPTS = 4
@@ -49,74 +47,12 @@ if TYPE_CHECKING:
 # steps (platform, proxy without proxy variables, network) send no HTTP request.
 
 
-@dataclass(frozen=True)
-class Timeouts:
-    """Per-phase timeouts (seconds). ``total`` bounds a whole step including retries.
-
-    The defaults give a verdict in seconds: a DROPped connection is a ``connect_timeout``
-    after 2 s, where curl waits about two minutes.
-    """
-
-    connect: float = 2.0
-    read: float = 5.0
-    total: float = 10.0
-
-    def __post_init__(self) -> None:
-        for name in ("connect", "read", "total"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not (0 < value <= 3600):
-                raise ValueError(f"{name} timeout must be > 0 and <= 3600 seconds, got {value!r}")
-
-    @classmethod
-    def from_total(cls, total: float) -> "Timeouts":
-        """Timeouts for a user-given overall ``--timeout``: phases never exceed it."""
-        return cls(connect=min(2.0, total), read=min(5.0, total), total=total)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The last answer of a request (after retries), with every attempt as evidence."""
-
-    attempts: tuple[Attempt, ...]
-    status: int | None = None
-    error: ErrorKind | None = None
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)   # raw; attempts hold the redacted ones
-    body: bytes = field(default=b"", repr=False)
-    elapsed_ms: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.status is not None and 200 <= self.status < 300
-
-    def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
-
-    def json(self) -> Any:
-        """Parsed body; raises ``ValueError`` if it is not JSON (message holds no body):
-        ``strictjson.OutOfBounds`` when it is JSON too large, deep or long-numbered to be an
-        answer (its message names the bound)."""
-        try:
-            return strictjson.loads(self.body.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"body is not JSON ({type(err).__name__} at {getattr(err, 'pos', '?')})") from None
-        except strictjson.OutOfBounds:
-            raise
-        except strictjson.NotJson as err:
-            raise ValueError(f"body is not JSON ({err})") from None
-
-    def text(self, secrets: tuple[str, ...] = ()) -> str:
-        """The body as redacted text (safe to show)."""
-        return redact_text(self.body.decode("utf-8", "replace"), secrets)
-
-
 def classify_exception(exc: BaseException) -> ErrorKind:
     """Map a transport exception (socket, http.client, zlib) to the taxonomy."""
     import http.client
     import zlib
 
-    from imds_helpers.network import classify_socket_error   # POSIX and WinSock codes, as for TCP
-    from imds_helpers.transport import ConnectFailed, DeadlineExceeded
+    from imds_helpers.transport import ConnectFailed, DeadlineExceeded, classify_socket_error
 
     if isinstance(exc, ConnectFailed) and isinstance(exc.__cause__, OSError):
         return classify_socket_error(exc.__cause__)
@@ -135,13 +71,6 @@ def classify_exception(exc: BaseException) -> ErrorKind:
     return ErrorKind.TRANSPORT_ERROR
 
 
-def full_url(url: str, params: Mapping[str, str] | None = None) -> str:
-    """The URL as sent: ``params`` form-encoded into the query, as requests and curl do."""
-    if not params:
-        return url
-    return url + ("&" if urlsplit(url).query else "?") + urlencode(params)
-
-
 class MetadataClient:
     """GET against a metadata service with deadlines, retries and attempt records.
 
@@ -157,6 +86,7 @@ class MetadataClient:
         proxy: str | None = None,
         sleep: Sleep = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         max_body_bytes: int = MAX_BODY_BYTES,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
@@ -165,6 +95,7 @@ class MetadataClient:
         self._proxy = proxy if proxy is None or "://" in proxy else f"http://{proxy}"
         self._sleep = sleep
         self._clock = clock
+        self._wall = wall
         self._max_body = max_body_bytes
         self._max_attempts = max_attempts
 
@@ -209,6 +140,8 @@ class MetadataClient:
                     headers=outcome.headers,
                     body=outcome.body,
                     elapsed_ms=(self._clock() - start) * 1000,
+                    raw_headers=outcome.raw_headers,
+                    received_at=outcome.received_at,
                 )
             self._sleep(wait)
             backoff = min(backoff * 2, 8.0)
@@ -236,6 +169,7 @@ class MetadataClient:
         status: int | None = None
         error: ErrorKind | None = None
         resp_headers: dict[str, str] = {}
+        raw_headers: tuple[tuple[str, str], ...] = ()
         body = b""
         try:
             # No redirect is followed and its Location is never parsed: a redirect is
@@ -248,6 +182,7 @@ class MetadataClient:
             try:
                 status = exchange.status
                 resp_headers = exchange.headers
+                raw_headers = exchange.raw_headers
                 # The read timeout bounds the whole body too, not just each recv.
                 exchange.limit(self.timeouts.read)
                 body, error = self._read_body(exchange, min(deadline, self._clock() + self.timeouts.read))
@@ -269,7 +204,8 @@ class MetadataClient:
             headers=redact_headers(evidence_headers),
             body_excerpt=excerpt,
         )
-        return Outcome(attempts=(attempt,), status=status, error=error, headers=resp_headers, body=body, elapsed_ms=elapsed)
+        return Outcome(attempts=(attempt,), status=status, error=error, headers=resp_headers, body=body, elapsed_ms=elapsed,
+                       raw_headers=raw_headers, received_at=self._wall())
 
     def _read_body(self, exchange: Exchange, deadline: float) -> tuple[bytes, ErrorKind | None]:
         """Read at most ``max_body_bytes`` before the deadline (a slow drip must not hang us)."""

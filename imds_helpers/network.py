@@ -2,18 +2,15 @@
 connect, and firewall rules that mention the address.
 
 Each check returns one :class:`CheckResult`; nothing here raises for network trouble, a
-missing tool or a permission problem - those are findings too. Commands run through the
-injectable ``run`` (``imds_helpers.hostcmd.run_command``: 2 s timeout, C locale); what they
-print is parsed by the pure functions in :mod:`imds_helpers.parsers`, and the decisions
-(``assess_route``, ``parsers.firewall.analyze``) are pure as well.
+missing tool or a permission problem - those are findings too. Commands, files, the TCP
+connect and user names are the ``machine``'s answers (the live host or its evidence); what
+commands print is parsed by the pure functions in :mod:`imds_helpers.parsers`, and the
+decisions (``assess_route``, ``parsers.firewall.analyze``) are pure as well.
 """
 
 from __future__ import annotations
 
 import errno
-import os
-import socket
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import urlsplit
@@ -26,8 +23,8 @@ from imds_helpers.catalog import (NET_ADDRESS_LOCAL, NET_FIREWALL_BLOCKS, NET_FI
                                   NET_TCP_TIMEOUT, finding)
 from imds_helpers.endpoints import ARC_API_VERSION, COMMAND_API_VERSION, HIMDS_PORT, IMDS_ADDRESS, INSTANCE_PATH
 from imds_helpers.findings import CheckResult, Commands
-from imds_helpers.hostcmd import IPTABLES_SAVE, NFT_RULESET, CommandOutput, Runner, run_command
-from imds_helpers.platform import current_os, host_path, is_loopback_host, read_host_file
+from imds_helpers.evidence import IPTABLES_SAVE, NFT_RULESET, CommandOutput, Runner
+from imds_helpers.platform import is_loopback_host
 from imds_helpers.taxonomy import ErrorKind
 
 if TYPE_CHECKING:
@@ -43,15 +40,6 @@ DEFAULT_CONNECT_TIMEOUT = 2.0
 LEASE_GLOBS = ("/run/systemd/netif/leases/*", "/var/lib/dhcp/dhclient*.lease*", "/var/lib/dhclient/*.lease*",
                "/var/lib/NetworkManager/*.lease")
 
-# errno values (POSIX and WinSock) -> taxonomy kind
-_ERRNO_KIND = {
-    errno.ECONNREFUSED: ErrorKind.CONNECT_REFUSED, 10061: ErrorKind.CONNECT_REFUSED,
-    errno.ETIMEDOUT: ErrorKind.CONNECT_TIMEOUT, 10060: ErrorKind.CONNECT_TIMEOUT,
-    errno.ENETUNREACH: ErrorKind.NETWORK_UNREACHABLE, 10051: ErrorKind.NETWORK_UNREACHABLE,
-    errno.EHOSTUNREACH: ErrorKind.HOST_UNREACHABLE, 10065: ErrorKind.HOST_UNREACHABLE,
-    errno.ECONNRESET: ErrorKind.CONNECTION_RESET, 10054: ErrorKind.CONNECTION_RESET,
-    errno.ECONNABORTED: ErrorKind.CONNECTION_RESET, 10053: ErrorKind.CONNECTION_RESET,
-}
 # Refused by local policy rather than by the network: a "prohibit" route gives EACCES, an
 # OUTPUT rule or SELinux EPERM, WinSock 10013; a blackhole route gives EINVAL.
 _POLICY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, 10013})
@@ -64,18 +52,6 @@ _TCP_CODES = {
     # A reset cannot end a connect() on Linux (a RST to the SYN is a refusal); only a race with
     # an interceptor that resets the moment the handshake completes gives one: NET-017, errno kept.
 }
-
-
-def classify_socket_error(exc: BaseException) -> ErrorKind:
-    """Taxonomy kind of a failed ``connect()``."""
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return ErrorKind.CONNECT_TIMEOUT
-    if isinstance(exc, ConnectionRefusedError):
-        return ErrorKind.CONNECT_REFUSED
-    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError)):
-        return ErrorKind.CONNECTION_RESET
-    code = getattr(exc, "winerror", None) or getattr(exc, "errno", None)
-    return _ERRNO_KIND.get(code, ErrorKind.TRANSPORT_ERROR) if isinstance(code, int) else ErrorKind.TRANSPORT_ERROR
 
 
 # --- TCP -------------------------------------------------------------------------------------
@@ -91,72 +67,50 @@ def _tcp_commands(host: str, port: int) -> Commands:
     )
 
 
-def check_tcp(host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> CheckResult:
-    """Open (and close) a TCP connection within ``timeout`` seconds in total; nothing is sent.
+def check_tcp(host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT, machine: Any) -> CheckResult:
+    """A timed TCP connect (nothing sent), judged from ``machine.tcp``'s attempts.
 
     Evidence: ``elapsed_ms``, ``error_kind`` and ``errno`` of a failure, the local
     ``source_address`` the kernel chose, and each address tried.
     """
     commands = _tcp_commands(host, port)
-    start = time.monotonic()
-    deadline = start + timeout
+    probe = machine.tcp(host, port, timeout)
     base = {"host": host, "port": port, "timeout_s": timeout}
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, OSError) as exc:
-        return finding("network.tcp", NET_TCP_OTHER, f"Could not resolve {host}: {exc}.",
-                       elapsed_ms=_elapsed(start), evidence={**base, "error_kind": ErrorKind.TRANSPORT_ERROR.value,
-                                                             "error": str(exc)}, commands=commands)
-    attempts: list[dict[str, Any]] = []
-    for family, socktype, proto, _, sockaddr in dict.fromkeys((i[0], i[1], i[2], "", i[4]) for i in infos):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            attempts.append({"address": sockaddr[0], "error_kind": ErrorKind.CONNECT_TIMEOUT.value,
-                             "errno": None, "error": "deadline reached before this address was tried",
-                             "elapsed_ms": 0.0})
-            break
-        attempt_start = time.monotonic()
-        sock = socket.socket(family, socktype, proto)
-        try:
-            sock.settimeout(remaining)
-            sock.connect(sockaddr)
-            source = sock.getsockname()[0]
-            elapsed = _elapsed(attempt_start)
-            attempts.append({"address": sockaddr[0], "error_kind": None, "source_address": source,
-                             "elapsed_ms": round(elapsed, 1)})
-            return finding("network.tcp", NET_TCP_OK,
-                           f"Connected to {sockaddr[0]}:{port} in {elapsed:.0f} ms from {source}.",
-                           elapsed_ms=_elapsed(start),
-                           evidence={**base, "address": sockaddr[0], "elapsed_ms": round(elapsed, 1),
-                                     "source_address": source, "error_kind": None, "attempts": attempts},
-                           commands=commands)
-        except OSError as exc:
-            kind = classify_socket_error(exc)
-            attempts.append({"address": sockaddr[0], "error_kind": kind.value, "errno": getattr(exc, "errno", None),
-                             "error": str(exc) or type(exc).__name__, "elapsed_ms": round(_elapsed(attempt_start), 1)})
-        finally:
-            sock.close()
+    if probe.resolve_error is not None:
+        return finding("network.tcp", NET_TCP_OTHER, f"Could not resolve {host}: {probe.resolve_error}.",
+                       elapsed_ms=probe.elapsed_ms, evidence={**base, "error_kind": ErrorKind.TRANSPORT_ERROR.value,
+                                                              "error": probe.resolve_error}, commands=commands)
+    attempts = [dict(a) for a in probe.attempts]
+    connected = next((a for a in attempts if a["error_kind"] is None), None)
+    if connected is not None:
+        return finding("network.tcp", NET_TCP_OK,
+                       f"Connected to {connected['address']}:{port} in {connected['elapsed_ms']:.0f} ms from "
+                       f"{connected['source_address']}.",
+                       elapsed_ms=probe.elapsed_ms,
+                       evidence={**base, "address": connected["address"], "elapsed_ms": connected["elapsed_ms"],
+                                 "source_address": connected["source_address"], "error_kind": None,
+                                 "attempts": attempts},
+                       commands=commands)
     # IMDS and HIMDS listen on IPv4: when localhost also resolved to ::1, the IPv4 attempt tells more.
     chosen = next((a for a in attempts if "." in str(a["address"])), attempts[-1] if attempts else None)
     if chosen is None:
         return finding("network.tcp", NET_TCP_OTHER, f"{host} resolved to no usable address.",
-                       elapsed_ms=_elapsed(start), evidence={**base, "error_kind": ErrorKind.TRANSPORT_ERROR.value},
+                       elapsed_ms=probe.elapsed_ms, evidence={**base, "error_kind": ErrorKind.TRANSPORT_ERROR.value},
                        commands=commands)
-    kind = ErrorKind(chosen["error_kind"])
+    try:
+        kind = ErrorKind(chosen["error_kind"])
+    except ValueError:
+        kind = ErrorKind.TRANSPORT_ERROR
     code = _TCP_CODES.get(kind, NET_TCP_OTHER)
     if kind is ErrorKind.TRANSPORT_ERROR and chosen.get("errno") in _POLICY_ERRNOS:
         code = NET_TCP_POLICY
     detail = (f"TCP connect to {chosen['address']}:{port} failed after {chosen['elapsed_ms']:.0f} ms: "
               f"{kind.value} ({chosen['error']}).")
-    return finding("network.tcp", code, detail, elapsed_ms=_elapsed(start),
+    return finding("network.tcp", code, detail, elapsed_ms=probe.elapsed_ms,
                    evidence={**base, "address": chosen["address"], "elapsed_ms": chosen["elapsed_ms"],
                              "error_kind": kind.value, "errno": chosen.get("errno"), "source_address": None,
                              "attempts": attempts},
                    commands=commands)
-
-
-def _elapsed(start: float) -> float:
-    return (time.monotonic() - start) * 1000.0
 
 
 # --- route -----------------------------------------------------------------------------------
@@ -245,17 +199,13 @@ def _route_commands(address: str) -> Commands:
                                 f"Get-NetRoute -DestinationPrefix {address}/32; route print -4"))
 
 
-def read_leases(root: str = "/") -> tuple[DhcpLease, ...]:
-    """Parsed DHCP leases found under ``root`` (unreadable files are skipped)."""
-    import glob
-
+def read_leases(machine: Any) -> tuple[DhcpLease, ...]:
+    """Parsed DHCP leases the machine has (unreadable files are skipped)."""
     leases = []
     for pattern in LEASE_GLOBS:
-        for path in sorted(glob.glob(host_path(root, pattern)))[:16]:
-            try:
-                with open(path, "rb") as handle:
-                    text = handle.read(65536).decode("utf-8", errors="replace")
-            except OSError:
+        for path in machine.glob(pattern):
+            text, _ = machine.read_file(path, 65536)
+            if text is None:
                 continue
             from imds_helpers.parsers.dhcp import parse_lease
 
@@ -275,11 +225,10 @@ def ip_route_get(address: str) -> tuple[str, ...]:
     return ("ip", "route", "get", address)
 
 
-def route_commands(endpoint_url: str, os_name: str | None = None) -> tuple[tuple[str, ...], ...]:
+def route_commands(endpoint_url: str, os_name: str) -> tuple[tuple[str, ...], ...]:
     """The commands the route check will run for the endpoint (none for loopback): started
     ahead by a :class:`~imds_helpers.hostcmd.CommandPrefetch`, they finish while earlier
     steps run."""
-    os_name = os_name or current_os()
     host, _ = endpoint_host_port(endpoint_url)
     if not host or is_loopback_host(host):
         return ()
@@ -290,7 +239,8 @@ def route_commands(endpoint_url: str, os_name: str | None = None) -> tuple[tuple
     return (ip_route_get(host), IP_ROUTE_SHOW)
 
 
-def _route_facts(address: str, run: Runner, os_name: str, root: str) -> tuple[RouteFacts, dict[str, Any]]:
+def _route_facts(address: str, machine: Any) -> tuple[RouteFacts, dict[str, Any]]:
+    run, os_name = machine.run, machine.os_name
     evidence: dict[str, Any] = {"address": address, "os": os_name}
     lookup_result: RouteLookup | None = None
     table: RouteTable | None = None
@@ -318,14 +268,14 @@ def _route_facts(address: str, run: Runner, os_name: str, root: str) -> tuple[Ro
             evidence["ip_route_show"] = _cmd(show)
             table = parse_ip_route_show(show.stdout) if show.error is None else None
         else:
-            text, problem = read_host_file(root, "/proc/net/route")
+            text, problem = machine.read_file("/proc/net/route")
             evidence["proc_net_route"] = problem or "read"
             from imds_helpers.parsers.procroute import parse_proc_net_route
 
             table = parse_proc_net_route(text) if text is not None else None
     if table is not None:
         evidence["table"] = {"kind": table.kind, "format": table.format, "routes": [r.raw for r in table.routes]}
-    leases = read_leases(root) if os_name not in ("windows",) else ()
+    leases = read_leases(machine) if os_name not in ("windows",) else ()
     facts = assess_route(address, lookup_result, table, leases)
     if facts.code == NET_NO_ROUTE and leases:
         evidence["dhcp_leases"] = [lease.to_dict() for lease in leases]
@@ -340,13 +290,11 @@ def _cmd(out: CommandOutput) -> dict[str, Any]:
             "output": out.text.strip()[:1500]}
 
 
-def check_route(address: str = IMDS_ADDRESS, *, run: Runner = run_command, os_name: str | None = None,
-                root: str = "/") -> CheckResult:
+def check_route(address: str = IMDS_ADDRESS, *, machine: Any) -> CheckResult:
     """The route and source address the kernel uses for ``address`` (see :func:`assess_route`)."""
-    os_name = os_name or current_os()
     if is_loopback_host(address):
         return _loopback_route(address)
-    facts, evidence = _route_facts(address, run, os_name, root)
+    facts, evidence = _route_facts(address, machine)
     return finding("network.route", facts.code, facts.detail, evidence=evidence, commands=_route_commands(address))
 
 
@@ -365,21 +313,16 @@ def _firewall_commands(address: str) -> Commands:
     )
 
 
-def _uid_names(rulesets: Iterable[Ruleset]) -> dict[str, int]:
+def _uid_names(rulesets: Iterable[Ruleset], machine: Any) -> dict[str, int]:
     names: dict[str, int] = {}
-    try:
-        import pwd
-    except ImportError:
-        return names
     for ruleset in rulesets:
         for rule in ruleset.rules:
             for part in (rule.uid_owner or "").split("-"):
                 part = part.strip()
                 if part and not part.isdigit() and part not in names:
-                    try:
-                        names[part] = pwd.getpwnam(part).pw_uid
-                    except (KeyError, OSError):
-                        continue
+                    uid = machine.uid_of(part)
+                    if uid is not None:
+                        names[part] = uid
     return names
 
 
@@ -468,19 +411,18 @@ def _no_rules(target: str) -> str:
     return f"No firewall rules are loaded: nothing blocks or redirects {target}."
 
 
-def check_firewall(address: str = IMDS_ADDRESS, port: int = 80, *, run: Runner = run_command,
-                   os_name: str | None = None, source: str | None = None,
+def check_firewall(address: str = IMDS_ADDRESS, port: int = 80, *, machine: Any, source: str | None = None,
                    out_interface: str | None = None) -> CheckResult:
     """Rules that drop, reject, restrict by user, or redirect new TCP connections to
     ``address:port``. ``source``/``out_interface`` (from the route) sharpen rules that match
     on them. Linux only; elsewhere, or without permission to read rules, the result is SKIP."""
-    os_name = os_name or current_os()
+    os_name = machine.os_name
     commands = _firewall_commands(address)
     if os_name != "linux":
         return finding("network.firewall", NET_FIREWALL_UNREADABLE,
                        f"Firewall rules are read on Linux only; on {os_name} check them by hand (see commands).",
                        evidence={"os": os_name}, commands=commands)
-    rulesets, evidence = read_rulesets(run)
+    rulesets, evidence = read_rulesets(machine.run)
     usable = [r for r in rulesets if r.kind in ("rules", "empty")]
     if not usable and any(isinstance(v, dict) and v.get("empty") for v in evidence.values()):
         return finding("network.firewall", NET_FIREWALL_OK, _no_rules(f"{address}:{port}"),
@@ -495,16 +437,16 @@ def check_firewall(address: str = IMDS_ADDRESS, port: int = 80, *, run: Runner =
     from imds_helpers.parsers.firewall import Packet, analyze
 
     packet = Packet(address=address, port=port, source=source, out_interface=out_interface)
-    analysis = analyze(usable, packet, uid_names=_uid_names(usable))
+    analysis = analyze(usable, packet, uid_names=_uid_names(usable, machine))
     code, detail = assess_firewall(address, port, analysis)
-    if code == NET_FIREWALL_SOME_USERS and hasattr(os, "geteuid"):
-        uid = os.geteuid()
+    uid = machine.euid
+    if code == NET_FIREWALL_SOME_USERS and uid is not None:
         mine = next((v for v in analysis.verdicts if v.uid == str(uid)), None) or analysis.verdicts[-1]
         detail += f". This tool runs as uid {uid}: {'allowed' if mine.verdict == 'accept' else 'blocked'}"
     evidence.update({"packet": {"address": address, "port": port, "source": source, "out_interface": out_interface},
                      "analysis": analysis.to_dict()})
-    if hasattr(os, "geteuid"):
-        evidence["this_process_uid"] = os.geteuid()
+    if uid is not None:
+        evidence["this_process_uid"] = uid
     return finding("network.firewall", code, detail, evidence=evidence, commands=commands)
 
 
@@ -520,14 +462,13 @@ def endpoint_host_port(endpoint_url: str) -> tuple[str, int]:
     return host, port
 
 
-def network_checks(endpoint_url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT, run: Runner = run_command,
-                   os_name: str | None = None, root: str = "/") -> tuple[CheckResult, ...]:
+def network_checks(endpoint_url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT, machine: Any) -> tuple[CheckResult, ...]:
     """Route, TCP connect and firewall for the endpoint's host and port, in that order.
 
     For a loopback endpoint (Arc's ``localhost:40342``, an emulator on 127.0.0.1) the route
     is trivially loopback and no route command is run.
     """
-    os_name = os_name or current_os()
+    os_name = machine.os_name
     host, port = endpoint_host_port(endpoint_url)
     if is_loopback_host(host):
         route = _loopback_route(host)
@@ -535,17 +476,17 @@ def network_checks(endpoint_url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOU
         source, iface = address, ("lo" if os_name == "linux" else None)
     else:
         address = host
-        facts, evidence = _route_facts(address, run, os_name, root)
+        facts, evidence = _route_facts(address, machine)
         route = finding("network.route", facts.code, facts.detail, evidence=evidence,
                         commands=_route_commands(address))
         source, iface = facts.source, facts.interface
-    tcp = check_tcp(host, port, timeout=timeout)
-    firewall = check_firewall(address, port, run=run, os_name=os_name, source=source, out_interface=iface)
+    tcp = check_tcp(host, port, timeout=timeout, machine=machine)
+    firewall = check_firewall(address, port, machine=machine, source=source, out_interface=iface)
     return route, tcp, firewall
 
 
 __all__ = [
     "IMDS_ADDRESS", "RouteFacts", "assess_firewall", "assess_route", "check_firewall", "check_route",
-    "check_tcp", "classify_socket_error", "endpoint_host_port", "network_checks", "read_leases", "read_rulesets",
+    "check_tcp", "endpoint_host_port", "network_checks", "read_leases", "read_rulesets",
     "route_commands",
 ]

@@ -27,15 +27,13 @@ Choosing the endpoint - an explicit choice always wins:
 4. ``target="auto"``: Arc when only Arc is detected; when both are, Arc if its service runs
    (as Azure Monitor Agent decides), else IMDS; otherwise IMDS.
 
-Host commands (systemctl, sc) run through :mod:`imds_helpers.hostcmd`: a missing binary, a
-permission error or a timeout is returned as evidence, never raised.
+Files, commands (systemctl, sc) and the environment are the host's answers (the live machine
+or its evidence): a missing binary, a permission error or a timeout is evidence, never raised.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
@@ -43,13 +41,12 @@ from urllib.parse import urlsplit
 from imds_helpers.catalog import (PLAT_ARC, PLAT_ARC_ENV_UNSET, PLAT_ARC_SERVICE_STOPPED, PLAT_BOTH, PLAT_CONTAINER,
                                   PLAT_CONTAINER_EXPLICIT, PLAT_EXPLICIT, PLAT_HOSTED, PLAT_NEITHER,
                                   PLAT_SDK_REDIRECT, PLAT_VM, finding)
-from imds_helpers.endpoints import (HIMDS_BASE_URL, HIMDS_BINARY_LINUX, HIMDS_BINARY_WINDOWS_SUBPATH, HIMDS_PORT,
+from imds_helpers.endpoints import (ENV_PRESENCE, ENV_SHOWN, HIMDS_BASE_URL, HIMDS_BINARY_LINUX, HIMDS_BINARY_WINDOWS_SUBPATH, HIMDS_PORT,
                                     IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV, IDENTITY_SERVER_THUMBPRINT_ENV,
                                     IMDS_BASE_URL, IMDS_ENDPOINT_ENV, MSI_ENDPOINT_ENV, MSI_SECRET_ENV, OVERRIDE_ENV)
 from imds_helpers.errors import UsageError
 from imds_helpers.findings import CheckResult, Commands
-from imds_helpers.hostcmd import (COMMAND_TIMEOUT, HIMDS_STATE_LINUX, LINUX_HIMDS_UNIT, CommandOutput, Runner,
-                                  run_command)
+from imds_helpers.evidence import COMMAND_TIMEOUT, HIMDS_STATE_LINUX, LINUX_HIMDS_UNIT, CommandOutput
 from imds_helpers.parsers.container import parse_cgroup
 from imds_helpers.parsers.dmi import is_azure_asset_tag, looks_like_hyperv, parse_dmi_value, vmid_candidates
 from imds_helpers.parsers.services import ServiceState, parse_sc_query, parse_systemctl_show
@@ -71,40 +68,10 @@ _HOSTED = (
     ("Cloud Shell", (MSI_ENDPOINT_ENV,)),
 )
 # Shown by value; the others (IDENTITY_HEADER, MSI_SECRET, ...) are secrets: presence only.
-_ENV_SHOWN = (IDENTITY_ENDPOINT_ENV, IMDS_ENDPOINT_ENV, MSI_ENDPOINT_ENV, "AZUREPS_HOST_ENVIRONMENT",
-              "AZURE_POD_IDENTITY_AUTHORITY_HOST", "KUBERNETES_SERVICE_HOST", OVERRIDE_ENV, "container")
-_ENV_PRESENCE = (IDENTITY_HEADER_ENV, IDENTITY_SERVER_THUMBPRINT_ENV, MSI_SECRET_ENV)
+_ENV_SHOWN = ENV_SHOWN[:8]
+_ENV_PRESENCE = ENV_PRESENCE
 # Every variable platform detection and the Arc environment check read (arc.py reads a subset).
 ENVIRONMENT_VARIABLES = _ENV_SHOWN + _ENV_PRESENCE
-
-
-def current_os() -> str:
-    """"linux" | "windows" | "darwin" | "freebsd" | other ``sys.platform`` values."""
-    if sys.platform.startswith("win"):
-        return "windows"
-    if sys.platform.startswith("freebsd"):
-        return "freebsd"
-    return sys.platform
-
-
-# --- reading the host ----------------------------------------------------------------------
-
-def host_path(root: str, path: str) -> str:
-    """``path`` (absolute, POSIX) inside the tree ``root`` - tests pass a fake tree."""
-    return os.path.join(root, path.lstrip("/"))
-
-
-def read_host_file(root: str, path: str, limit: int = 65536) -> tuple[str | None, str | None]:
-    """(text, None) or (None, reason): "missing", "permission_denied", "os_error: ..."."""
-    try:
-        with open(host_path(root, path), "rb") as handle:
-            return handle.read(limit).decode("utf-8", errors="replace"), None
-    except FileNotFoundError:
-        return None, "missing"
-    except PermissionError:
-        return None, "permission_denied"
-    except OSError as exc:
-        return None, f"os_error: {exc.strerror or exc}"
 
 
 @dataclass(frozen=True)
@@ -144,25 +111,17 @@ def _is_arc_endpoint(endpoint: str, env: Mapping[str, str]) -> bool:
     return bool(arc) and arc.rstrip("/") == endpoint
 
 
-def detect_platform(
-    target: str = "auto",
-    endpoint: str | None = None,
-    *,
-    env: Mapping[str, str] | None = None,
-    root: str = "/",
-    run: Runner = run_command,
-    os_name: str | None = None,
-) -> PlatformResult:
+def detect_platform(target: str = "auto", endpoint: str | None = None, *, host: Any) -> PlatformResult:
     """Detect Azure VM / Arc / both / neither and choose the endpoint (see module docstring).
 
-    ``env`` defaults to ``os.environ``; ``root`` is the file-system root to inspect (tests
-    pass a fake tree); ``run`` runs commands; ``os_name`` defaults to this machine's OS.
-    Raises :class:`UsageError` only for a bad ``target`` or a malformed explicit endpoint.
+    ``host`` answers the questions (files, commands, environment): the live machine or its
+    evidence. Raises :class:`UsageError` only for a bad ``target`` or a malformed explicit
+    endpoint.
     """
     if target not in TARGETS:
         raise UsageError(f"must be one of {', '.join(TARGETS)}, got {target!r}", argument="target")
-    env = dict(os.environ if env is None else env)
-    os_name = os_name or current_os()
+    env = dict(host.env)
+    os_name = host.os_name
 
     explicit, explicit_source = None, ""
     if endpoint:
@@ -171,9 +130,9 @@ def detect_platform(
         explicit = normalise_endpoint(env[OVERRIDE_ENV], argument=OVERRIDE_ENV)
         explicit_source = f"{OVERRIDE_ENV}"
 
-    azure = _azure_vm_evidence(root, run, os_name)
-    arc = _arc_evidence(env, root, run, os_name)
-    container = _container_evidence(env, root)
+    azure = _azure_vm_evidence(host, os_name)
+    arc = _arc_evidence(env, host, os_name)
+    container = _container_evidence(env, host)
     hosted = _hosted_environment(env)
     evidence = {
         "os": os_name,
@@ -255,12 +214,12 @@ def _hosted_environment(env: Mapping[str, str]) -> str:
     return ""
 
 
-def _azure_vm_evidence(root: str, run: Runner, os_name: str) -> dict[str, Any]:
+def _azure_vm_evidence(host: Any, os_name: str) -> dict[str, Any]:
     if os_name == "windows":
-        return _azure_vm_evidence_windows(run)
+        return _azure_vm_evidence_windows(host.run)
     found: dict[str, Any] = {"source": "/sys/class/dmi/id"}
     for name in ("chassis_asset_tag", "sys_vendor", "product_name", "product_uuid"):
-        text, problem = read_host_file(root, f"/sys/class/dmi/id/{name}", limit=512)
+        text, problem = host.read_file(f"/sys/class/dmi/id/{name}", 512)
         if text is None:
             found[name] = None
             found[f"{name}_error"] = problem
@@ -269,12 +228,12 @@ def _azure_vm_evidence(root: str, run: Runner, os_name: str) -> dict[str, Any]:
             found[name] = parsed.value if parsed.kind == "value" else ""
     # cloud-init's rule: no /sys/firmware/efi means a BIOS boot, a generation 1 VM. When
     # /sys/firmware itself is hidden (containers) the generation is unknown.
-    gen2 = os.path.isdir(host_path(root, "/sys/firmware/efi")) if os.path.isdir(host_path(root, "/sys/firmware")) else None
+    gen2 = host.path_kind("/sys/firmware/efi") == "dir" if host.path_kind("/sys/firmware") == "dir" else None
     _summarise_dmi(found, gen2=gen2)
     return found
 
 
-def _azure_vm_evidence_windows(run: Runner) -> dict[str, Any]:
+def _azure_vm_evidence_windows(run: Callable[..., CommandOutput]) -> dict[str, Any]:
     script = ("$e=Get-CimInstance Win32_SystemEnclosure; $p=Get-CimInstance Win32_ComputerSystemProduct; "
               "$s=Get-CimInstance Win32_ComputerSystem; "
               "$e.SMBIOSAssetTag; $s.Manufacturer; $s.Model; $p.UUID")
@@ -298,17 +257,17 @@ def _summarise_dmi(found: dict[str, Any], *, gen2: bool | None) -> None:
         found["product_uuid_note"] = "readable by root only; run with sudo to cross-check the vmId"
 
 
-def _arc_evidence(env: Mapping[str, str], root: str, run: Runner, os_name: str) -> dict[str, Any]:
+def _arc_evidence(env: Mapping[str, str], host: Any, os_name: str) -> dict[str, Any]:
     if os_name == "windows":
         program_files = env.get("ProgramFiles") or env.get("PROGRAMFILES") or r"C:\Program Files"
         binary = program_files.rstrip("\\/") + "\\" + HIMDS_BINARY_WINDOWS_SUBPATH
-        installed = os.path.isfile(binary)
-        out = run(["sc", "query", WINDOWS_HIMDS_SERVICE], COMMAND_TIMEOUT)
+        installed = host.path_kind(binary) == "file"
+        out = host.run(["sc", "query", WINDOWS_HIMDS_SERVICE], COMMAND_TIMEOUT)
         service = _service_state(out, parse_sc_query)
     else:
         binary = LINUX_HIMDS
-        installed = os.path.isfile(host_path(root, LINUX_HIMDS))
-        out = run(HIMDS_STATE_LINUX, COMMAND_TIMEOUT)
+        installed = host.path_kind(LINUX_HIMDS) == "file"
+        out = host.run(HIMDS_STATE_LINUX, COMMAND_TIMEOUT)
         service = _service_state(out, parse_systemctl_show)
     identity, imds = env.get(IDENTITY_ENDPOINT_ENV, ""), env.get(IMDS_ENDPOINT_ENV, "")
     points = bool(identity and imds and not env.get(IDENTITY_HEADER_ENV)) and _port_of(imds) == HIMDS_PORT
@@ -331,14 +290,14 @@ def _service_state(out: CommandOutput, parse: Callable[[str], ServiceState]) -> 
     return {**state.to_dict(), "command": " ".join(out.argv), "returncode": out.returncode}
 
 
-def _container_evidence(env: Mapping[str, str], root: str) -> dict[str, Any]:
+def _container_evidence(env: Mapping[str, str], host: Any) -> dict[str, Any]:
     markers: list[str] = []
     for path in ("/.dockerenv", "/run/.containerenv"):
-        if os.path.exists(host_path(root, path)):
+        if host.path_kind(path) not in ("missing", "error"):
             markers.append(path)
     runtime = ""
     for path in ("/proc/1/cgroup", "/proc/self/cgroup"):
-        text, _ = read_host_file(root, path)
+        text, _ = host.read_file(path)
         hint = parse_cgroup(text or "")
         if hint.kind == "container":
             markers.append(f"{path}: {hint.line}")
@@ -454,6 +413,6 @@ def is_loopback_host(host: str) -> bool:
 
 
 __all__ = [
-    "PlatformResult", "detect_platform", "normalise_endpoint", "current_os", "read_host_file", "host_path", "is_loopback_host", "IMDS_ENDPOINT", "HIMDS_ENDPOINT",
+    "PlatformResult", "detect_platform", "normalise_endpoint", "is_loopback_host", "IMDS_ENDPOINT", "HIMDS_ENDPOINT",
     "OVERRIDE_ENV",
 ]

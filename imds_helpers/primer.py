@@ -98,7 +98,7 @@ def token_claims(base_url: str, resource: str = MANAGEMENT, **selector: str) -> 
         return {"error": str(err)}
     if not isinstance(body, dict) or "access_token" not in body:
         return {"error": redact_value(body)}
-    claims = decode_claims(str(body.pop("access_token")))
+    claims = decode_claims(str(body.pop("access_token")), now=outcome.received_at)
     return claims
 
 

@@ -54,9 +54,8 @@ from imds_helpers.catalog import (PROXY_BYPASSED, PROXY_CLIENTS_DISAGREE, PROXY_
                                   PROXY_WINHTTP_UNREADABLE, PROXY_WININET_APPLIES, finding)
 from imds_helpers.endpoints import COMMAND_API_VERSION, INSTANCE_PATH
 from imds_helpers.findings import CheckResult, Commands, worst
-from imds_helpers.hostcmd import Runner, run_command
-from imds_helpers.platform import current_os
-from imds_helpers.redact import authority_end, hide_url_credentials
+from imds_helpers.redact import hide_url_credentials
+from imds_helpers.validate import proxy_url_problem
 
 if TYPE_CHECKING:  # Windows-only parsers are imported where used
     from imds_helpers.parsers.netsh import WinHttpProxy
@@ -110,29 +109,6 @@ def hide_credentials(proxy: str) -> str:
     """``http://user:pass@host:3128`` -> ``http://<credentials>@host:3128``; never raises, also
     for a value that does not parse."""
     return hide_url_credentials(proxy)
-
-
-def proxy_url_problem(proxy: str) -> str | None:
-    """Why clients could not use ``proxy`` (a variable's value) as a proxy URL, or None.
-    Scheme-less values mean ``http://``, as requests and curl read them."""
-    url = proxy if "://" in proxy else f"http://{proxy}"
-    rest = url.partition("://")[2]
-    end = authority_end(rest)
-    if "@" in rest[end:] and "@" not in rest[:end]:
-        return "a '/', '?' or '#' in the user name or password ends the host part early (percent-encode it)"
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "an IPv6 address in [ ] is unclosed or invalid"
-    try:
-        port = parts.port
-    except ValueError:
-        return "the port is not a number in 1-65535"
-    if not parts.hostname:
-        return "no host"
-    if port == 0:
-        return "port 0"
-    return None
 
 
 class _WindowsEnv(dict):
@@ -438,13 +414,13 @@ def read_wininet_registry() -> Mapping[str, Any] | None:
     return values
 
 
-def windows_proxy_inputs(run: Runner = run_command, os_name: str = "") -> tuple[str | None, Mapping[str, Any] | None]:
+def windows_proxy_inputs(machine: Any) -> tuple[str | None, Mapping[str, Any] | None]:
     """On Windows: (``netsh winhttp show proxy`` output, this user's WinINet values) for
     :func:`analyze_proxy`; (None, None) elsewhere or when unreadable."""
-    if (os_name or current_os()) != "windows":
+    if machine.os_name != "windows":
         return None, None
-    out = run(["netsh", "winhttp", "show", "proxy"], 2.0)
-    return (out.stdout if out.error is None else None), read_wininet_registry()
+    out = machine.run(["netsh", "winhttp", "show", "proxy"], 2.0)
+    return (out.stdout if out.error is None else None), machine.wininet()
 
 
 # --- the analysis ----------------------------------------------------------------------------
@@ -467,12 +443,15 @@ def analyze_proxy(
     winhttp_output: str | None = None,
     wininet: Mapping[str, Any] | None = None,
     os_name: str = "",
+    url_problems: Mapping[str, str] | None = None,
 ) -> ProxyResult:
     """Proxy configuration for ``endpoint`` (a base URL such as ``http://169.254.169.254``).
 
     ``env`` defaults to ``os.environ``; ``winhttp_output`` is ``netsh winhttp show proxy``
     text; ``wininet`` the registry values as a dict (see :func:`read_wininet_registry`);
-    ``os_name="windows"`` makes variable names case-insensitive. Never raises.
+    ``os_name="windows"`` makes variable names case-insensitive; ``url_problems`` are the
+    variables' URL problems when judged elsewhere (collection judges the raw values, whose
+    credentials evidence does not keep). Never raises.
     """
     view = _env_view(env, os_name)
     variables = {name: (value if name.lower() == "no_proxy" else hide_credentials(value))
@@ -482,8 +461,11 @@ def analyze_proxy(
     host = urlsplit(endpoint).hostname or ""
     commands = _commands(endpoint)
     # Judged on the raw value: a "/" typed inside a password changes what clients parse.
-    broken = {name: problem for name in variables if name.lower() != "no_proxy"
-              and (problem := proxy_url_problem(view[name]))}
+    if url_problems is not None:
+        broken = {name: url_problems[name] for name in variables if name in url_problems}
+    else:
+        broken = {name: problem for name in variables if name.lower() != "no_proxy"
+                  and (problem := proxy_url_problem(view[name]))}
     checks = [_env_check(endpoint, host, variables, req, curl, commands, broken)]
     winhttp = inet = None
     # The Windows parsers are imported only when there is Windows input to read.

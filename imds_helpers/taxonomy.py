@@ -2,6 +2,7 @@
 
 Transport          connect_refused, connect_timeout, network_unreachable, host_unreachable,
                    read_timeout, connection_reset, deadline_exceeded, transport_error
+Evidence           not_collected (the bundle holds no answer for the request)
 HTTP               http_<status> (e.g. http_400, http_410, http_429, http_503)
 Payload            bad_payload (not JSON / truncated / wrong shape), oversized_payload
 Who answered       not_imds (something else answered)
@@ -37,6 +38,7 @@ class ErrorKind(str, Enum):
     API_VERSION_INVALID = "api_version_invalid"
     FORWARDED_REJECTED = "forwarded_rejected"
     ARC_AGENT_UNAVAILABLE = "arc_agent_unavailable"
+    NOT_COLLECTED = "not_collected"        # analysis: the bundle holds no answer for this request
 
     def __str__(self) -> str:
         return self.value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from imds_helpers.answers import Answer, after_retries, classify, error_fields, says
@@ -21,7 +21,6 @@ from imds_helpers.claims import decode_claims
 from imds_helpers.commands import http_get
 from imds_helpers.endpoints import AUDIENCE_LABELS, MANAGEMENT, MONITOR, TOKEN_API_VERSION, TOKEN_PATH
 from imds_helpers.findings import CheckResult, Status
-from imds_helpers.http import MetadataClient
 from imds_helpers.taxonomy import ErrorKind
 
 VM_TOKEN_API_VERSION = TOKEN_API_VERSION
@@ -72,12 +71,10 @@ def parse_ama_identity(text: str) -> Identity | None | str:
     return None
 
 
-def read_ama_identity(path: str = AMA_CONFIG_PATH) -> Identity | None | str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return parse_ama_identity(handle.read(65536))
-    except OSError:
-        return None
+def read_ama_identity(machine: Any, path: str = AMA_CONFIG_PATH) -> Identity | None | str:
+    """AMA's configured identity as the machine's file says (None when there is no file)."""
+    text, _ = machine.read_file(path, 65536)
+    return None if text is None else parse_ama_identity(text)
 
 
 def _audience_label(resource: str) -> str:
@@ -86,7 +83,7 @@ def _audience_label(resource: str) -> str:
 
 
 def check_token(
-    client: MetadataClient,
+    client: Any,
     endpoint: str,
     resource: str,
     identity: Identity = Identity(),
@@ -104,7 +101,8 @@ def check_token(
     evidence = {"resource": resource, "identity": identity.label, "identity_source": identity.source}
     code, status, detail = _interpret(answer, identity, user_assigned_checked)
     if code == TOKEN_OK:
-        claims = decode_claims(str(answer.body.get("access_token", ""))) if isinstance(answer.body, dict) else {}
+        claims = (decode_claims(str(answer.body.get("access_token", "")), now=outcome.received_at)
+                  if isinstance(answer.body, dict) else {})
         if "error" in claims:
             code, status, detail = TOKEN_UNUSABLE, None, claims["error"]
         else:
@@ -147,7 +145,7 @@ def _claims_line(claims: dict) -> str:
 
 
 def check_vm_tokens(
-    client: MetadataClient,
+    client: Any,
     endpoint: str,
     *,
     resources: Sequence[str] = DEFAULT_RESOURCES,

@@ -14,7 +14,7 @@ from typing import Iterable
 from urllib.parse import urlsplit
 
 from imds_helpers.errors import UsageError
-from imds_helpers.redact import hide_url_credentials
+from imds_helpers.redact import authority_end, hide_url_credentials
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MSI_RES_ID = re.compile(
@@ -153,3 +153,26 @@ def identity_selectors(
             raise UsageError(f"identity {value} given {what}: name each identity by one selector", argument=f"--{selector.replace('_', '-')}")
         seen[key] = selector
     return tuple(pairs)
+
+
+def proxy_url_problem(proxy: str) -> str | None:
+    """Why clients could not use ``proxy`` (a variable's value) as a proxy URL, or None.
+    Scheme-less values mean ``http://``, as requests and curl read them."""
+    url = proxy if "://" in proxy else f"http://{proxy}"
+    rest = url.partition("://")[2]
+    end = authority_end(rest)
+    if "@" in rest[end:] and "@" not in rest[:end]:
+        return "a '/', '?' or '#' in the user name or password ends the host part early (percent-encode it)"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "an IPv6 address in [ ] is unclosed or invalid"
+    try:
+        port = parts.port
+    except ValueError:
+        return "the port is not a number in 1-65535"
+    if not parts.hostname:
+        return "no host"
+    if port == 0:
+        return "port 0"
+    return None

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import pytest
 
-from imds_helpers.network import (assess_route, check_firewall, check_route, check_tcp, classify_socket_error,
+from imds_helpers.network import (assess_route, check_firewall, check_route, check_tcp,
                                   network_checks)
 from imds_helpers.parsers.dhcp import parse_lease
 from imds_helpers.parsers.iproute import parse_ip_route_get, parse_ip_route_show
@@ -25,6 +25,7 @@ from imds_helpers.parsers.routeprint import parse_route_print
 from imds_helpers.parsers.netstat import parse_netstat_rn
 from imds_helpers.hostcmd import CommandOutput
 from imds_helpers.taxonomy import ErrorKind
+from imds_helpers.transport import classify_socket_error
 
 IMDS = "169.254.169.254"
 REAL = Path(__file__).resolve().parent / "fixtures" / "real" / "command-output"

@@ -1,0 +1,165 @@
+"""``imds-runbook collect`` (on the host) and ``imds-runbook analyze`` (anywhere).
+
+    imds-runbook collect --out evidence.json        # on the VM: exit 0 once a bundle is written
+    imds-runbook analyze evidence.json [--json]     # anywhere: check's output and exit codes
+
+``collect`` takes check's selectors; it judges nothing and exits 0 whatever the bundle shows
+(2 on bad usage). ``analyze`` reads bundles (files, or folders of ``*.json``), bounded and
+checked against the schema before a line is printed: a bad bundle is one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from imds_helpers.errors import UsageError
+
+MAX_BUNDLES = 100_000
+
+
+def configure_collect(parser: argparse.ArgumentParser) -> None:
+    from imds_helpers import check_cli
+
+    check_cli.configure(parser)
+    # check's own output switches mean nothing here: collect prints the bundle or writes it.
+    for action in list(parser._actions):
+        if action.dest in ("json", "save_evidence"):
+            parser._remove_action(action)
+            for group in parser._action_groups:
+                if action in group._group_actions:
+                    group._group_actions.remove(action)
+            for option in action.option_strings:
+                parser._option_string_actions.pop(option, None)
+    parser.add_argument("--out", metavar="FILE", default="-",
+                        help="where to write the bundle ('-': standard output, the default)")
+
+
+def output_path(value: str, *, argument: str) -> Path:
+    """A file to write, checked before any work: its folder exists, it is not a folder or a symlink."""
+    path = Path(value)
+    if path.is_symlink():
+        raise UsageError(f"{value} is a symlink; give a regular file path", argument=argument)
+    if path.is_dir():
+        raise UsageError(f"{value} is a folder; give a file path", argument=argument)
+    if not path.parent.is_dir():
+        raise UsageError(f"folder {path.parent} does not exist", argument=argument)
+    return path
+
+
+def write_bundle(path: Path, bundle: Mapping[str, Any]) -> None:
+    from imds_helpers.evidence import dumps
+    from imds_helpers.sidecar import atomic_write_text
+
+    atomic_write_text(path, dumps(bundle) + "\n")
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    from imds_helpers.hostcmd import CommandPrefetch, evidence_commands
+
+    out = None if args.out == "-" else output_path(args.out, argument="--out")
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with CommandPrefetch(evidence_commands()) as prefetch:
+            from imds_helpers.api import check_options
+            from imds_helpers.collect import collect
+
+            opts = check_options(
+                target=args.target, endpoint=args.endpoint, resources=args.resource, client_ids=args.client_id,
+                object_ids=args.object_id, msi_res_ids=args.msi_res_id, timeout=args.timeout,
+                proxy_comparison=args.proxy_comparison, tokens_dir=args.tokens_dir, runner=prefetch,
+            )
+            bundle = collect(opts)
+    finally:
+        if collecting:
+            gc.enable()
+    if out is None:
+        from imds_helpers.evidence import dumps
+
+        sys.stdout.write(dumps(bundle) + "\n")
+    else:
+        write_bundle(out, bundle)
+        sys.stderr.write(f"imds-runbook collect: wrote {out} ({out.stat().st_size} bytes); "
+                         f"analyze it anywhere with: imds-runbook analyze {out}\n")
+    return 0
+
+
+def configure_analyze(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundles", metavar="BUNDLE_OR_DIR", nargs="+",
+                        help="evidence bundles written by collect (a folder: every *.json in it)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the listing (check's shape)")
+
+
+def bundle_paths(values: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for value in values:
+        path = Path(value)
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.json") if not p.is_symlink())
+            if not found:
+                raise UsageError(f"folder {value} holds no *.json bundle", argument="BUNDLE_OR_DIR")
+            paths += found
+        else:
+            paths.append(path)
+        if len(paths) > MAX_BUNDLES:
+            raise UsageError(f"more than {MAX_BUNDLES} bundles", argument="BUNDLE_OR_DIR")
+    return paths
+
+
+def read_bundle(path: Path) -> dict[str, Any]:
+    """One bundle from disk: a regular file (no symlink, no FIFO), bounded, schema-checked."""
+    from imds_helpers import evidence
+    from imds_helpers.sidecar import read_regular_file
+
+    try:
+        data = read_regular_file(path, evidence.MAX_BUNDLE_BYTES)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{path}: {err}", argument="BUNDLE_OR_DIR") from None
+    try:
+        return evidence.load(data)
+    except evidence.BadBundle as err:
+        raise UsageError(f"{path}: {err}", argument="BUNDLE_OR_DIR") from None
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from imds_helpers.analyze import analyze
+    from imds_helpers.check_cli import exit_code, render
+
+    bundles = [(path, read_bundle(path)) for path in bundle_paths(args.bundles)]   # all read before a line is printed
+    reports = [(path, bundle, analyze(bundle)) for path, bundle in bundles]
+    if len(reports) == 1:
+        _, bundle, report = reports[0]
+        sys.stdout.write(render(report, bundle["duration_ms"], as_json=args.json) + "\n")
+        return exit_code(report)
+    if args.json:
+        items = [dict(json.loads(render(report, bundle["duration_ms"], as_json=True)), bundle=str(path),
+                      host=bundle["host"]["hostname"]) for path, bundle, report in reports]
+        from imds_helpers.textsafe import json_safe
+
+        sys.stdout.write(json_safe(json.dumps(items, indent=2, ensure_ascii=False)) + "\n")
+    else:
+        from imds_helpers.textsafe import terminal_safe
+
+        blocks = [f"== {terminal_safe(str(path))} ({terminal_safe(bundle['host']['hostname'])})\n"
+                  + render(report, bundle["duration_ms"], as_json=False) for path, bundle, report in reports]
+        sys.stdout.write("\n\n".join(blocks) + "\n")
+    return max(exit_code(report) for _, _, report in reports)
+
+
+class _Command:
+    """The table in cli.py wants a module per command; these two share this one."""
+
+    def __init__(self, configure, run) -> None:
+        self.configure = configure
+        self.run = run
+
+
+collect_command = _Command(configure_collect, run_collect)
+analyze_command = _Command(configure_analyze, run_analyze)
+
+__all__ = ["analyze_command", "bundle_paths", "collect_command", "output_path", "read_bundle", "write_bundle"]
