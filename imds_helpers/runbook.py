@@ -4,8 +4,13 @@ and the sidecar JSON. Notebooks stay thin: one call per cell, the result is the 
     rb = runbook.start("vm", globals())   # validates the parameters cell; stops with one line
     rb.platform()                          # each step returns a table of its results (colours)
     ...
-    rb.save()                              # sidecar JSON for `imds-runbook report`
+    rb.save()                              # sidecar JSON for `imds-runbook report` (+ the evidence)
     rb.verdict()                           # code, status, explanation, fix (caption: where saved)
+
+With ``evidence_path`` (a bundle from ``imds-runbook collect`` on some host) every step renders
+from that bundle instead: the same prose, tables and verdict, no request, and the report carries
+the bundle's host name. A live run keeps its own bundle next to the sidecar
+(``<host>.evidence.json``), so any report can be rendered again anywhere.
 
 Parameters are one table (``PARAMETERS``): each notebook's parameters cell (what papermill's
 ``--help-notebook`` shows) and parameters/<runbook>-defaults.yaml are generated from it, and the
@@ -74,6 +79,8 @@ ARC_RESOURCES = DEFAULT_RESOURCES[:1]
 
 PARAMETERS: tuple[Param, ...] = (
     Param("host_name", str, "", "label in reports; empty: this machine's hostname"),
+    Param("evidence_path", str, "",
+          "a bundle from `imds-runbook collect` on that host; empty: collect live on this machine"),
     Param("endpoint", str, "", PerRunbook(
         vm="IMDS base URL; empty: detect (http://169.254.169.254) or $IMDS_RUNBOOK_ENDPOINT",
         arc="HIMDS base URL; empty: detect (http://localhost:40342) or $IMDS_RUNBOOK_ENDPOINT")),
@@ -141,8 +148,61 @@ def validate_parameters(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
         raise UsageError(f"is {values['target']!r}, but this is the {kind} runbook ({NOTEBOOKS[kind]})",
                          argument="target")
     if values["emulator_scenario"]:
+        if values["evidence_path"]:
+            raise UsageError("set either emulator_scenario (training on an emulated host) or evidence_path "
+                             "(a host's collected evidence), not both", argument="evidence_path")
         _check_scenario(kind, values["emulator_scenario"])
     return values
+
+
+def same_host(a: str, b: str) -> bool:
+    """Whether two host names name one machine: case-insensitively equal, or a short name
+    equal to the first label of the other (a fully qualified) name."""
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return True
+    if ("." in a) != ("." in b):
+        short, full = (b, a) if "." in a else (a, b)
+        return full.split(".", 1)[0] == short
+    return False
+
+
+def read_evidence(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The bundle ``values["evidence_path"]`` names (validated parameters), checked against
+    this runbook: read safely (:func:`imds_helpers.evidence_cli.read_bundle`), its host name is
+    a safe one and agrees with ``host_name`` (a report never carries another machine's name),
+    and it holds evidence of this runbook's target. One-line UsageError otherwise."""
+    from imds_helpers.evidence_cli import read_bundle
+
+    path = Path(values["evidence_path"])
+    try:
+        bundle = read_bundle(path)
+    except UsageError as err:     # read_bundle names its CLI argument; here it is the parameter
+        raise UsageError(str(err).split(": ", 1)[-1], argument="evidence_path") from None
+    hostname = bundle["host"]["hostname"]
+    try:
+        check_host_name(hostname, argument=None)
+    except UsageError as err:
+        raise UsageError(f"{path}: the bundle's {err}", argument="evidence_path") from None
+    given = values.get("host_name") or ""
+    if given and not same_host(given, hostname):
+        raise UsageError(f"is {given!r}, but {path} was collected on {hostname!r}; a report never carries "
+                         f"another machine's name (leave host_name empty or set it to {hostname!r})",
+                         argument="host_name")
+    from imds_helpers.analyze import analyze, options
+
+    collected = bundle["parameters"].get("target")
+    try:
+        options(bundle)   # the parameters it was collected with: what the steps will run with
+        target = analyze(bundle).target if collected == "auto" else collected
+    except UsageError as err:
+        raise UsageError(f"{path}: {err}", argument="evidence_path") from None
+    if target != kind:
+        hint = f"; render it with the {target} runbook ({NOTEBOOKS[target]})" if target in NOTEBOOKS else ""
+        raise UsageError(f"{path} holds {validate.shown(target)} evidence (collected with target "
+                         f"{validate.shown(collected)}), but this is the {kind} runbook{hint}",
+                         argument="evidence_path")
+    return bundle
 
 
 def _check_size(name: str, value: Any) -> None:
@@ -198,17 +258,26 @@ class Runbook:
     def __init__(self, kind: str, params: Mapping[str, Any]) -> None:
         self.kind = kind
         self.params = validate_parameters(kind, params)
-        self.host = self.params["host_name"] or local_host_name()
+        # The bundle this report renders (None: a live run on this machine).
+        self.evidence: dict[str, Any] | None = (
+            read_evidence(kind, self.params) if self.params["evidence_path"] else None)
         self.started_at = _now_iso()
         self._t0 = time.monotonic()
         self._emulator = None
+        self._commands: CommandPrefetch | None = None
         self._saved = ""
+        from imds_helpers.api import Session
+
+        if self.evidence is not None:   # no request, no command, no emulator: the bundle answers
+            self.host = self.evidence["host"]["hostname"]
+            self.session = Session(evidence=self.evidence)
+            self.options: CheckOptions = self.session.opts
+            return
+        self.host = self.params["host_name"] or local_host_name()
         # Host commands (service state, firewall rules) run while Python imports the steps.
         self._commands = CommandPrefetch(evidence_commands(), max_age=PREFETCH_MAX_AGE_S)
         try:
-            self.options: CheckOptions = self._options()
-            from imds_helpers.api import Session
-
+            self.options = self._options()
             self.session = Session(self.options)
         except BaseException:
             self.close()
@@ -230,9 +299,23 @@ class Runbook:
             proxy_comparison=self.params["proxy_comparison"], tokens_dir=tokens_dir, runner=self._commands,
         )
 
+    def subject(self) -> str:
+        """One line naming the host a report rendered from evidence is about (its name, vmId,
+        resource id, when and where the evidence was collected); empty for a live run, which
+        is about this machine."""
+        if self.evidence is None:
+            return ""
+        ident = self.evidence["host"]
+        parts = [f"host {self.host}"] + [f"{label} {_bounded(ident.get(key))}" for key, label in
+                                         (("vmId", "vmId"), ("resourceId", "resource"), ("os", "os"))
+                                         if ident.get(key)]
+        return (" · ".join(parts) + f" · rendered from the evidence in {_bounded(self.params['evidence_path'])}"
+                f", collected {_bounded(self.evidence['started_at'])}: no request left this machine")
+
     # -- steps: each returns a ResultTable of its results ---------------------------------
     def platform(self) -> ResultTable:
-        return table(self.session.platform.checks)
+        """The platform step; from evidence, its caption names the host (see :meth:`subject`)."""
+        return table(self.session.platform.checks, caption=self.subject())
 
     def proxy(self) -> ResultTable:
         return table(self.session.proxy())
@@ -261,22 +344,36 @@ class Runbook:
         return verdict_table(self.report(), caption=self._saved)
 
     def save(self) -> str:
-        """Write the sidecar JSON (atomically) and stop the embedded emulator, if any."""
+        """Write the sidecar JSON (atomically) and stop the embedded emulator, if any. A live
+        run also writes its evidence bundle beside it (:func:`evidence_file`)."""
         from imds_helpers.sidecar import build_sidecar, write_sidecar
 
         path = Path(self.params["sidecar_path"] or Path("results") / f"{self.host}.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        started_at, duration_s = self.started_at, time.monotonic() - self._t0
+        if self.evidence is None:
+            from imds_helpers.evidence_cli import write_bundle
+
+            bundle, source = self.session.bundle(), evidence_file(path)
+            write_bundle(source, bundle)
+            where = f"; evidence in {source} (render it again anywhere with evidence_path)"
+        else:   # the report is about when the evidence was collected, not when it was rendered
+            bundle, source = self.evidence, Path(self.params["evidence_path"])
+            started_at, duration_s = _iso_seconds(bundle["started_at"], started_at), bundle["duration_ms"] / 1000
+            where = f", rendered from the evidence in {source}"
         sidecar = build_sidecar(
             self.report(), host=self.host, notebook=NOTEBOOKS[self.kind], parameters=self.params,
-            started_at=self.started_at, duration_s=time.monotonic() - self._t0,
+            started_at=started_at, duration_s=duration_s,
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        sidecar["evidence"] = evidence_summary(bundle, source, live=self.evidence is None)
         write_sidecar(path, sidecar)
         self.close()
-        self._saved = f"{self.report().verdict.value.upper()}: result written to {path}"
+        self._saved = f"{self.report().verdict.value.upper()}: result written to {path}{where}"
         return self._saved
 
     def close(self) -> None:
-        self._commands.close()
+        if self._commands is not None:
+            self._commands.close()
         if self._emulator is not None:
             self._emulator.close()
             self._emulator = None
@@ -287,6 +384,37 @@ def start(kind: str, namespace: Mapping[str, Any]) -> Runbook:
     if kind not in NOTEBOOKS:
         raise UsageError(f"runbook kind must be vm or arc, got {kind!r}")
     return Runbook(kind, parameters_from_namespace(kind, namespace))
+
+
+def evidence_file(sidecar_path: Path) -> Path:
+    """Where a live run keeps its bundle: ``<host>.evidence.json`` beside ``<host>.json``."""
+    return sidecar_path.with_name(f"{sidecar_path.stem}.evidence.json")
+
+
+def evidence_summary(bundle: Mapping[str, Any], path: Path, *, live: bool) -> dict[str, Any]:
+    """The sidecar's ``evidence`` object: which bundle the report was judged on and whose it is."""
+    ident = bundle["host"]
+    return {"source": "live" if live else "bundle", "path": str(path), "hostname": ident["hostname"],
+            "vmId": ident.get("vmId"), "resourceId": ident.get("resourceId"),
+            "collected_at": bundle["started_at"]}
+
+
+def _bounded(value: Any, limit: int = 200) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _iso_seconds(text: str, fallback: str) -> str:
+    """A bundle's start time in the sidecar's form (UTC, seconds, ``Z``)."""
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return fallback
+    if when.tzinfo is None:
+        return fallback
+    return when.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _start_emulator(kind: str, scenario: str):
@@ -308,11 +436,11 @@ STEP_COLUMNS = ("status", "code", "id", "title", "detail")
 VERDICT_COLUMNS = ("status", "code", "id", "title", "explanation", "fix")
 
 
-def table(results) -> ResultTable:
+def table(results, caption: str = "") -> ResultTable:
     """A step's results with pass/fail colours and a stable id (diff-friendly HTML)."""
     results = tuple(results)
     name = "imds-" + "-".join(r.id.replace(".", "_") for r in results[:2])
-    return ResultTable.from_dicts(name, (r.to_dict() for r in results), STEP_COLUMNS)
+    return ResultTable.from_dicts(name, (r.to_dict() for r in results), STEP_COLUMNS, caption=caption)
 
 
 def verdict_table(report: Report, caption: str = "") -> ResultTable:

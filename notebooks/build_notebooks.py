@@ -94,6 +94,13 @@ rb.save()  # the JSON result `imds-runbook report` reads; the table's caption sa
 rb.verdict()
 '''
 
+# Both runbooks: another host's report comes from its evidence, never from this machine.
+EVIDENCE_NOTE = (
+    "`evidence_path` names a bundle written by `imds-runbook collect` on another host: every step then renders "
+    "from it (same tables and verdict, no request from this machine) and the report carries that host's name "
+    "and vmId. A live run keeps its own bundle next to the result (`<host>.evidence.json`)."
+)
+
 VM_CELLS = [
     md(f"""
 # Azure VM: can this machine reach IMDS and get a managed-identity token?
@@ -105,15 +112,19 @@ whether it works and what to fix when it does not.
 
 * Run it in JupyterLab on the VM, or headless: `imds-runbook run parameters/hosts/<host>.yaml`
   (or plain `papermill notebooks/01_azure_vm_imds.ipynb out.ipynb -f parameters/<file>.yaml`).
+* For another machine, collect there (`imds-runbook collect --out <host>.json`) and set
+  `evidence_path`: the report is rendered from that bundle, anywhere, without a request.
 * Every step also shows the **curl** and **PowerShell** commands that do the same by hand.
 * Tokens are secrets: this runbook shows only their decoded claims, never the token.
 """),
-    md("""
+    md(f"""
 ## Parameters
 
 Defaults are the real endpoint and the audiences AMA needs. For training, set `emulator_scenario`
 (see `imds-runbook emulator --list`) and the runbook checks an emulated IMDS instead; or point
 `endpoint` (or the environment variable `IMDS_RUNBOOK_ENDPOINT`) at a running emulator.
+
+{EVIDENCE_NOTE}
 """),
     parameter_cell("vm"),
     md("""
@@ -230,7 +241,7 @@ applications" on Windows) and repeats the request with `Authorization: Basic <fi
 
 This runbook walks that challenge visibly, one row per step, and never shows the secret or the token.
 """),
-    md("## Parameters"),
+    md(f"## Parameters\n\n{EVIDENCE_NOTE}"),
     parameter_cell("arc"),
     md("""
 ## Step 1 — Is this an Arc-enabled server?
