@@ -6,7 +6,9 @@
 Per host, ``DIR/<host>/`` gets the executed notebook, an HTML report without code, the
 sidecar JSON and a log; ``DIR`` gets ``summary.csv``, ``summary.html`` (with links to the
 per-host reports) and ``summary.md``. With no PARAM_FILE the runbook runs once for this
-machine with its default parameters.
+machine with its default parameters. A file naming another machine needs that machine's
+evidence (``evidence_path: <host>.json``, written there by ``imds-runbook collect --out``):
+without it the run is refused (exit 2), with it the report is rendered from the bundle.
 
 Default ``--out``: ``./reports/<UTC timestamp>/`` (e.g. ``reports/20261126T080000Z``) - runs
 never overwrite each other, and ``imds-runbook report reports/`` tabulates them all.

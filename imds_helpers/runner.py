@@ -9,11 +9,15 @@ parameters plus ``sidecar_path`` and ``host_name``. Per host, in ``out_dir/<host
 ``<host>.html``    HTML report without code (nbconvert ``--no-input`` equivalent)
 ``<host>.json``    the sidecar (:mod:`imds_helpers.sidecar`), with ``run`` added
 ``<host>.log``     stdout/stderr of the worker and its kernel (kernel warnings, crashes)
+``<host>.evidence.json``  a live run's evidence bundle (render it again with ``evidence_path``)
 =================  ===============================================================
 
 Parameter files: see :func:`plan_hosts` (host name from ``host`` / ``host_name`` / the
 file name; ``target: vm|arc`` picks the runbook for ``notebook="auto"``; unknown names and
-bad values are refused before any kernel starts).
+bad values are refused before any kernel starts). A runbook checks the machine it runs on, so
+a file naming another machine is refused unless it gives that machine's evidence
+(``evidence_path``: a bundle from ``imds-runbook collect`` there, relative to the file's folder;
+the report is then rendered from it) or is training (``emulator_scenario``).
 
 Run status per host (``HostRun.status``):
 
@@ -202,6 +206,11 @@ class HostPlan:
     def log_path(self) -> Path:
         return self.host_dir / f"{self.host}.log"
 
+    @property
+    def evidence_file(self) -> Path:
+        """A live run's evidence bundle (runbook.evidence_file of the sidecar)."""
+        return self.host_dir / f"{self.host}.evidence.json"
+
 
 # --------------------------------------------------------------------------- planning
 
@@ -237,7 +246,7 @@ def plan_hosts(
     for raw in param_files:
         path = Path(raw)
         params = _load_param_file(path)
-        host = _host_from(params, path)
+        host = _host_from(params, path, real_runbooks=notebooks_dir is None)
         environments[host.lower()] = _environment_from(params, path)
         entries.append((path, params, host))
 
@@ -270,6 +279,9 @@ def plan_hosts(
                               param_file=path, parameters=parameters,
                               host_dir=host_dir.resolve(),
                               environment=environments.get(host.lower(), {})))
+    if notebooks_dir is None:   # last: every file is valid and every name unique by now
+        for plan in plans:
+            _check_host_is_here(plan.parameters, plan.host, str(plan.param_file or "parameters"))
     return plans
 
 
@@ -342,18 +354,56 @@ def _environment_from(params: dict[str, Any], path: Path) -> dict[str, str]:
     return {k: str(v) for k, v in env.items()}
 
 
-def _host_from(params: dict[str, Any], path: Path) -> str:
-    """``host`` (or ``host_name``) from the file, else the file name; consumed here."""
+def _host_from(params: dict[str, Any], path: Path, *, real_runbooks: bool = True) -> str:
+    """``host`` (or ``host_name``) from the file, else the file name; consumed here. With the
+    real runbooks, an ``evidence_path`` is made absolute (relative to the file's folder) and,
+    when the file names no host, the host is the one the evidence was collected on."""
     given = {k: params.pop(k) for k in ("host", "host_name") if k in params}
     values = {v for v in given.values() if v not in (None, "")}
     if len(values) > 1:
         raise UsageError(f"'host' and 'host_name' disagree ({', '.join(map(repr, sorted(map(str, values))))})",
                          argument=str(path))
+    evidence = params.get("evidence_path")
+    if real_runbooks and isinstance(evidence, str) and evidence:
+        # Relative to the parameter file, as a reader of the file expects; not through
+        # symlinks (abspath only joins), so the bundle reader still sees and refuses one.
+        params["evidence_path"] = evidence = os.path.abspath(os.path.join(path.parent, evidence))
+        if not values:
+            try:
+                return check_host_name(_evidence_host(evidence), argument=None)
+            except UsageError as err:
+                raise UsageError(f"{err} (the host the evidence was collected on)", argument=str(path)) from None
     host = values.pop() if values else path.stem
     try:
         return check_host_name(host, argument=None)
     except UsageError as err:
         raise UsageError(f"{err} (from the 'host' key or the file name)", argument=str(path)) from None
+
+
+def _evidence_host(evidence_path: str) -> str:
+    """The host name a bundle was collected on (the whole bundle is checked later, with the
+    runbook's other parameters)."""
+    from imds_helpers.evidence_cli import read_bundle
+
+    try:
+        return str(read_bundle(Path(evidence_path))["host"]["hostname"])
+    except UsageError as err:
+        raise UsageError(str(err).split(": ", 1)[-1], argument="evidence_path") from None
+
+
+def _check_host_is_here(params: Mapping[str, Any], host: str, where: str) -> None:
+    """A runbook checks the machine it runs on: a file naming another machine needs that
+    machine's evidence (``evidence_path``), else its report would carry a name that is not
+    the machine it describes. Training (``emulator_scenario``) may use any label."""
+    from imds_helpers.runbook import same_host
+
+    if params.get("evidence_path") or params.get("emulator_scenario"):
+        return
+    here = local_host_name()
+    if not same_host(host, here):
+        raise UsageError(f"names host {host!r}, but this machine is {here!r}, and a runbook checks the machine it "
+                         f"runs on: run `imds-runbook collect --out {host}.json` on {host}, then set "
+                         f"evidence_path: {host}.json in this file", argument=where)
 
 
 def _check_not_a_run_output(host: str, where: str) -> None:
@@ -379,11 +429,13 @@ def _check_names(params: Mapping[str, Any], declared: set[str] | None, nb_path: 
 def _validate_for_runbook(kind: str, params: Mapping[str, Any], host: str, where: str) -> None:
     """Types and values as the runbook itself will check them (imds_helpers.runbook)."""
     try:
-        from imds_helpers.runbook import validate_parameters
+        from imds_helpers.runbook import read_evidence, validate_parameters
     except ImportError:  # pragma: no cover - the facade is part of the package
         return
     try:
-        validate_parameters(kind, {**params, "host_name": host})
+        values = validate_parameters(kind, {**params, "host_name": host})
+        if values["evidence_path"]:   # readable, this runbook's, collected on this host
+            read_evidence(kind, values)
     except UsageError as err:
         raise UsageError(str(err), argument=where) from None
 
@@ -536,7 +588,7 @@ def run_hosts(
     out = Path(out_dir).resolve()
     for plan in plans:
         _make_real_dir(plan.host_dir)
-        for stale in (plan.notebook_path, plan.html_path, plan.sidecar_path, plan.log_path):
+        for stale in (plan.notebook_path, plan.html_path, plan.sidecar_path, plan.log_path, plan.evidence_file):
             stale.unlink(missing_ok=True)
 
     rows: dict[str, HostRun] = {}

@@ -40,7 +40,7 @@ from typing import Callable
 import pytest
 
 from imds_helpers.emulator.tokens import make_jwt
-from imds_helpers.sidecar import build_sidecar, write_sidecar
+from imds_helpers.sidecar import build_sidecar, local_host_name, write_sidecar
 
 from loopback_server import ThreadedAcceptLoop, read_request_head
 from .conftest import REPO, clean_env
@@ -364,9 +364,10 @@ def test_run_renders_hostile_results_safely(tmp_path) -> None:
     output, its HTML, the summary files and the progress lines."""
     case = HOSTILE_CASES["payload-errors"]
     server = HostileIMDS(case.route()).start()
-    params = tmp_path / "hostile-01.yaml"
+    host = local_host_name()   # a live run is about this machine: `run` refuses another machine's name
+    params = tmp_path / f"{host}.yaml"
     try:
-        params.write_text(f"target: vm\nhost_name: hostile-01\nendpoint: http://127.0.0.1:{server.port}\n"
+        params.write_text(f"target: vm\nhost_name: {host}\nendpoint: http://127.0.0.1:{server.port}\n"
                           f"timeout_s: {TIMEOUT_S:g}\n", encoding="utf-8")
         out = tmp_path / "out"
         run = run_cli(["run", str(params), "--out", str(out)], f"http://127.0.0.1:{server.port}", timeout=240)
@@ -386,7 +387,7 @@ def test_run_renders_hostile_results_safely(tmp_path) -> None:
             if path.suffix == ".csv":
                 for row in list(csv.reader(io.StringIO(text)))[1:]:
                     assert not any(cell[:1] in ("=", "+", "@", "\t", "\r") for cell in row), (path, row)
-    notebook = json.loads((out / "hostile-01" / "hostile-01.ipynb").read_text("utf-8"))
+    notebook = json.loads((out / host / f"{host}.ipynb").read_text("utf-8"))
     texts = ["".join(o.get("data", {}).get("text/plain", "")) + "".join(o.get("text", ""))
              for cell in notebook["cells"] for o in cell.get("outputs", [])]
     assert any("IMDS-" in t for t in texts), "the notebook shows no findings"
