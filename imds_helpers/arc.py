@@ -21,7 +21,6 @@ from dataclasses import replace
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from imds_helpers import arc_keyfile as kf
 from imds_helpers.answers import after_retries, classify, error_fields, says
 from imds_helpers.catalog import (ARC_AGENT_DISCONNECTED, ARC_AUTHORISED_REQUEST_REFUSED, ARC_CHALLENGE_OK,
                                   ARC_ENV_ELSEWHERE, ARC_ENV_MISSING, ARC_ENV_OK, ARC_ENV_OTHER_SOURCE,
@@ -32,11 +31,12 @@ from imds_helpers.catalog import (ARC_AGENT_DISCONNECTED, ARC_AUTHORISED_REQUEST
                                   TOKEN_AUDIENCE_UNKNOWN, finding)
 from imds_helpers.claims import decode_claims
 from imds_helpers.commands import arc_challenge
-from imds_helpers.endpoints import (ARC_API_VERSION, ARC_ENV_DROPIN, HIMDS_BASE_URL, HIMDS_BINARY_LINUX, HIMDS_PORT,
+from imds_helpers.endpoints import (ARC_API_VERSION, ARC_TOKENS_DIR_LINUX, ARC_ENV_DROPIN, HIMDS_BASE_URL, HIMDS_BINARY_LINUX, HIMDS_PORT,
                                     HIMDS_TOKEN_URL, IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV,
                                     IDENTITY_SERVER_THUMBPRINT_ENV, IMDS_ENDPOINT_ENV, MANAGEMENT, MSI_ENDPOINT_ENV,
                                     MSI_SECRET_ENV, TOKEN_PATH)
 from imds_helpers.errors import UsageError
+from imds_helpers.parsers.challenge import Challenge, parse_challenge
 from imds_helpers.findings import Attempt, CheckResult, Commands
 from imds_helpers.evidence import RETRY_STATUSES, Outcome
 from imds_helpers.redact import hide_url_credentials, redact_headers, redact_text, redact_value
@@ -116,7 +116,7 @@ def check_arc_token(
                                    [msi_res_id] if msi_res_id else [])
     if len(selectors) > 1:
         raise UsageError("give at most one of client_id, object_id, msi_res_id", argument="identity")
-    tokens_dir = tokens_dir or kf.LINUX_TOKENS_DIR
+    tokens_dir = tokens_dir or ARC_TOKENS_DIR_LINUX
     params = {"api-version": api_version, "resource": resource, **dict(selectors)}
     url = base + path
     commands = arc_challenge(base, path, params)
@@ -159,7 +159,7 @@ def check_arc_token(
 
 def _challenge_step(
     outcome: Outcome, common: dict[str, Any], commands: Commands, base: str, user_assigned: bool,
-) -> tuple[CheckResult, kf.Challenge | None]:
+) -> tuple[CheckResult, Challenge | None]:
     evidence = dict(common, status=outcome.status, error_kind=outcome.error.value if outcome.error else None)
 
     def result(code: str, detail: str, extra: Mapping[str, Any] | None = None) -> CheckResult:
@@ -168,7 +168,7 @@ def _challenge_step(
 
     if outcome.status == 401:
         header = outcome.header("WWW-Authenticate")
-        challenge = kf.parse_challenge(header)
+        challenge = parse_challenge(header)
         extra = {"www_authenticate": header}
         if challenge.code is not None:
             return result(challenge.code, challenge.detail, extra), None
@@ -221,7 +221,7 @@ def _token_step(
                        attempts=_scrub(attempts, secrets))
 
     if outcome.status == 401:
-        again = kf.parse_challenge(outcome.header("WWW-Authenticate"))
+        again = parse_challenge(outcome.header("WWW-Authenticate"))
         fresh = f"; HIMDS issued a fresh challenge ({again.realm})" if again.code is None else ""
         return result(ARC_SECRET_REJECTED, f"HTTP 401 again with the key file's secret{fresh}",
                       {"fresh_realm": again.realm if again.code is None else None})

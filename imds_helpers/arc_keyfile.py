@@ -1,5 +1,6 @@
-"""The Arc key-file rules, pure: parse the challenge, judge the realm without opening it, and
-read a key file bounded and safely.
+"""The Arc key-file rules on the live machine (collection): judge the realm without opening it,
+and read a key file bounded and safely. (The challenge header is parsed by the pure
+:mod:`imds_helpers.parsers.challenge`.)
 
 HIMDS answers a token request with ``401`` and ``WWW-Authenticate: Basic realm=<path>``; the
 file at ``<path>`` holds a single-use secret readable only by root / the ``himds`` group
@@ -23,11 +24,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from imds_helpers.catalog import (ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING, ARC_KEYFILE_OK, ARC_KEY_MISSING,
+from imds_helpers.catalog import (ARC_CHALLENGE_MALFORMED, ARC_KEYFILE_OK, ARC_KEY_MISSING,
                                   ARC_KEY_NOT_REGULAR, ARC_KEY_NOT_SENDABLE, ARC_KEY_ROOT_ONLY, ARC_KEY_TOO_LARGE,
                                   ARC_KEY_TRAILING_NEWLINE, ARC_KEY_UNREADABLE, ARC_REALM_NOT_ABSOLUTE,
                                   ARC_REALM_NOT_KEY, ARC_REALM_OK, ARC_REALM_OUTSIDE_DIR)
-from imds_helpers.endpoints import ARC_TOKENS_DIR_LINUX, ARC_TOKENS_SUBDIR_WINDOWS
+from imds_helpers.endpoints import ARC_TOKENS_DIR_LINUX, ARC_TOKENS_SUBDIR_WINDOWS, default_tokens_dir
+from imds_helpers.parsers.challenge import Challenge, parse_challenge
 
 KEY_MAX_BYTES = 4096
 KEY_SUFFIX = ".key"
@@ -45,58 +47,7 @@ def _pathmod(platform: str):
     return ntpath if platform.startswith("win") else posixpath
 
 
-def default_tokens_dir(platform: str = sys.platform, environ: Mapping[str, str] | None = None) -> str:
-    """Where HIMDS writes key files: Linux ``/var/opt/azcmagent/tokens``, Windows
-    ``%ProgramData%\\AzureConnectedMachineAgent\\Tokens`` (what MSAL and azure-identity use)."""
-    if platform.startswith("win"):
-        env = os.environ if environ is None else environ
-        lowered = {k.lower(): v for k, v in env.items()}
-        program_data = lowered.get("programdata") or r"C:\ProgramData"
-        return ntpath.join(program_data, *WINDOWS_TOKENS_SUBDIR)
-    return LINUX_TOKENS_DIR
-
-
-# --------------------------------------------------------------------------------------------
-# 1. The challenge header
-# --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Challenge:
-    """A parsed ``WWW-Authenticate`` header. ``code`` is None when ``realm`` is usable."""
-
-    header: str | None
-    realm: str | None
-    code: str | None
-    detail: str
-
-
-def parse_challenge(header: str | None) -> Challenge:
-    """``Basic realm=<path>`` exactly as MSAL accepts it: the text before the only ``=`` is
-    ``basic realm`` (any case); the path carries no ``=``, quotes or control characters."""
-    if header is None or not header.strip():
-        return Challenge(header, None, ARC_CHALLENGE_MISSING,
-                         "401 without a WWW-Authenticate header" if header is None
-                         else "401 with an empty WWW-Authenticate header")
-    prefix, sep, realm = header.strip().partition("=")
-    if not sep or prefix.lower() != "basic realm":
-        return Challenge(header, None, ARC_CHALLENGE_MALFORMED,
-                         f"WWW-Authenticate is {header!r}, not 'Basic realm=<path of a .key file>'")
-    if not realm:
-        return Challenge(header, None, ARC_CHALLENGE_MALFORMED, "WWW-Authenticate 'Basic realm=' names no path")
-    if "=" in realm:
-        return Challenge(header, realm, ARC_CHALLENGE_MALFORMED,
-                         f"realm {realm!r} contains '=': MSAL's split('=') gets "
-                         f"{len(header.split('='))} parts and rejects the header; azure-identity's "
-                         f"split('=')[1] would use the truncated path {header.split('=')[1]!r}")
-    if realm[0] in "\"'" or realm[-1] in "\"'":
-        return Challenge(header, realm, ARC_CHALLENGE_MALFORMED,
-                         f"realm {realm!r} is quoted: HIMDS sends the bare path; azure-identity would look "
-                         "for a file whose name includes the quotes")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in realm):
-        return Challenge(header, realm, ARC_CHALLENGE_MALFORMED, f"realm {realm!r} contains control characters")
-    return Challenge(header, realm, None, f"401 with WWW-Authenticate: Basic realm={realm}")
-
-
+# 1. The challenge header: imds_helpers.parsers.challenge (pure, shared with the analysis).
 # --------------------------------------------------------------------------------------------
 # 2. The realm rules (nothing here opens the file)
 # --------------------------------------------------------------------------------------------
@@ -428,3 +379,7 @@ def header_problem(secret: str) -> str | None:
     except UnicodeEncodeError:
         return "the key contains characters outside Latin-1, which HTTP clients cannot send in a header"
     return None
+
+
+__all__ = ["Challenge", "KeyVerdict", "RealmVerdict", "check_realm", "default_tokens_dir", "file_type", "header_problem",
+           "parse_challenge", "read_key"]

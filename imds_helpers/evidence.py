@@ -26,6 +26,7 @@ A healthy VM bundle is 10-30 KB.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass, field
@@ -324,7 +325,9 @@ def _attempt_record(attempt: Attempt, secrets: tuple[str, ...]) -> dict[str, Any
 
 def outcome_from(record: Mapping[str, Any]) -> Outcome:
     body = record["body"]
-    data = base64.b64decode(body) if record["body_encoding"] == "base64" else body.encode("utf-8")
+    if record["body_encoding"] not in ("utf-8", "base64"):
+        raise ValueError(f"body_encoding {str(record['body_encoding'])[:20]!r} is neither utf-8 nor base64")
+    data = base64.b64decode(body, validate=True) if record["body_encoding"] == "base64" else body.encode("utf-8")
     pairs = tuple((str(k), str(v)) for k, v in record["headers"])
     error = record["error"]
     return Outcome(
@@ -480,6 +483,32 @@ def check(bundle: Any) -> None:
     problem = validate(bundle)
     if problem:
         raise BadBundle(f"evidence does not match its schema: {problem}")
+    # Every record read back as the checks will read it: a value of the right type but not of
+    # the right kind (an unknown error kind, a body that is not base64) stops here, not in a rule.
+    for name, read in _READERS.items():
+        for index, record in enumerate(bundle[name]):
+            try:
+                read(record)
+            except (ValueError, TypeError, KeyError, binascii.Error) as err:
+                raise BadBundle(f"evidence {name}[{index}] cannot be read: {str(err)[:120]}") from None
+
+
+_READERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "commands": lambda r: command_from(r),
+    "files": lambda r: _file_kind(r),
+    "tcp": lambda r: tcp_from(r),
+    "http": lambda r: outcome_from(r),
+    "arc_keys": lambda r: arc_key_from(r),
+}
+
+
+def _file_kind(record: Mapping[str, Any]) -> None:
+    if record["op"] not in ("read", "kind", "glob"):
+        raise ValueError(f"op {str(record['op'])[:20]!r} is not read, kind or glob")
+    if record["op"] == "kind" and record["kind"] not in FILE_KINDS:
+        raise ValueError(f"kind {str(record['kind'])[:20]!r} is not one of {', '.join(FILE_KINDS)}")
+    if record["op"] == "glob" and not all(isinstance(p, str) for p in record["paths"] or ()):
+        raise ValueError("glob paths are not all text")
 
 
 def dumps(bundle: Mapping[str, Any]) -> str:

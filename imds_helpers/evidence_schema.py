@@ -5,8 +5,9 @@ repository (``imds_helpers/evidence.schema.json``, made by :func:`json_schema`; 
 compare the file with it and validate real bundles against the file with ``jsonschema``).
 
 A spec is a type name (``"string"``, ``"integer"``, ``"number"``, ``"boolean"``, ``"object"``,
-with ``"|null"`` allowed), a dict (an object with exactly those fields, all required), or a
-one-element list (an array of that spec).
+with ``"|null"`` allowed), a dict (an object with those fields, all required; ``{"*": spec}``:
+any names, every value of that spec; ``"|null": True``: or null), or a one-element list (an
+array of that spec).
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ VERDICT = {"code": STR, "detail": STR, "evidence": "object", "ok": "boolean", "e
 ATTEMPT = {"method": STR, "url": STR, "status": OPT_INT, "error": OPT_STR, "elapsed_ms": NUM,
            "headers": "object", "body_excerpt": STR}
 
+TCP_ATTEMPT = {"address": STR, "error_kind": OPT_STR, "errno": OPT_INT, "error": OPT_STR, "source_address": OPT_STR,
+               "elapsed_ms": NUM}
+
 RECORDS = {
     "commands": {"argv": [STR], "timeout_s": NUM, "returncode": OPT_INT, "stdout": STR, "stderr": STR,
                  "error": OPT_STR, "elapsed_ms": NUM},
     # op "read": text / error; op "kind": kind; op "glob": paths (the other fields null)
     "files": {"op": STR, "path": STR, "limit": OPT_INT, "text": OPT_STR, "error": OPT_STR, "kind": OPT_STR,
               "paths": "array|null"},
-    "tcp": {"host": STR, "port": "integer", "timeout_s": NUM, "resolve_error": OPT_STR, "attempts": ["object"],
+    "tcp": {"host": STR, "port": "integer", "timeout_s": NUM, "resolve_error": OPT_STR, "attempts": [TCP_ATTEMPT],
             "elapsed_ms": NUM},
     "http": {"request": {"method": STR, "url": STR, "headers": [[STR]], "via_proxy": "boolean"},
              "status": OPT_INT, "error": OPT_STR, "headers": [[STR]], "body": STR, "body_encoding": STR,
@@ -49,10 +53,10 @@ BUNDLE = {
     "parameters": {"target": STR, "endpoint": OPT_STR, "resources": [STR], "identities": [[STR]],
                    "timeouts": {"connect": NUM, "read": NUM, "total": NUM}, "tokens_dir": STR,
                    "ama_config_path": STR, "proxy_comparison": "boolean"},
-    "environment": "object",
-    "proxy_url_problems": "object",
-    "wininet": "object|null",
-    "identity": {"euid": OPT_INT, "users": "object"},
+    "environment": {"*": STR},
+    "proxy_url_problems": {"*": STR},
+    "wininet": {"*": "string|integer", "|null": True},
+    "identity": {"euid": OPT_INT, "users": {"*": OPT_INT}},
     "os_name": STR,
     **{name: [spec] for name, spec in RECORDS.items()},
 }
@@ -81,6 +85,12 @@ def validate(value: Any, spec: Any = None, where: str = "") -> str | None:
         return None
     if not isinstance(value, dict):
         return f"{where or 'bundle'} is not an object"
+    if "*" in spec:
+        for name, item in value.items():
+            problem = validate(item, spec["*"], f"{where}[{str(name)[:40]!r}]")
+            if problem:
+                return problem
+        return None
     for name, field_spec in spec.items():
         if name == "|null":
             continue
@@ -109,7 +119,14 @@ def _schema(spec: Any) -> dict[str, Any]:
         return {"type": names[0] if len(names) == 1 else names}
     if isinstance(spec, list):
         return {"type": "array", "items": _schema(spec[0])}
+    kind = ["object", "null"] if spec.get("|null") else "object"
+    if "*" in spec:
+        return {"type": kind, "additionalProperties": _schema(spec["*"])}
     fields = {k: v for k, v in spec.items() if k != "|null"}
-    schema: dict[str, Any] = {"type": ["object", "null"] if spec.get("|null") else "object",
-                              "required": sorted(fields), "properties": {k: _schema(v) for k, v in fields.items()}}
-    return schema
+    return {"type": kind, "required": sorted(fields), "properties": {k: _schema(v) for k, v in fields.items()}}
+
+
+if __name__ == "__main__":   # python -m imds_helpers.evidence_schema > imds_helpers/evidence.schema.json
+    import json
+
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))

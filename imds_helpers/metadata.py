@@ -11,7 +11,7 @@ from imds_helpers.catalog import (META_INCOMPLETE, META_NEWEST_FAILED, META_NEWE
 from imds_helpers.commands import http_get
 from imds_helpers.endpoints import INSTANCE_API_VERSION, INSTANCE_PATH, VERSIONS_PATH
 from imds_helpers.findings import CheckResult
-from imds_helpers.http import MetadataClient, Outcome
+from imds_helpers.evidence import Outcome
 from imds_helpers.parsers.dmi import canonical_uuid, swap_uuid_fields
 
 SEED_API_VERSION = INSTANCE_API_VERSION
@@ -20,12 +20,12 @@ REQUIRED_FIELDS = ("vmId", "name", "location", "resourceId", "azEnvironment", "o
 RESOURCE_TYPES = {"vm": "Microsoft.Compute/virtualMachines", "arc": "Microsoft.HybridCompute/machines"}
 
 
-def _get(client: MetadataClient, endpoint: str, path: str, params: dict[str, str]) -> Outcome:
+def _get(client: Any, endpoint: str, path: str, params: dict[str, str]) -> Outcome:
     return client.request(endpoint.rstrip("/") + path, params=params, headers=METADATA_HEADERS)
 
 
 def check_instance(
-    client: MetadataClient,
+    client: Any,
     endpoint: str,
     *,
     service: str = "vm",
@@ -80,7 +80,7 @@ def check_instance(
     return tuple(results)
 
 
-def check_newest_version(client: MetadataClient, endpoint: str, *, service: str = "vm") -> CheckResult:
+def check_newest_version(client: Any, endpoint: str, *, service: str = "vm") -> CheckResult:
     """``/metadata/versions``, then the instance document with the newest listed version."""
     versions = _get(client, endpoint, VERSIONS_PATH, {})
     answer = classify(versions, service=service)

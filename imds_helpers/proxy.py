@@ -52,7 +52,7 @@ from urllib.parse import urlparse, urlsplit
 from imds_helpers.catalog import (PROXY_BYPASSED, PROXY_CLIENTS_DISAGREE, PROXY_INVALID_URL, PROXY_NONE,
                                   PROXY_NOT_BYPASSED, PROXY_PAC, PROXY_WINHTTP_BYPASSED, PROXY_WINHTTP_NOT_BYPASSED,
                                   PROXY_WINHTTP_UNREADABLE, PROXY_WININET_APPLIES, finding)
-from imds_helpers.endpoints import COMMAND_API_VERSION, INSTANCE_PATH
+from imds_helpers.endpoints import COMMAND_API_VERSION, INSTANCE_PATH, WININET_KEY
 from imds_helpers.findings import CheckResult, Commands, worst
 from imds_helpers.redact import hide_url_credentials
 from imds_helpers.validate import proxy_url_problem
@@ -63,7 +63,6 @@ if TYPE_CHECKING:  # Windows-only parsers are imported where used
 
 PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
                    "no_proxy", "NO_PROXY")
-WININET_KEY = r"Software\Microsoft\Windows\CurrentVersion\Internet Settings"
 
 
 @dataclass(frozen=True)
@@ -395,25 +394,6 @@ def windows_bypass_match(host: str, bypass_list: tuple[str, ...], *, implicit_lo
     return None
 
 
-def read_wininet_registry() -> Mapping[str, Any] | None:
-    """The current user's WinINet values (Windows only; None elsewhere or when unreadable)."""
-    try:
-        import winreg  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    values: dict[str, Any] = {}
-    try:
-        with winreg.OpenKey(winreg.HKEY_CURRENT_USER, WININET_KEY) as key:
-            for name in ("ProxyEnable", "ProxyServer", "ProxyOverride", "AutoConfigURL", "AutoDetect"):
-                try:
-                    values[name] = winreg.QueryValueEx(key, name)[0]
-                except OSError:
-                    continue
-    except OSError:
-        return None
-    return values
-
-
 def windows_proxy_inputs(machine: Any) -> tuple[str | None, Mapping[str, Any] | None]:
     """On Windows: (``netsh winhttp show proxy`` output, this user's WinINet values) for
     :func:`analyze_proxy`; (None, None) elsewhere or when unreadable."""
@@ -448,7 +428,7 @@ def analyze_proxy(
     """Proxy configuration for ``endpoint`` (a base URL such as ``http://169.254.169.254``).
 
     ``env`` defaults to ``os.environ``; ``winhttp_output`` is ``netsh winhttp show proxy``
-    text; ``wininet`` the registry values as a dict (see :func:`read_wininet_registry`);
+    text; ``wininet`` the registry values as a dict (what the live host reads from the registry);
     ``os_name="windows"`` makes variable names case-insensitive; ``url_problems`` are the
     variables' URL problems when judged elsewhere (collection judges the raw values, whose
     credentials evidence does not keep). Never raises.

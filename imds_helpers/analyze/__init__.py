@@ -132,7 +132,7 @@ def _queues(items) -> dict[Any, deque]:
 def options(bundle: Mapping[str, Any]):
     """The check options the collection ran with, validated as the command line's are
     (:class:`~imds_helpers.evidence.BadBundle` names what is wrong)."""
-    from imds_helpers.api import check_options
+    from imds_helpers.pipeline import check_options
     from imds_helpers.errors import UsageError
 
     p = bundle["parameters"]

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from imds_helpers import __version__
 from imds_helpers import evidence as ev
-from imds_helpers.endpoints import ENV_PRESENCE, ENV_SHOWN, INSTANCE_PATH
+from imds_helpers.endpoints import ENV_PRESENCE, ENV_SHOWN, INSTANCE_PATH, WININET_KEY
 from imds_helpers.evidence import (COMMAND_TIMEOUT, ArcKeyProbe, CommandOutput, Outcome, Runner, TcpProbe, Timeouts,
                                    Verdict)
 from imds_helpers.taxonomy import ErrorKind
 
 if TYPE_CHECKING:
-    from imds_helpers.api import CheckOptions
+    from imds_helpers.pipeline import CheckOptions
 
 COLLECTOR = "imds-runbook"
 
@@ -146,8 +146,6 @@ class LiveHost:
 
     def wininet(self) -> Mapping[str, Any] | None:
         """This user's WinINet proxy values (Windows only)."""
-        from imds_helpers.proxy import read_wininet_registry
-
         self._wininet = read_wininet_registry()
         return self._wininet
 
@@ -231,8 +229,6 @@ class LiveHost:
 
     def bundle(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         """Everything recorded so far as one evidence bundle."""
-        from imds_helpers.sidecar import local_host_name
-
         users = {name: uid for name, uid in sorted(self._users.items())}
         data: dict[str, Any] = {
             "kind": ev.KIND,
@@ -240,7 +236,7 @@ class LiveHost:
             "collector": {"name": COLLECTOR, "version": __version__},
             "started_at": datetime.fromtimestamp(self._started, timezone.utc).isoformat(timespec="milliseconds"),
             "duration_ms": _ms(self._started_mono),
-            "host": self._identity(local_host_name()),
+            "host": self._identity(socket.gethostname()[:255]),
             "os_name": self.os_name,
             "parameters": dict(parameters),
             "environment": dict(self.env),
@@ -268,6 +264,25 @@ class LiveHost:
                     continue
         return {"hostname": hostname, "os": self.os_name, "os_release": _platform.platform(terse=True)[:200],
                 "smbios_uuid": smbios, "vmId": vm_id, "resourceId": resource_id}
+
+
+def read_wininet_registry() -> Mapping[str, Any] | None:
+    """The current user's WinINet values (Windows only; None elsewhere or when unreadable)."""
+    try:
+        import winreg  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    values: dict[str, Any] = {}
+    try:
+        with winreg.OpenKey(winreg.HKEY_CURRENT_USER, WININET_KEY) as key:
+            for name in ("ProxyEnable", "ProxyServer", "ProxyOverride", "AutoConfigURL", "AutoDetect"):
+                try:
+                    values[name] = winreg.QueryValueEx(key, name)[0]
+                except OSError:
+                    continue
+    except OSError:
+        return None
+    return values
 
 
 class RecordingClient:
@@ -322,8 +337,7 @@ def parameters(opts: CheckOptions, tokens_dir: str) -> dict[str, Any]:
 
 def collect(opts: CheckOptions | None = None, *, host: LiveHost | None = None) -> dict[str, Any]:
     """Run every check's questions against this machine; the evidence bundle they leave."""
-    from imds_helpers.api import CheckOptions
-    from imds_helpers.pipeline import Pipeline
+    from imds_helpers.pipeline import CheckOptions, Pipeline
 
     opts = opts or CheckOptions()
     host = host or LiveHost(env=opts.env, run=opts.runner)
