@@ -117,7 +117,7 @@ def read_bundle(path: Path) -> dict[str, Any]:
     from imds_helpers.sidecar import read_regular_file
 
     try:
-        data = read_regular_file(path, evidence.MAX_BUNDLE_BYTES)
+        data = read_regular_file(path, evidence.MAX_BUNDLE_BYTES + 1)   # one more: "too large", not "not JSON"
     except (OSError, ValueError) as err:
         raise UsageError(f"{path}: {err}", argument="BUNDLE_OR_DIR") from None
     try:
