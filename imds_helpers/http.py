@@ -52,7 +52,8 @@ def classify_exception(exc: BaseException) -> ErrorKind:
     import http.client
     import zlib
 
-    from imds_helpers.transport import ConnectFailed, DeadlineExceeded, classify_socket_error
+    from imds_helpers.collect import classify_socket_error
+    from imds_helpers.transport import ConnectFailed, DeadlineExceeded
 
     if isinstance(exc, ConnectFailed) and isinstance(exc.__cause__, OSError):
         return classify_socket_error(exc.__cause__)

@@ -15,7 +15,6 @@ gzip/deflate decoding.
 from __future__ import annotations
 
 import base64
-import errno
 import http.client
 import io
 import math
@@ -26,30 +25,6 @@ from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
 from imds_helpers.evidence import join_headers
-from imds_helpers.taxonomy import ErrorKind
-
-# errno values (POSIX and WinSock) -> taxonomy kind
-_ERRNO_KIND = {
-    errno.ECONNREFUSED: ErrorKind.CONNECT_REFUSED, 10061: ErrorKind.CONNECT_REFUSED,
-    errno.ETIMEDOUT: ErrorKind.CONNECT_TIMEOUT, 10060: ErrorKind.CONNECT_TIMEOUT,
-    errno.ENETUNREACH: ErrorKind.NETWORK_UNREACHABLE, 10051: ErrorKind.NETWORK_UNREACHABLE,
-    errno.EHOSTUNREACH: ErrorKind.HOST_UNREACHABLE, 10065: ErrorKind.HOST_UNREACHABLE,
-    errno.ECONNRESET: ErrorKind.CONNECTION_RESET, 10054: ErrorKind.CONNECTION_RESET,
-    errno.ECONNABORTED: ErrorKind.CONNECTION_RESET, 10053: ErrorKind.CONNECTION_RESET,
-}
-
-
-def classify_socket_error(exc: BaseException) -> ErrorKind:
-    """Taxonomy kind of a failed ``connect()``."""
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return ErrorKind.CONNECT_TIMEOUT
-    if isinstance(exc, ConnectionRefusedError):
-        return ErrorKind.CONNECT_REFUSED
-    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError)):
-        return ErrorKind.CONNECTION_RESET
-    code = getattr(exc, "winerror", None) or getattr(exc, "errno", None)
-    return _ERRNO_KIND.get(code, ErrorKind.TRANSPORT_ERROR) if isinstance(code, int) else ErrorKind.TRANSPORT_ERROR
-
 
 class ConnectFailed(Exception):
     """The TCP connection (or the proxy's tunnel) could not be made; ``__cause__`` says why."""

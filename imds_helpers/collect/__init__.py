@@ -15,6 +15,7 @@ evidence); how they are judged is the analysis'.
 
 from __future__ import annotations
 
+import errno
 import glob as _glob
 import os
 import platform as _platform
@@ -35,6 +36,28 @@ if TYPE_CHECKING:
     from imds_helpers.pipeline import CheckOptions
 
 COLLECTOR = "imds-runbook"
+
+# errno values (POSIX and WinSock) -> taxonomy kind
+_ERRNO_KIND = {
+    errno.ECONNREFUSED: ErrorKind.CONNECT_REFUSED, 10061: ErrorKind.CONNECT_REFUSED,
+    errno.ETIMEDOUT: ErrorKind.CONNECT_TIMEOUT, 10060: ErrorKind.CONNECT_TIMEOUT,
+    errno.ENETUNREACH: ErrorKind.NETWORK_UNREACHABLE, 10051: ErrorKind.NETWORK_UNREACHABLE,
+    errno.EHOSTUNREACH: ErrorKind.HOST_UNREACHABLE, 10065: ErrorKind.HOST_UNREACHABLE,
+    errno.ECONNRESET: ErrorKind.CONNECTION_RESET, 10054: ErrorKind.CONNECTION_RESET,
+    errno.ECONNABORTED: ErrorKind.CONNECTION_RESET, 10053: ErrorKind.CONNECTION_RESET,
+}
+
+
+def classify_socket_error(exc: BaseException) -> ErrorKind:
+    """Taxonomy kind of a failed ``connect()``."""
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return ErrorKind.CONNECT_TIMEOUT
+    if isinstance(exc, ConnectionRefusedError):
+        return ErrorKind.CONNECT_REFUSED
+    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError)):
+        return ErrorKind.CONNECTION_RESET
+    code = getattr(exc, "winerror", None) or getattr(exc, "errno", None)
+    return _ERRNO_KIND.get(code, ErrorKind.TRANSPORT_ERROR) if isinstance(code, int) else ErrorKind.TRANSPORT_ERROR
 
 
 def current_os() -> str:
@@ -154,8 +177,6 @@ class LiveHost:
     def tcp(self, host: str, port: int, timeout: float) -> TcpProbe:
         """Open (and close) a TCP connection within ``timeout`` seconds in total; nothing is sent.
         Every address the name resolves to is tried in order until one connects."""
-        from imds_helpers.transport import classify_socket_error
-
         start = time.monotonic()
         deadline = start + timeout
         try:
@@ -350,4 +371,4 @@ def _ms(start: float) -> float:
     return (time.monotonic() - start) * 1000.0
 
 
-__all__ = ["LiveHost", "RecordingClient", "collect", "current_os", "parameters"]
+__all__ = ["LiveHost", "RecordingClient", "classify_socket_error", "collect", "current_os", "parameters"]

@@ -482,6 +482,7 @@ def test_unparsable_endpoint_variables_are_findings_without_passwords(tmp_path):
     """IMDS_ENDPOINT / IDENTITY_ENDPOINT that do not parse: platform detection falls back to
     HIMDS's fixed address and says why; the Arc environment check names them; no password."""
     from imds_helpers.arc import check_arc_environment
+    from imds_helpers.collect import LiveHost
     from imds_helpers.hostcmd import CommandOutput
     from imds_helpers.platform import detect_platform
 
@@ -490,10 +491,10 @@ def test_unparsable_endpoint_variables_are_findings_without_passwords(tmp_path):
 
     env = {"IMDS_ENDPOINT": f"http://user:{PASSWORD}@[::1", "IDENTITY_ENDPOINT": "http://[::1/x",
            "AZURE_POD_IDENTITY_AUTHORITY_HOST": f"https://u:{PASSWORD}@[::1"}
-    result = detect_platform("arc", None, env=env, root=str(tmp_path), run=not_installed, os_name="linux")
+    host = LiveHost(env=env, root=str(tmp_path), run=not_installed, os_name="linux")
+    result = detect_platform("arc", None, host=host)
     assert result.endpoint == "http://localhost:40342" and "is not a URL" in result.reason
-    arc = check_arc_environment(env, platform="linux", dropin_path=str(tmp_path / "none"),
-                                himds_binary=str(tmp_path / "none"))
+    arc = check_arc_environment(host.env, host=host, dropin_path="/none", himds_binary="/none")
     assert arc.code == "IMDS-ARC-052", arc
     shown = json.dumps([result.to_dict(), arc.to_dict()])
     assert PASSWORD not in shown and "<credentials>" in shown
