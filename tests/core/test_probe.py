@@ -114,3 +114,32 @@ def test_make_probe_runs_this_builder():
     assert recipe and "tools/build_probe.py dist/imds-probe.pyz" in recipe.group(1)
     assert "/dist/" in (ROOT / ".gitignore").read_text().split()
     assert "make probe" in (ROOT / "README.md").read_text()
+
+
+def test_collect_then_analyze_on_a_bare_python(probe, tmp_path):
+    """The support-bundle path on a machine with nothing installed: collect writes a bundle and
+    exits 0 whatever it shows; analyze (here the probe too) judges it as check would."""
+    with Emulator(mode="vm", scenario="vm-no-identity") as emu:
+        collected = _run(probe, "collect", "--target", "vm", "--out", str(tmp_path / "web-01.json"),
+                         endpoint=emu.base_url)
+        checked_run = _run(probe, "check", "--json", "--target", "vm", "--save-evidence", str(tmp_path / "kept.json"),
+                           endpoint=emu.base_url)
+        canary = emu.canary
+    code, checked = checked_run.returncode, json.loads(checked_run.stdout)
+    assert collected.returncode == 0 and collected.stdout == "", collected.stderr
+    assert "analyze it anywhere" in collected.stderr
+    bundle_text = (tmp_path / "web-01.json").read_text()
+    assert canary not in bundle_text and json.loads(bundle_text)["host"]["vmId"]
+    analyzed = _run(probe, "analyze", "--json", str(tmp_path / "web-01.json"))
+    report = json.loads(analyzed.stdout)
+    assert analyzed.returncode == 1 and any(c["code"] == "IMDS-TOKEN-001" for c in report["checks"])  # no identity
+    # check's own evidence, analyzed apart, gives check's report (all but the wall-clock total)
+    kept = json.loads(_run(probe, "analyze", "--json", str(tmp_path / "kept.json")).stdout)
+    assert code == 1 and kept["checks"] == checked["checks"] and kept["verdict"] == checked["verdict"]
+
+
+def test_collect_to_stdout_exits_0_even_when_nothing_answers(probe):
+    proc = _run(probe, "collect", "--target", "vm", "--timeout", "1", "--out", "-", HTTPS_PROXY="http://u:pw@10.0.0.1:3128")
+    bundle = json.loads(proc.stdout)
+    assert proc.returncode == 0 and bundle["tcp"][0]["attempts"][0]["error_kind"] == "connect_refused"
+    assert bundle["environment"]["HTTPS_PROXY"] == "http://<credentials>@10.0.0.1:3128" and "pw@" not in proc.stdout
