@@ -22,6 +22,9 @@ from .conftest import CliRun, EndpointRuns, FleetRun
 
 pytestmark = pytest.mark.timeout(420)
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ")
+# A live run's evidence bundle (<host>.evidence.json) keeps a token's header and claims with the
+# signature cut off (unusable as a bearer token): there, only a token WITH a signature is a leak.
+SIGNED_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
 
 
 def _texts(folder: Path) -> dict[str, str]:
@@ -36,7 +39,7 @@ def _leaks(texts: dict[str, str], canaries: tuple[str, ...] = ()) -> list[str]:
             at = text.find(needle)
             if at >= 0:
                 found.append(f"{label}: {needle!r} at {at}: ...{text[max(0, at - 60):at + 40]!r}...")
-        match = JWT.search(text)
+        match = (SIGNED_JWT if label.endswith(".evidence.json") else JWT).search(text)
         if match:
             found.append(f"{label}: JWT-looking text {match.group(0)[:24]!r}...")
     return found
@@ -81,5 +84,8 @@ def test_the_scan_would_see_a_leak():
     canary = new_canary()
     token = make_jwt({"aud": "https://management.azure.com/", "oid": "x"}, canary)
     assert _leaks({"a": f"<td>{canary}</td>"}) and _leaks({"b": f'"detail": "{token}"'})
+    unsigned = token.rsplit(".", 1)[0] + "."                       # how a bundle keeps a token
+    assert not _leaks({"h.evidence.json": f'"body": "{unsigned}"'}) and _leaks({"h.json": unsigned})
+    assert _leaks({"h.evidence.json": f'"body": "{unsigned}c2lnbmF0dXJl"'})   # signed: a leak, canary or not
     assert _leaks({"c": token.split(".")[0] + "." + token.split(".")[1]})   # header.claims, no signature
     assert _leaks({"d": "nothing here"}) == []
