@@ -190,6 +190,7 @@ class Attempt:
     elapsed_ms: float
     headers: Mapping[str, str] = field(default_factory=dict)
     body_excerpt: str = ""
+    phases: Mapping[str, float] = field(default_factory=dict)   # connect_ms, headers_ms, body_ms (from the start)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -200,6 +201,7 @@ class Attempt:
             "elapsed_ms": round(self.elapsed_ms, 1),
             "headers": dict(self.headers),
             "body_excerpt": self.body_excerpt,
+            "phases": dict(self.phases),
         }
 
 
@@ -332,7 +334,7 @@ def outcome_from(record: Mapping[str, Any]) -> Outcome:
     error = record["error"]
     return Outcome(
         attempts=tuple(Attempt(a["method"], a["url"], a["status"], a["error"], a["elapsed_ms"], dict(a["headers"]),
-                               a["body_excerpt"]) for a in record["attempts"]),
+                               a["body_excerpt"], dict(a["phases"])) for a in record["attempts"]),
         status=record["status"],
         error=ErrorKind(error) if error else None,
         headers=join_headers(pairs),

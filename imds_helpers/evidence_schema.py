@@ -21,7 +21,7 @@ OPT_INT = "integer|null"
 
 VERDICT = {"code": STR, "detail": STR, "evidence": "object", "ok": "boolean", "elapsed_ms": NUM}
 ATTEMPT = {"method": STR, "url": STR, "status": OPT_INT, "error": OPT_STR, "elapsed_ms": NUM,
-           "headers": "object", "body_excerpt": STR}
+           "headers": {"*": STR}, "body_excerpt": STR, "phases": {"*": NUM}}
 
 TCP_ATTEMPT = {"address": STR, "error_kind": OPT_STR, "errno": OPT_INT, "error": OPT_STR, "source_address": OPT_STR,
                "elapsed_ms": NUM}

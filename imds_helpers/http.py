@@ -171,6 +171,7 @@ class MetadataClient:
         error: ErrorKind | None = None
         resp_headers: dict[str, str] = {}
         raw_headers: tuple[tuple[str, str], ...] = ()
+        phases: dict[str, float] = {}
         body = b""
         try:
             # No redirect is followed and its Location is never parsed: a redirect is
@@ -184,6 +185,7 @@ class MetadataClient:
                 status = exchange.status
                 resp_headers = exchange.headers
                 raw_headers = exchange.raw_headers
+                phases = exchange.phases
                 # The read timeout bounds the whole body too, not just each recv.
                 exchange.limit(self.timeouts.read)
                 body, error = self._read_body(exchange, min(deadline, self._clock() + self.timeouts.read))
@@ -194,6 +196,8 @@ class MetadataClient:
         except ValueError:   # an unsendable request (a bad URL or proxy, a header with a line break)
             error = ErrorKind.TRANSPORT_ERROR
         elapsed = (self._clock() - start) * 1000
+        if phases:
+            phases = {**phases, "body_ms": round(elapsed, 1)}     # connect, headers, body: ms from the start
         evidence_headers = {k: v for k, v in resp_headers.items() if k.lower() in {h.lower() for h in EVIDENCE_HEADERS}}
         excerpt = redact_text(body[:EXCERPT_CHARS * 4].decode("utf-8", "replace"), secrets)[:EXCERPT_CHARS]
         attempt = Attempt(
@@ -204,6 +208,7 @@ class MetadataClient:
             elapsed_ms=elapsed,
             headers=redact_headers(evidence_headers),
             body_excerpt=excerpt,
+            phases=phases,
         )
         return Outcome(attempts=(attempt,), status=status, error=error, headers=resp_headers, body=body, elapsed_ms=elapsed,
                        raw_headers=raw_headers, received_at=self._wall())

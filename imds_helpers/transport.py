@@ -132,7 +132,8 @@ class Exchange:
     """An answer whose status and headers have arrived; the body is read with :meth:`read1`."""
 
     def __init__(self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse,
-                 deadline: _Deadline) -> None:
+                 deadline: _Deadline, phases: Mapping[str, float] | None = None) -> None:
+        self.phases = dict(phases or {})     # ms from the start: connect (done), headers (received)
         self._connection = connection
         self._response = response
         self._deadline = deadline
@@ -176,6 +177,7 @@ def send(method: str, url: str, headers: Mapping[str, str], *, connect_timeout: 
     ``http.client.HTTPException`` for what happened after; ``ValueError`` for a request that
     cannot be sent (a URL or proxy that cannot be used, a header value with a line break).
     """
+    started = time.monotonic()
     deadline = _Deadline(math.inf if budget is None else budget, read_timeout)
     connect_timeout = max(0.001, min(connect_timeout, math.inf if budget is None else budget))
     parts = urlsplit(url)
@@ -206,11 +208,14 @@ def send(method: str, url: str, headers: Mapping[str, str], *, connect_timeout: 
     except OSError as exc:
         connection.close()
         raise ConnectFailed(str(exc)) from exc
+    connected = (time.monotonic() - started) * 1000
     try:
         if connection.sock is not None:    # the TLS handshake, if any, is done: read under the deadline
             connection.sock = _DeadlineSocket(connection.sock, deadline)
         connection.request(method, target, headers=sent)
-        return Exchange(connection, connection.getresponse(), deadline)
+        response = connection.getresponse()
+        phases = {"connect_ms": round(connected, 1), "headers_ms": round((time.monotonic() - started) * 1000, 1)}
+        return Exchange(connection, response, deadline, phases)
     except BaseException:
         connection.close()
         raise
