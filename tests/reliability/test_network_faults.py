@@ -150,7 +150,7 @@ def _emulator(row: Fault) -> ContextManager:
 
 
 @pytest.mark.parametrize("row", FAULTS, ids=[f.name for f in FAULTS])
-def test_fault_gets_its_named_verdict(row: Fault, reliability_counts):
+def test_fault_gets_its_named_verdict(row: Fault, reliability_counts, tmp_path):
     if row.iptables and not HAS_IPTABLES:
         pytest.skip("iptables is not installed (Debian package iptables)")
     if row.target == "arc" and row.fault is None and row.emulator and \
@@ -159,13 +159,19 @@ def test_fault_gets_its_named_verdict(row: Fault, reliability_counts):
 
     with _emulator(row) as emu, (row.fault() if row.fault else nullcontext()):
         started = time.monotonic()
-        run = cli(["check", "--json", "--target", row.target, *row.args], env=clean_env(), timeout=60)
+        run = cli(["check", "--json", "--target", row.target, "--save-evidence", str(tmp_path / "evidence.json"),
+                   *row.args], env=clean_env(), timeout=60)
         wall = time.monotonic() - started
         served = list(emu.request_log) if emu is not None else []
 
     assert "Traceback" not in run.stderr and run.stderr == "", run.stderr
     data = json.loads(run.stdout)
     assert run.returncode == (0 if data["verdict"] in ("ok", "skip") else 1)
+    # The real kernel fault, kept as evidence and judged apart from the machine: the same report.
+    analyzed = cli(["analyze", "--json", str(tmp_path / "evidence.json")], env=clean_env(), timeout=60)
+    assert analyzed.returncode == run.returncode and analyzed.stderr == "", analyzed.stderr
+    assert {k: v for k, v in json.loads(analyzed.stdout).items() if k != "elapsed_ms"} == \
+        {k: v for k, v in data.items() if k != "elapsed_ms"}
     checks = {c["id"]: c for c in data["checks"]}
     expected_endpoint = f"http://{IMDS}" if row.target == "vm" else f"http://localhost:{ARC_PORT}"
     assert data["endpoint"] == expected_endpoint and data["target"] == row.target
