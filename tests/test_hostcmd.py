@@ -178,12 +178,13 @@ def test_a_session_starts_the_route_lookups_once_the_endpoint_is_known():
     # The platform step chooses the endpoint; the network step's route commands for it then
     # run while the proxy step does. Only route commands here: nothing is sent anywhere.
     from imds_helpers.api import Session, check_options
+    from imds_helpers.collect import LiveHost
     from imds_helpers.network import check_route, ip_route_get, route_commands
 
     with CommandPrefetch(()) as prefetch:
-        Session(check_options(target="vm", endpoint="http://169.254.169.254", runner=prefetch))
-        assert set(route_commands("http://169.254.169.254")) <= set(prefetch.pending)
-        check_route("169.254.169.254", run=prefetch, os_name="linux")
+        session = Session(check_options(target="vm", endpoint="http://169.254.169.254", runner=prefetch))
+        assert set(route_commands("http://169.254.169.254", session.host.os_name)) <= set(prefetch.pending)
+        check_route("169.254.169.254", machine=LiveHost(run=prefetch, os_name="linux"))
         assert ip_route_get("169.254.169.254") not in prefetch.pending
     with CommandPrefetch(()) as prefetch:
         Session(check_options(target="vm", endpoint="http://127.0.0.1:9", runner=prefetch))

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from imds_helpers import proxy as ours
+from imds_helpers.collect import LiveHost
 from imds_helpers.hostcmd import CommandOutput
 from imds_helpers.proxy import (analyze_proxy, curl_noproxy_match, windows_proxy_inputs, hide_credentials, proxy_for,
                                 requests_decision, windows_bypass_match)
@@ -177,8 +178,8 @@ def test_windows_inputs_only_on_windows():
         calls.append((tuple(argv), timeout))
         return CommandOutput(tuple(argv), 0, real("windows_netsh_winhttp_set_proxy_output_with_proxy.txt"))
 
-    assert windows_proxy_inputs(run, os_name="linux") == (None, None) and calls == []
-    output, wininet = windows_proxy_inputs(run, os_name="windows")
+    assert windows_proxy_inputs(LiveHost(run=run, os_name="linux")) == (None, None) and calls == []
+    output, wininet = windows_proxy_inputs(LiveHost(run=run, os_name="windows"))
     assert "testProxy:8999" in output and calls == [(("netsh", "winhttp", "show", "proxy"), 2.0)]
     assert wininet is None   # no winreg here
 
@@ -186,19 +187,30 @@ def test_windows_inputs_only_on_windows():
 def test_pipeline_reads_winhttp_on_windows(monkeypatch):
     # The proxy step of the pipeline (not just analyze_proxy) must look at WinHTTP on Windows:
     # a machine-wide WinHTTP proxy is what Windows services such as AMA use.
-    import imds_helpers.platform
-    import imds_helpers.proxy
+    # proxy_step builds a live session: the host's OS is collect.current_os(), its commands the
+    # runner's. Only netsh answers (the platform step's powershell/sc/systemctl are "not installed").
+    import imds_helpers.collect
     from imds_helpers.api import CheckOptions, proxy_step
 
     netsh = real("windows_netsh_winhttp_set_proxy_output_with_proxy.txt")
-    monkeypatch.setattr(imds_helpers.platform, "current_os", lambda: "windows")
-    monkeypatch.setattr(imds_helpers.proxy, "windows_proxy_inputs", lambda run=None, os_name="": (netsh, None))
-    codes = [c.code for c in proxy_step(CheckOptions(env={}), IMDS)]
-    assert codes == ["IMDS-PROXY-000", "IMDS-PROXY-004"]
+    calls: list[tuple[str, ...]] = []
 
-    monkeypatch.undo()   # the real inputs reader: nothing to read off Windows
-    monkeypatch.setattr(imds_helpers.platform, "current_os", lambda: "linux")
-    assert [c.code for c in proxy_step(CheckOptions(env={}), IMDS)] == ["IMDS-PROXY-000"]
+    def run(argv, timeout):
+        calls.append(tuple(argv))
+        if tuple(argv[:2]) == ("netsh", "winhttp"):
+            return CommandOutput(tuple(argv), 0, netsh)
+        return CommandOutput(tuple(argv), None, error="not_found")
+
+    opts = CheckOptions(endpoint=IMDS, env={}, runner=run)
+    monkeypatch.setattr(imds_helpers.collect, "current_os", lambda: "windows")
+    codes = [c.code for c in proxy_step(opts)]
+    assert codes == ["IMDS-PROXY-000", "IMDS-PROXY-004"]
+    assert ("netsh", "winhttp", "show", "proxy") in calls
+
+    calls.clear()
+    monkeypatch.setattr(imds_helpers.collect, "current_os", lambda: "linux")   # nothing to read off Windows
+    assert [c.code for c in proxy_step(opts)] == ["IMDS-PROXY-000"]
+    assert not any(argv[0] == "netsh" for argv in calls)
 
 
 def test_worst_check_is_reported():
