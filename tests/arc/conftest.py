@@ -10,7 +10,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from imds_helpers.http import MetadataClient, Timeouts
+from imds_helpers.collect import LiveHost, RecordingClient
+from imds_helpers.evidence import Timeouts
 
 netns = pytest.mark.skipif(os.environ.get("IMDS_RUNBOOK_NETNS") != "1",
                            reason="needs tests/isolated.sh's private network namespace (unshare unavailable)")
@@ -38,8 +39,17 @@ def emu(arc_emulator):
 
 
 @pytest.fixture
-def client() -> Iterator[MetadataClient]:
-    c = MetadataClient(Timeouts(connect=2, read=3, total=5))
+def host() -> LiveHost:
+    """The live machine as the checks see it: it reads the Arc key file (``keys=host``) and
+    keeps the secret for the one authorised request its own client sends."""
+    return LiveHost()
+
+
+@pytest.fixture
+def client(host) -> Iterator[RecordingClient]:
+    """``host``'s client: only it can send the secret ``host.arc_key`` kept (the chain's
+    ``authorization=`` handle), so ``check_arc_token(client, url, keys=host, ...)``."""
+    c = host.client(Timeouts(connect=2, read=3, total=5))
     yield c
     c.close()
 
@@ -48,6 +58,29 @@ def leaks(results, *secrets: str) -> list[str]:
     """Which of ``secrets`` appear in the results' repr or JSON form."""
     blob = repr(results) + json.dumps([r.to_dict() for r in results])
     return [s for s in secrets if s and s in blob]
+
+
+def recorded_tokens(host: LiveHost) -> list[str]:
+    """The access tokens as ``host`` handed them to the check (``header.claims.``, the
+    signature - where the emulator's canary sits - cut): a leak test must look for these too,
+    or a token in a result would go unnoticed."""
+    found = []
+    for record in host.records["http"]:
+        try:
+            token = json.loads(record["body"]).get("access_token")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(token, str) and token:
+            found.append(token)
+    return found
+
+
+def bundle_leaks(host: LiveHost, *secrets: str) -> list[str]:
+    """Which of ``secrets`` appear in the evidence ``host`` recorded (an output too)."""
+    from imds_helpers import evidence
+
+    text = evidence.dumps(host.bundle({}))
+    return [s for s in secrets if s and s in text]
 
 
 @pytest.fixture

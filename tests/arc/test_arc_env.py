@@ -9,20 +9,32 @@ import pytest
 
 import imds_helpers.arc as arc
 import imds_helpers.arc_keyfile as kf
-from imds_helpers.arc import check_arc_environment, read_dropin
+from imds_helpers.arc import ENV_DROPIN, check_arc_environment, parse_dropin, read_dropin
 from imds_helpers.catalog import CATALOG
+from imds_helpers.collect import LiveHost
+from imds_helpers.endpoints import HIMDS_BINARY_LINUX
 from imds_helpers.findings import Status
 
 GOOD = {"IDENTITY_ENDPOINT": "http://localhost:40342/metadata/identity/oauth2/token",
         "IMDS_ENDPOINT": "http://localhost:40342"}
 
 
-def env_check(env, tmp_path, dropin_text=None, **kw):
-    dropin = tmp_path / "azcmagent.conf"
+def under(root: Path, path: str) -> Path:
+    """Where ``path`` of the checked machine lives in the fake tree ``root``."""
+    return root / path.lstrip("/")
+
+
+def env_check(env, tmp_path, dropin_text=None, *, os_name="linux", himds=False):
+    """The check as the pipeline runs it: the host's environment (as evidence) and its files,
+    here a LiveHost whose "/" is ``tmp_path`` (the agent's default paths under it)."""
     if dropin_text is not None:
-        dropin.write_text(dropin_text)
-    return check_arc_environment(env, platform=kw.pop("platform", "linux"), dropin_path=str(dropin),
-                                 himds_binary=str(tmp_path / "himds"), **kw)
+        under(tmp_path, ENV_DROPIN).parent.mkdir(parents=True)
+        under(tmp_path, ENV_DROPIN).write_text(dropin_text)
+    if himds:
+        under(tmp_path, HIMDS_BINARY_LINUX).parent.mkdir(parents=True)
+        under(tmp_path, HIMDS_BINARY_LINUX).write_text("")
+    host = LiveHost(env=env, root=str(tmp_path), os_name=os_name)
+    return check_arc_environment(host.env, host=host)
 
 
 def test_both_set_and_pointing_to_himds(tmp_path):
@@ -53,11 +65,17 @@ def test_missing_without_dropin(tmp_path):
     result = env_check({}, tmp_path)
     assert result.code == "IMDS-ARC-050" and "no " in result.detail
     assert result.evidence["himds_binary_present"] is False
+    assert result.evidence["systemd_dropin"] == {"path": ENV_DROPIN, "variables": None}
+
+
+def test_the_agent_binary_is_seen(tmp_path):
+    assert env_check({}, tmp_path, himds=True).evidence["himds_binary_present"] is True
 
 
 def test_windows_has_no_dropin_evidence(tmp_path):
-    result = env_check({}, tmp_path, platform="win32")
+    result = env_check({}, tmp_path, "[Manager]\n", os_name="windows")
     assert result.code == "IMDS-ARC-050" and "systemd_dropin" not in result.evidence
+    assert result.evidence["platform"] == "win32"
 
 
 @pytest.mark.parametrize("drop", ["IDENTITY_ENDPOINT", "IMDS_ENDPOINT"])
@@ -87,24 +105,35 @@ def test_competing_source_is_named_without_its_secret(tmp_path):
     assert "s3cr3t-header-value" not in repr(result) + str(result.to_dict())
 
 
+def test_a_secret_variable_is_judged_present_from_the_evidence_alone(tmp_path):
+    """The host hands the check IDENTITY_HEADER as "<set>": still a competing source."""
+    host = LiveHost(env=dict(GOOD, IDENTITY_HEADER="s3cr3t-header-value"), root=str(tmp_path), os_name="linux")
+    assert host.env["IDENTITY_HEADER"] == "<set>"
+    assert check_arc_environment(host.env, host=host).code == "IMDS-ARC-053"
+
+
 def test_msi_endpoint_pair_takes_precedence(tmp_path):
     result = env_check({"MSI_ENDPOINT": "http://x", "MSI_SECRET": "zz-secret"}, tmp_path)
     assert result.code == "IMDS-ARC-053" and "zz-secret" not in repr(result)
 
 
-def test_reads_the_process_environment_by_default(monkeypatch):
+def test_the_live_host_reads_the_process_environment_by_default(monkeypatch):
     for k, v in GOOD.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("IDENTITY_HEADER", raising=False)
     monkeypatch.delenv("MSI_ENDPOINT", raising=False)
-    assert check_arc_environment().code == "IMDS-ARC-004"
+    monkeypatch.delenv("MSI_SECRET", raising=False)
+    host = LiveHost()
+    assert check_arc_environment(host.env, host=host).code == "IMDS-ARC-004"
 
 
 def test_read_dropin_tolerates_junk(tmp_path):
-    path = tmp_path / "x.conf"
-    path.write_text('DefaultEnvironment="unbalanced\nDefaultEnvironment=IMDS_ENDPOINT=http://localhost:40342 OTHER=1\n')
-    assert read_dropin(str(path)) == {"IMDS_ENDPOINT": "http://localhost:40342"}
-    assert read_dropin(str(tmp_path / "absent")) is None
+    text = 'DefaultEnvironment="unbalanced\nDefaultEnvironment=IMDS_ENDPOINT=http://localhost:40342 OTHER=1\n'
+    assert parse_dropin(text) == {"IMDS_ENDPOINT": "http://localhost:40342"}
+    (tmp_path / "x.conf").write_text(text)
+    host = LiveHost(env={}, root=str(tmp_path), os_name="linux")
+    assert read_dropin(host, "/x.conf") == {"IMDS_ENDPOINT": "http://localhost:40342"}
+    assert read_dropin(host, "/absent") is None
 
 
 # ----- the catalogue rows -------------------------------------------------------------------
