@@ -10,6 +10,7 @@ private namespace, root or iptables skip with a reason naming that capability.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -22,9 +23,12 @@ from typing import Callable, Iterable, Iterator
 import pytest
 
 from imds_helpers import arc_keyfile as kf
+from imds_helpers import evidence
+from imds_helpers.analyze import analyze
 from imds_helpers.api import check_options, run_checks
 from imds_helpers.arc import check_arc_environment, check_arc_token
 from imds_helpers.catalog import CATALOG
+from imds_helpers.collect import LiveHost, collect
 from imds_helpers.emulator import Emulator
 from imds_helpers.emulator.scenarios import Answer
 from imds_helpers.hostcmd import CommandOutput
@@ -110,7 +114,7 @@ def platform(*, tag: str | None = None, himds: bool = False, docker: bool = Fals
         if docker:
             Path(root, ".dockerenv").write_text("")
         run = Run({("systemctl",): systemctl} if systemctl else {})
-        result = detect_platform(target, endpoint, env=env or {}, root=root, run=run, os_name="linux")
+        result = detect_platform(target, endpoint, host=LiveHost(env=env or {}, root=root, run=run, os_name="linux"))
         return codes(result.checks)
 
 
@@ -152,16 +156,25 @@ def loopback_http(status: int, body: bytes, headers: dict[str, str]) -> Iterator
 IMDS_JSON = {"Server": "IMDS/150.870.65.1601", "Content-Type": "application/json; charset=utf-8"}
 
 
+def compare(proxy_url: str | None) -> list[str]:
+    """The comparison as the pipeline runs it: the proxy client of a host whose environment
+    names ``proxy_url`` (None: no proxy variable)."""
+    endpoint = f"http://{IMDS}"
+    host = LiveHost(env={"http_proxy": proxy_url} if proxy_url else {})
+    with host.proxy_client(Timeouts(connect=0.5, read=1, total=2), endpoint) as through:
+        return [compare_through_proxy(endpoint, through, env=host.env, url_problems=host.proxy_url_problems).code]
+
+
 def through_proxy(status: int, body: bytes) -> list[str]:
     with loopback_http(status, body, IMDS_JSON) as proxy_url:
-        return [compare_through_proxy(f"http://{IMDS}", env={"http_proxy": proxy_url},
-                                      timeouts=Timeouts(connect=0.5, read=1, total=2)).code]
+        return compare(proxy_url)
 
 
 # --- network -----------------------------------------------------------------------------------
 
 def firewall(save: str | CommandOutput, nft: str = "") -> list[str]:
-    return [check_firewall(run=Run({("iptables-save",): save, ("nft",): nft}), os_name="linux").code]
+    return [check_firewall(IMDS, 80, machine=LiveHost(run=Run({("iptables-save",): save, ("nft",): nft}),
+                                                      os_name="linux")).code]
 
 
 def save(*rules: str) -> str:
@@ -172,7 +185,7 @@ def listening_tcp() -> list[str]:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
-        return [check_tcp("127.0.0.1", server.getsockname()[1], timeout=1.0).code]
+        return [check_tcp("127.0.0.1", server.getsockname()[1], timeout=1.0, machine=LiveHost()).code]
 
 
 @contextmanager
@@ -188,12 +201,12 @@ def kernel_route(kind: str, network: str) -> Iterator[None]:
 
 def tcp_through(kind: str, network: str, address: str) -> list[str]:
     with kernel_route(kind, network):
-        return [check_tcp(address, 80, timeout=1.0).code]
+        return [check_tcp(address, 80, timeout=1.0, machine=LiveHost()).code]
 
 
 def unroutable_tcp() -> list[str]:
     netns()   # only lo exists there: any other address has no route
-    return [check_tcp("10.255.0.1", 80, timeout=1.0).code]
+    return [check_tcp("10.255.0.1", 80, timeout=1.0, machine=LiveHost()).code]
 
 
 # --- instance metadata and tokens against the emulator ------------------------------------------
@@ -231,9 +244,19 @@ def arc(scenario: str = "arc-healthy", selector: dict | None = None, **params) -
     key_dir = tempfile.mkdtemp(prefix="arc-tokens-")
     try:
         with Emulator(mode="arc", scenario=scenario, key_dir=key_dir, scenario_params=params) as emu:
-            return codes(check_arc_token(client(), emu.base_url, tokens_dir=key_dir, **(selector or {})))
+            host = LiveHost()     # its client sends the key its arc_key read: the two go together
+            with host.client(Timeouts(connect=0.5, read=1.0, total=2.0)) as through:
+                return codes(check_arc_token(through, emu.base_url, keys=host, tokens_dir=key_dir, **(selector or {})))
     finally:
         shutil.rmtree(key_dir, ignore_errors=True)
+
+
+def arc_env(env: dict[str, str]) -> list[str]:
+    """The Arc environment check on a host with that environment and no drop-in nor agent
+    binary (an empty file tree)."""
+    with tempfile.TemporaryDirectory() as root:
+        host = LiveHost(env=env, root=root, os_name="linux")
+        return [check_arc_environment(host.env, host=host).code]
 
 
 def arc_run_nothing_listening() -> list[str]:
@@ -284,6 +307,18 @@ def unreadable_key() -> list[str]:
 ROOT = kf.Identity(0, "root", (0,), None)
 
 
+# --- analysis of evidence ---------------------------------------------------------------------------
+
+def not_in_evidence() -> list[str]:
+    """A VM collected against the emulator, analysed with its HTTP records removed: every
+    request the checks make has no answer in the bundle."""
+    with vm() as emu:
+        bundle = collect(check_options(target="vm", endpoint=emu.base_url, timeout=2, env={}, runner=Run({})))
+    bundle = json.loads(evidence.dumps(bundle))
+    bundle["http"] = []
+    return codes(analyze(bundle).checks)
+
+
 # --- the table ------------------------------------------------------------------------------------
 
 PRODUCERS: dict[str, Callable[[], list[str]]] = {
@@ -312,14 +347,13 @@ PRODUCERS: dict[str, Callable[[], list[str]]] = {
     "IMDS-PROXY-008": lambda: proxy(env={"http_proxy": "http://[::1"}),
     "IMDS-PROXY-009": lambda: proxy(winhttp_output="garbage"),
     # the request through the proxy (a loopback stand-in proxy)
-    "IMDS-PROXY-010": lambda: [compare_through_proxy(f"http://{IMDS}", env={}).code],
+    "IMDS-PROXY-010": lambda: compare(None),
     "IMDS-PROXY-011": lambda: through_proxy(200, b'{"compute": {}}'),
     "IMDS-PROXY-012": lambda: through_proxy(400, b'{"error": "Bad request. X-Forwarded-For header is not allowed"}'),
-    "IMDS-PROXY-013": lambda: [compare_through_proxy(f"http://{IMDS}", env={"http_proxy": f"http://127.0.0.1:{closed_port()}"},
-                                                     timeouts=Timeouts(connect=0.5, read=1, total=2)).code],
+    "IMDS-PROXY-013": lambda: compare(f"http://127.0.0.1:{closed_port()}"),
     # route (captured tables), TCP (loopback and the namespace's kernel), firewall (captured rules)
     "IMDS-NET-000": lambda: [assess_route(IMDS, None, parse_route_print(real("windows_route_print_azure_vm_single_nic.txt"))).code],
-    "IMDS-NET-001": lambda: [check_route("localhost", run=Run({})).code],
+    "IMDS-NET-001": lambda: [check_route("localhost", machine=LiveHost(run=Run({}))).code],
     "IMDS-NET-002": lambda: [assess_route(IMDS, parse_ip_route_get("RTNETLINK answers: Network is unreachable"), None).code],
     "IMDS-NET-003": lambda: [assess_route(IMDS, None, parse_route_print(real("windows_route_print_azure_vm_two_nics.txt").replace(
         "169.254.169.254  255.255.255.255         10.1.0.1         10.1.0.4",
@@ -329,7 +363,7 @@ PRODUCERS: dict[str, Callable[[], list[str]]] = {
                                           parse_ip_route_show("default via 10.0.0.1 dev eth0 src 10.0.0.4\n")).code],
     "IMDS-NET-009": lambda: [assess_route(IMDS, None, None).code],
     "IMDS-NET-010": listening_tcp,
-    "IMDS-NET-012": lambda: [check_tcp("127.0.0.1", closed_port(), timeout=1.0).code],
+    "IMDS-NET-012": lambda: [check_tcp("127.0.0.1", closed_port(), timeout=1.0, machine=LiveHost()).code],
     "IMDS-NET-013": unroutable_tcp,
     "IMDS-NET-014": lambda: tcp_through("unreachable", "10.7.0.0/16", "10.7.1.1"),
     "IMDS-NET-016": lambda: tcp_through("prohibit", "10.8.0.0/16", "10.8.1.1"),
@@ -340,9 +374,9 @@ PRODUCERS: dict[str, Callable[[], list[str]]] = {
                                           f"-A OUTPUT -d {IMDS}/32 -p tcp -j DROP")),
     "IMDS-NET-023": lambda: firewall(real("linux_iptables_nat_S_aad-metadata_aks_nmi_imds_dnat.txt")),
     "IMDS-NET-025": lambda: firewall(save(f"-A OUTPUT -d {IMDS}/32 -p tcp -m mark --mark 0x1 -j DROP")),
-    "IMDS-NET-029": lambda: [check_firewall(run=Run({("iptables-save",): CommandOutput(
+    "IMDS-NET-029": lambda: [check_firewall(IMDS, 80, machine=LiveHost(run=Run({("iptables-save",): CommandOutput(
         ("iptables-save",), 1, "", "iptables-save v1.8.9 (nf_tables): Permission denied (you must be root)\n")}),
-        os_name="linux").code],
+        os_name="linux")).code],
     # how a request went (emulator, loopback, the namespace's kernel)
     "IMDS-HTTP-001": lambda: instance_at_firewalled(),
     "IMDS-HTTP-002": lambda: instance_at(f"http://127.0.0.1:{closed_port()}"),
@@ -352,6 +386,7 @@ PRODUCERS: dict[str, Callable[[], list[str]]] = {
     "IMDS-HTTP-015": lambda: instance(respond=Answer(400, {"error": "Bad request. Required metadata header not specified"}),
                                       categories=("instance",)),
     "IMDS-HTTP-016": lambda: instance(respond=Answer(418, {"error": "teapot"}), categories=("instance",)),
+    "IMDS-HTTP-018": not_in_evidence,
     # instance metadata
     "IMDS-META-001": lambda: instance(respond=Answer(200, {"compute": {"name": "vm"}}), categories=("instance",)),
     "IMDS-META-003": lambda: instance(respond=Answer(400, {"error": "Bad request. api-version is invalid"}),
@@ -365,7 +400,7 @@ PRODUCERS: dict[str, Callable[[], list[str]]] = {
     "IMDS-TOKEN-008": lambda: token(identity=Identity(source="ama-config")),
     "IMDS-TOKEN-009": lambda: vm_tokens("vm-healthy", ama_identity="garbage"),
     # the Arc environment and challenge
-    "IMDS-ARC-004": lambda: [check_arc_environment(ARC_ENV).code],
+    "IMDS-ARC-004": lambda: arc_env(ARC_ENV),
     "IMDS-ARC-010": arc_run_nothing_listening,
     "IMDS-ARC-011": lambda: arc(respond=Answer(200, {"hello": "world"})),
     "IMDS-ARC-012": lambda: arc(respond=Answer(400, {"error": "invalid_request", "error_description": "bad path"})),
@@ -379,10 +414,10 @@ PRODUCERS: dict[str, Callable[[], list[str]]] = {
     "IMDS-ARC-033": lambda: arc(after_challenge=Answer(200, {"token_type": "Bearer"})),
     "IMDS-ARC-034": lambda: arc("arc-legacy-agent", {"client_id": CLIENT_ID}),
     "IMDS-ARC-040": lambda: arc(selector={"client_id": CLIENT_ID}),
-    "IMDS-ARC-050": lambda: [check_arc_environment({}).code],
-    "IMDS-ARC-051": lambda: [check_arc_environment({"IMDS_ENDPOINT": "http://localhost:40342"}).code],
-    "IMDS-ARC-052": lambda: [check_arc_environment({**ARC_ENV, "IMDS_ENDPOINT": "http://10.0.0.5:40342"}).code],
-    "IMDS-ARC-053": lambda: [check_arc_environment({**ARC_ENV, "MSI_ENDPOINT": "http://x/", "MSI_SECRET": "s"}).code],
+    "IMDS-ARC-050": lambda: arc_env({}),
+    "IMDS-ARC-051": lambda: arc_env({"IMDS_ENDPOINT": "http://localhost:40342"}),
+    "IMDS-ARC-052": lambda: arc_env({**ARC_ENV, "IMDS_ENDPOINT": "http://10.0.0.5:40342"}),
+    "IMDS-ARC-053": lambda: arc_env({**ARC_ENV, "MSI_ENDPOINT": "http://x/", "MSI_SECRET": "s"}),
     "IMDS-ARC-099": lambda: arc("arc-realm-fifo"),
 }
 
