@@ -31,10 +31,10 @@ from imds_helpers.catalog import (ARC_AGENT_DISCONNECTED, ARC_AUTHORISED_REQUEST
                                   TOKEN_AUDIENCE_UNKNOWN, finding)
 from imds_helpers.claims import decode_claims
 from imds_helpers.commands import arc_challenge
-from imds_helpers.endpoints import (ARC_API_VERSION, ARC_TOKENS_DIR_LINUX, ARC_ENV_DROPIN, HIMDS_BASE_URL, HIMDS_BINARY_LINUX, HIMDS_PORT,
+from imds_helpers.endpoints import (ARC_API_VERSION, ARC_ENV_DROPIN, HIMDS_BASE_URL, HIMDS_BINARY_LINUX, HIMDS_PORT,
                                     HIMDS_TOKEN_URL, IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV,
                                     IDENTITY_SERVER_THUMBPRINT_ENV, IMDS_ENDPOINT_ENV, MANAGEMENT, MSI_ENDPOINT_ENV,
-                                    MSI_SECRET_ENV, TOKEN_PATH)
+                                    MSI_SECRET_ENV, TOKEN_PATH, default_tokens_dir)
 from imds_helpers.errors import UsageError
 from imds_helpers.parsers.challenge import Challenge, parse_challenge
 from imds_helpers.findings import Attempt, CheckResult, Commands
@@ -103,8 +103,8 @@ def check_arc_token(
 
     ``keys`` probes the key file the challenge names (the host's ``arc_key``: the live machine
     reads it under every key-file rule and keeps the secret for the authorised request; the
-    evidence holds only the verdicts). ``tokens_dir`` defaults to the platform's key directory
-    (Linux's when ``keys`` does not say). At most one of ``msi_res_id``,
+    evidence holds only the verdicts). ``tokens_dir`` defaults to the key directory of the host's
+    platform. At most one of ``msi_res_id``,
     ``client_id``, ``object_id`` (a user-assigned identity; Arc normally refuses them).
     Raises :class:`UsageError` for bad arguments, before anything is sent.
     """
@@ -116,7 +116,7 @@ def check_arc_token(
                                    [msi_res_id] if msi_res_id else [])
     if len(selectors) > 1:
         raise UsageError("give at most one of client_id, object_id, msi_res_id", argument="identity")
-    tokens_dir = tokens_dir or ARC_TOKENS_DIR_LINUX
+    tokens_dir = tokens_dir or default_tokens_dir("win32" if keys.os_name == "windows" else keys.os_name, keys.env)
     params = {"api-version": api_version, "resource": resource, **dict(selectors)}
     url = base + path
     commands = arc_challenge(base, path, params)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from imds_helpers.catalog import (ARC_KEY_ROOT_ONLY, ARC_KEY_UNREADABLE, ARC_OK_CHAIN, NET_TCP_TIMEOUT,
                                   PROXY_NOT_BYPASSED, TOKEN_OK, TOKEN_UAMI_NOT_ATTACHED)
+from imds_helpers.resources import data_dir
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "parameters" / "demo"
+DEMO_DIR = data_dir("parameters") / "demo"
 
 # host (= parameter file name) -> the finding codes that host must show (any of).
 EXPECTED: dict[str, tuple[str, ...]] = {

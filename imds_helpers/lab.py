@@ -15,18 +15,36 @@ import sys
 from pathlib import Path
 
 from imds_helpers.endpoints import OVERRIDE_ENV
+from imds_helpers.resources import data_dir, is_installed_copy
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS_DIR = data_dir("notebooks")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", default="vm-healthy", help="emulator scenario for the VM runbook (default vm-healthy)")
     parser.add_argument("--port", type=int, default=8888, help="JupyterLab port on 127.0.0.1 (default 8888)")
     parser.add_argument("--dry-run", action="store_true", help="start the emulator, print the JupyterLab command, stop")
+    parser.add_argument("--dir", type=Path, default=Path("imds-runbook-lab"), metavar="DIR",
+                        help="installed package only: where to copy the runbooks to work on them (default ./imds-runbook-lab)")
 
 
-def lab_command(port: int) -> list[str]:
-    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={NOTEBOOKS_DIR}",
+def workspace(copy_to: Path, notebooks: Path = NOTEBOOKS_DIR) -> Path:
+    """The folder JupyterLab opens: a checkout's notebooks/ as is; the installed package's copies
+    are copied to ``copy_to`` first (never overwriting a notebook already there), since runs
+    write into the folder and site-packages is not a workspace."""
+    if not is_installed_copy(notebooks):
+        return notebooks
+    import shutil
+
+    copy_to.mkdir(parents=True, exist_ok=True)
+    for source in sorted(notebooks.glob("*.ipynb")):
+        if not (copy_to / source.name).exists():
+            shutil.copy2(source, copy_to / source.name)
+    return copy_to
+
+
+def lab_command(port: int, notebooks: Path = NOTEBOOKS_DIR) -> list[str]:
+    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={notebooks}",
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--no-browser"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
@@ -42,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"must be 1-65535, got {args.port}", argument="--port")
     with Emulator(mode="vm", scenario=args.scenario) as vm:
         env = {**os.environ, OVERRIDE_ENV: vm.base_url}
-        command = lab_command(args.port)
+        command = lab_command(args.port, workspace(args.dir))
         sys.stdout.write(
             f"emulated IMDS ({args.scenario}) at {vm.base_url}; {OVERRIDE_ENV} points the runbooks at it\n"
             "Arc runbook: set emulator_scenario = \"arc-healthy\" (or another arc-* scenario) in its parameters cell\n"

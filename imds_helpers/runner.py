@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from imds_helpers.resources import data_dir
 from imds_helpers.errors import UsageError
 from imds_helpers.sidecar import (
     SidecarError,
@@ -85,7 +86,7 @@ from imds_helpers.validate import closest_name
 
 NOTEBOOK_KINDS = ("vm", "arc", "auto")
 NOTEBOOK_FILES = {"vm": "01_azure_vm_imds.ipynb", "arc": "02_arc_himds.ipynb"}
-DEFAULT_NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+DEFAULT_NOTEBOOKS_DIR = data_dir("notebooks")
 RUNNER_PARAMETERS = ("sidecar_path", "host_name")   # always set by the runner
 # What `imds-runbook run` writes at the top of the results folder, beside one folder per host:
 # one table, used to write them (run_cli) and to refuse host names that would collide with

@@ -35,10 +35,11 @@ def _closed_port_url() -> str:
 def wheel(tmp_path_factory) -> Path:
     # A copy of what the build reads, so that the build writes nothing into the work tree.
     source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(ROOT / "imds_helpers", source / "imds_helpers",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for folder in ("imds_helpers", "notebooks", "parameters"):
+        shutil.copytree(ROOT / folder, source / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "results", "sample-results"))
     out = tmp_path_factory.mktemp("wheel")
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                            "--no-index", str(source), "-w", str(out)],
@@ -123,3 +124,20 @@ def test_command_needing_an_extra_names_it_in_one_line(core, args, extras, missi
 def test_help_of_such_a_command_still_works(core):
     proc = _run(core, "report", "--help")
     assert proc.returncode == 0 and "--format" in proc.stdout
+
+
+def test_the_wheel_carries_the_runbooks_and_parameter_examples(wheel, core):
+    """run, demo and lab find them in an installed package (imds_helpers/resources.py)."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    expected = {f"imds_helpers/_data/notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb")} | \
+        {f"imds_helpers/_data/{p.relative_to(ROOT)}" for p in (ROOT / "parameters").rglob("*.yaml")}
+    assert len(expected) > 40 and expected <= names, sorted(expected - names)[:5]
+    assert "imds_helpers/evidence.schema.json" in names
+    assert not any("sample-results" in n or n.endswith(".py") and "/_data/" in n for n in names)
+    proc = subprocess.run([str(core / "python"), "-c", "from imds_helpers.resources import data_dir; "
+                           "print(data_dir('notebooks')); print(data_dir('parameters'))"],
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    notebooks, parameters = (Path(line) for line in proc.stdout.split())
+    assert "site-packages" in notebooks.parts and (notebooks / "01_azure_vm_imds.ipynb").is_file()
+    assert (parameters / "demo" / "web-healthy.yaml").is_file()
