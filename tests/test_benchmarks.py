@@ -1,0 +1,47 @@
+"""The benchmarks' quick modes still run: a benchmark is a script nobody runs until the day it
+is needed, and an API it uses may have moved since. Speed is not judged here (the numbers of a
+40-bundle run mean nothing); the scripts themselves stop with a non-zero exit when an answer is
+wrong (a verdict count, a non-OK healthy host, the emulator's canary in a bundle)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMBER = r"[\d,.]+"
+
+
+def _bench(name: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_bench_analyze_quick_mode():
+    out = _bench("bench_analyze.py", "--count", "40", "--repeat", "1")
+    assert re.search(r"collected 5 bundles from emulators .*vm-healthy ok .*arc-wrong-secret fail", out), out
+    assert "wrote 40 bundles" in out, out
+    for label in ("analyze (parsed bundles)", "read + check + analyze", "render --json",
+                  "imds-runbook analyze PART... --json (1 process)"):
+        row = re.search(re.escape(label) + rf"\s+10\s+{NUMBER}\s+{NUMBER}\s+{NUMBER} ms\s+1\.00\n", out)
+        assert row, f"no N/4 row for {label!r}:\n{out}"
+    # N/4, N/2, N for each of the four ways, and a verdict line for each
+    assert len(re.findall(rf"^\s+40\s+{NUMBER}\s+{NUMBER}\s+{NUMBER} ms\s+{NUMBER}$", out, re.M)) == 4, out
+    assert len(re.findall(r"linear \(within 25%\): (?:yes|NO); 10,000 bundles: [\d.]+ s \(scaled\), "
+                          r"target <= 10 s (?:met|MISSED)", out)) == 4, out
+
+
+def test_bench_collect_quick_mode():
+    out = _bench("bench_collect.py", "--runs", "2")
+    assert re.search(r"bundle of a healthy VM: [\d.]+ KB", out), out
+    assert re.search(r'python3 -c "import json, http.client"\s+\d+ms\s+\d+ms\n', out), out
+    for label in ("imds-runbook collect --out F", "imds-runbook analyze F", "collect --out F && analyze F",
+                  "check --json (collect + analyze, 1 process)"):
+        assert re.search(re.escape(label) + r".*\s\d+ms\s+\d+ms\s+[\d.]+x \([\d.]+-[\d.]+\)\s+[\d.]+x", out), \
+            f"no row for {label!r}:\n{out}"
+    assert len(re.findall(r"target <= 1\.3x (?:met|MISSED)", out)) == 2, out
