@@ -34,7 +34,7 @@ from imds_helpers.commands import arc_challenge
 from imds_helpers.endpoints import (ARC_API_VERSION, ARC_ENV_DROPIN, HIMDS_BASE_URL, HIMDS_BINARY_LINUX, HIMDS_PORT,
                                     HIMDS_TOKEN_URL, IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV,
                                     IDENTITY_SERVER_THUMBPRINT_ENV, IMDS_ENDPOINT_ENV, MANAGEMENT, MSI_ENDPOINT_ENV,
-                                    MSI_SECRET_ENV, TOKEN_PATH, default_tokens_dir)
+                                    ARC_TOKENS_DIR_LINUX, ARC_TOKENS_SUBDIR_WINDOWS, MSI_SECRET_ENV, TOKEN_PATH)
 from imds_helpers.errors import UsageError
 from imds_helpers.parsers.challenge import Challenge, parse_challenge
 from imds_helpers.findings import Attempt, CheckResult, Commands
@@ -52,6 +52,19 @@ STEPS = ("arc.challenge", "arc.realm", "arc.keyfile", "arc.token")
 # 410 as for IMDS): an error answer writes no key file. Not 404 (a wrong path on HIMDS), and
 # never the 401 (the protocol). The authorised request is sent once: the key is single-use.
 CHALLENGE_RETRY_STATUSES = RETRY_STATUSES - {404}
+
+
+def default_tokens_dir(platform: str, environ: Mapping[str, str] | None = None) -> str:
+    """Where HIMDS writes key files: Linux ``/var/opt/azcmagent/tokens``, Windows
+    ``%ProgramData%\\AzureConnectedMachineAgent\\Tokens`` (what MSAL and azure-identity use).
+    ``platform`` is a ``sys.platform`` value; ``environ`` the host's variables."""
+    if platform.startswith("win"):
+        import ntpath
+
+        lowered = {k.lower(): v for k, v in (environ or {}).items()}
+        program_data = lowered.get("programdata") or r"C:\ProgramData"
+        return ntpath.join(program_data, *ARC_TOKENS_SUBDIR_WINDOWS)
+    return ARC_TOKENS_DIR_LINUX
 
 
 def _split_endpoint(endpoint: str) -> tuple[str, str]:

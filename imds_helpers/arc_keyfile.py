@@ -28,7 +28,8 @@ from imds_helpers.catalog import (ARC_CHALLENGE_MALFORMED, ARC_KEYFILE_OK, ARC_K
                                   ARC_KEY_NOT_REGULAR, ARC_KEY_NOT_SENDABLE, ARC_KEY_ROOT_ONLY, ARC_KEY_TOO_LARGE,
                                   ARC_KEY_TRAILING_NEWLINE, ARC_KEY_UNREADABLE, ARC_REALM_NOT_ABSOLUTE,
                                   ARC_REALM_NOT_KEY, ARC_REALM_OK, ARC_REALM_OUTSIDE_DIR)
-from imds_helpers.endpoints import ARC_TOKENS_DIR_LINUX, ARC_TOKENS_SUBDIR_WINDOWS, default_tokens_dir
+from imds_helpers.arc import default_tokens_dir
+from imds_helpers.endpoints import ARC_TOKENS_DIR_LINUX, ARC_TOKENS_SUBDIR_WINDOWS
 from imds_helpers.parsers.challenge import Challenge, parse_challenge
 
 KEY_MAX_BYTES = 4096

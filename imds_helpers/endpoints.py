@@ -7,8 +7,6 @@ independent implementation of the protocol, so a wrong value here cannot hide in
 """
 from __future__ import annotations
 
-from typing import Mapping
-
 # --- Azure IMDS (VMs) ---------------------------------------------------------------------------
 IMDS_ADDRESS = "169.254.169.254"
 IMDS_BASE_URL = f"http://{IMDS_ADDRESS}"
@@ -62,17 +60,3 @@ ENV_PRESENCE = (IDENTITY_HEADER_ENV, IDENTITY_SERVER_THUMBPRINT_ENV, MSI_SECRET_
 # This user's WinINet proxy settings (HKEY_CURRENT_USER), read by the live host on Windows.
 WININET_KEY = r"Software\Microsoft\Windows\CurrentVersion\Internet Settings"
 
-
-def default_tokens_dir(platform: str, environ: Mapping[str, str] | None = None) -> str:
-    """Where HIMDS writes key files: Linux ``/var/opt/azcmagent/tokens``, Windows
-    ``%ProgramData%\\AzureConnectedMachineAgent\\Tokens`` (what MSAL and azure-identity use).
-    ``platform`` is a ``sys.platform`` value; ``environ`` defaults to this process's."""
-    if platform.startswith("win"):
-        import ntpath
-        import os
-
-        environ = os.environ if environ is None else environ
-        lowered = {k.lower(): v for k, v in environ.items()}
-        program_data = lowered.get("programdata") or r"C:\ProgramData"
-        return ntpath.join(program_data, *ARC_TOKENS_SUBDIR_WINDOWS)
-    return ARC_TOKENS_DIR_LINUX

@@ -151,7 +151,7 @@ def skipped(check_id: str, reason: str) -> CheckResult:
 
 def default_tokens_dir(opts: CheckOptions, host: Any) -> str:
     """The Arc key directory: the option, else the platform's."""
-    from imds_helpers.endpoints import default_tokens_dir as platform_default
+    from imds_helpers.arc import default_tokens_dir as platform_default
 
     return opts.tokens_dir or platform_default("win32" if host.os_name == "windows" else "linux", host.env)
 

@@ -408,12 +408,14 @@ def test_runbook_parameters_stop_with_one_line(kind, params, needle, tmp_path, m
 def test_empty_parameter_file_means_defaults(tmp_path):
     """Not bad input: an empty (or comments-only) file is a host with the runbook's defaults."""
     from imds_helpers.runner import plan_hosts
+    from imds_helpers.sidecar import local_host_name
 
+    here = local_host_name()       # a file naming another machine needs its evidence (test_runbook_evidence)
     for text in ("", "# nothing here\n"):
-        path = tmp_path / "web-02.yaml"
+        path = tmp_path / f"{here}.yaml"
         path.write_text(text)
         plans = plan_hosts([path], notebook="vm", out_dir=tmp_path / "out")
-        assert [p.host for p in plans] == ["web-02"] and not (tmp_path / "out").exists()
+        assert [p.host for p in plans] == [here] and not (tmp_path / "out").exists()
 
 
 # --- hostile parameter files: refused fast, in bounded memory --------------------------------
@@ -545,10 +547,11 @@ def test_environment_with_allowed_variables_reaches_the_kernel(tmp_path):
     """Not bad input: every allowed variable, proxies in both spellings, a malformed proxy
     value too (reproducing it is the point: the check reports it as IMDS-PROXY-008)."""
     from imds_helpers.runner import kernel_environment, plan_hosts
+    from imds_helpers.sidecar import local_host_name
 
     values = {name: f"value-{i}" for i, name in enumerate(kernel_environment())}
     values["HTTPS_PROXY"] = "http://[::1"
-    path = tmp_path / "web-03.yaml"
+    path = tmp_path / f"{local_host_name()}.yaml"
     path.write_text("environment:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in values.items()))
     [plan] = plan_hosts([path], notebook="vm", out_dir=tmp_path / "out")
     assert dict(plan.environment) == values and "environment" not in plan.parameters
