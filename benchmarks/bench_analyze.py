@@ -167,7 +167,7 @@ def check_cli_verdicts(sample: list[Path], expected: Counter) -> None:
     """The CLI's own answer for a few bundles, before it is timed into /dev/null."""
     done = subprocess.run([*check_command(), "analyze", *map(str, sample), "--json"], cwd=REPO,
                           capture_output=True, text=True)
-    got = Counter(item["verdict"] for item in json.loads(done.stdout)) if done.returncode == 1 else None
+    got = Counter(item["verdict"] for item in map(json.loads, done.stdout.splitlines())) if done.returncode == 1 else None
     if got != expected:
         raise SystemExit(f"bench_analyze: CLI verdicts {got} (exit {done.returncode}), expected {expected}")
 
@@ -273,7 +273,7 @@ def main() -> int:
                 _PARSED.clear()     # the other rows read files; don't fork a gigabyte for them
 
         seconds = [run_cli(part_set, args.repeat) for part_set in part_sets]
-        print_row("imds-runbook analyze PART... --json (1 process)", sizes, seconds, args.count)
+        print_row("imds-runbook analyze PART... --json (CLI)", sizes, seconds, args.count)
         if args.keep:
             print(f"\nkept: {folder}")
     return 0

@@ -81,6 +81,13 @@ def exit_code(report: Report) -> int:
     return 0 if report.verdict in (Status.OK, Status.SKIP) else 1
 
 
+def render_json(report: Report, elapsed_ms: float, **extra: str) -> str:
+    """One report as one compact JSON line (analyze of many bundles: JSON Lines), ``extra``
+    fields first."""
+    data = {**extra, **redact_value(report.to_dict()), "elapsed_ms": round(elapsed_ms, 1)}
+    return json_safe(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+
 def render(report: Report, elapsed_ms: float, *, as_json: bool) -> str:
     """What check and analyze print. Last line of defence: whatever a step put into the output,
     no token leaves."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -92,7 +92,8 @@ def run_collect(args: argparse.Namespace) -> int:
 def configure_analyze(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundles", metavar="BUNDLE_OR_DIR", nargs="+",
                         help="evidence bundles written by collect (a folder: every *.json in it)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the listing (check's shape)")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON instead of the listing: check's object for one bundle, JSON Lines for several")
 
 
 def bundle_paths(values: list[str]) -> list[Path]:
@@ -126,29 +127,65 @@ def read_bundle(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: {err}", argument="BUNDLE_OR_DIR") from None
 
 
-def run_analyze(args: argparse.Namespace) -> int:
+def judge(path: Path, *, as_json: bool, many: bool) -> tuple[str, int]:
+    """One bundle read, checked, analyzed and rendered: (text, exit code). Raises UsageError for
+    a bundle that cannot be analyzed. ``many``: as one of several (a header line; JSON as one
+    compact line with ``bundle`` and ``host``)."""
     from imds_helpers.analyze import analyze
-    from imds_helpers.check_cli import exit_code, render
+    from imds_helpers.check_cli import exit_code, render, render_json
+    from imds_helpers.textsafe import terminal_safe
 
-    bundles = [(path, read_bundle(path)) for path in bundle_paths(args.bundles)]   # all read before a line is printed
-    reports = [(path, bundle, analyze(bundle)) for path, bundle in bundles]
-    if len(reports) == 1:
-        _, bundle, report = reports[0]
-        sys.stdout.write(render(report, bundle["duration_ms"], as_json=args.json) + "\n")
-        return exit_code(report)
-    if args.json:
-        items = [dict(json.loads(render(report, bundle["duration_ms"], as_json=True)), bundle=str(path),
-                      host=bundle["host"]["hostname"]) for path, bundle, report in reports]
-        from imds_helpers.textsafe import json_safe
+    bundle = read_bundle(path)
+    report = analyze(bundle)
+    hostname = bundle["host"]["hostname"]
+    if not many:
+        return render(report, bundle["duration_ms"], as_json=as_json), exit_code(report)
+    if as_json:
+        return render_json(report, bundle["duration_ms"], bundle=str(path), host=hostname), exit_code(report)
+    header = f"== {terminal_safe(str(path))} ({terminal_safe(hostname)})\n"
+    return header + render(report, bundle["duration_ms"], as_json=False), exit_code(report)
 
-        sys.stdout.write(json_safe(json.dumps(items, indent=2, ensure_ascii=False)) + "\n")
+
+def _judge_chunk(paths: list[str], as_json: bool) -> list[tuple[str, int] | str]:
+    """A worker's share: each bundle's (text, exit code), or the one line naming its problem."""
+    done: list[tuple[str, int] | str] = []
+    for path in paths:
+        try:
+            done.append(judge(Path(path), as_json=as_json, many=True))
+        except UsageError as err:
+            done.append(str(err))
+    return done
+
+
+PARALLEL_FROM = 64      # bundles; fewer are quicker judged here than by starting workers
+CHUNK = 50
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """Every bundle judged before a line is printed (a bad one: one line, exit 2, nothing else);
+    many bundles on every core. Several bundles with --json: JSON Lines, one report per line."""
+    paths = bundle_paths(args.bundles)
+    if len(paths) == 1:
+        text, code = judge(paths[0], as_json=args.json, many=False)
+        sys.stdout.write(text + "\n")
+        return code
+    results: list[tuple[str, int] | str] = []
+    workers = min(os.cpu_count() or 1, 8)
+    if len(paths) < PARALLEL_FROM or workers == 1:
+        results = _judge_chunk([str(p) for p in paths], args.json)
     else:
-        from imds_helpers.textsafe import terminal_safe
+        from concurrent.futures import ProcessPoolExecutor
 
-        blocks = [f"== {terminal_safe(str(path))} ({terminal_safe(bundle['host']['hostname'])})\n"
-                  + render(report, bundle["duration_ms"], as_json=False) for path, bundle, report in reports]
-        sys.stdout.write("\n\n".join(blocks) + "\n")
-    return max(exit_code(report) for _, _, report in reports)
+        chunks = [[str(p) for p in paths[i:i + CHUNK]] for i in range(0, len(paths), CHUNK)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for done in pool.map(_judge_chunk, chunks, [args.json] * len(chunks)):
+                results.extend(done)
+    bad = next((r for r in results if isinstance(r, str)), None)
+    if bad is not None:
+        raise UsageError(bad.split(": ", 1)[1] if bad.startswith("BUNDLE_OR_DIR: ") else bad, argument="BUNDLE_OR_DIR")
+    judged = [r for r in results if not isinstance(r, str)]
+    sys.stdout.write(("\n" if args.json else "\n\n").join(text for text, _ in judged) + "\n")
+    return max(code for _, code in judged)
 
 
 class _Command:

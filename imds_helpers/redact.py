@@ -8,6 +8,7 @@ Arc key files.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +41,22 @@ def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, PLACEHOLDER)
+    if len(text) <= _CACHED_CHARS:
+        return _redact_short(text)
+    return _redact(text)
+
+
+# A report repeats the same short strings many times (titles, fixes, commands, ids, header
+# names) and a fleet of reports repeats them thousands of times: their answer is remembered.
+_CACHED_CHARS = 512
+
+
+@functools.lru_cache(maxsize=16384)
+def _redact_short(text: str) -> str:
+    return _redact(text)
+
+
+def _redact(text: str) -> str:
     if not _may_match(text):
         return text
     text = _JWT.sub(PLACEHOLDER, text)

@@ -159,3 +159,29 @@ def test_analyze_cli_matches_check_and_reads_folders(vm_bundle, arc_bundle, tmp_
     both = subprocess.run([sys.executable, "-m", "imds_helpers", "analyze", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert both.returncode == 1 and both.stdout.count("Verdict: ") == 2 and both.stdout.count("\n== ") == 1
+
+
+def test_many_bundles_are_judged_on_every_core_as_json_lines(vm_bundle, arc_bundle, tmp_path, monkeypatch):
+    """Past PARALLEL_FROM bundles the work goes to worker processes; the output is the same JSON
+    Lines in the order given, and one bad bundle among them is still one line and exit 2."""
+    from imds_helpers import evidence_cli
+
+    folder = tmp_path / "fleet"
+    folder.mkdir()
+    count = evidence_cli.PARALLEL_FROM + 6
+    for index in range(count):
+        bundle = json.loads(json.dumps((vm_bundle if index % 3 else arc_bundle)[0]))
+        bundle["host"]["hostname"] = f"host-{index:03d}"
+        (folder / f"host-{index:03d}.json").write_text(evidence.dumps(bundle))
+    run = subprocess.run([sys.executable, "-m", "imds_helpers", "analyze", "--json", str(folder)],
+                         capture_output=True, text=True, timeout=120)
+    lines = run.stdout.splitlines()
+    assert run.returncode == 1 and len(lines) == count, run.stderr
+    items = [json.loads(line) for line in lines]
+    assert [i["host"] for i in items] == [f"host-{n:03d}" for n in range(count)]
+    assert {i["target"] for i in items} == {"vm", "arc"} and all(i["bundle"].endswith(".json") for i in items)
+    (folder / "host-050.json").write_text("{}")
+    bad = subprocess.run([sys.executable, "-m", "imds_helpers", "analyze", "--json", str(folder)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == "" and "host-050.json" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
