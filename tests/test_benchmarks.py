@@ -27,7 +27,7 @@ def test_bench_analyze_quick_mode():
     assert re.search(r"collected 5 bundles from emulators .*vm-healthy ok .*arc-wrong-secret fail", out), out
     assert "wrote 40 bundles" in out, out
     for label in ("analyze (parsed bundles)", "read + check + analyze", "render --json",
-                  "imds-runbook analyze PART... --json (1 process)"):
+                  "imds-runbook analyze PART... --json (CLI)"):
         row = re.search(re.escape(label) + rf"\s+10\s+{NUMBER}\s+{NUMBER}\s+{NUMBER} ms\s+1\.00\n", out)
         assert row, f"no N/4 row for {label!r}:\n{out}"
     # N/4, N/2, N for each of the four ways, and a verdict line for each
