@@ -45,3 +45,12 @@ def test_bench_collect_quick_mode():
         assert re.search(re.escape(label) + r".*\s\d+ms\s+\d+ms\s+[\d.]+x \([\d.]+-[\d.]+\)\s+[\d.]+x", out), \
             f"no row for {label!r}:\n{out}"
     assert len(re.findall(r"target <= 1\.3x (?:met|MISSED)", out)) == 2, out
+    # The work floor (the same commands and requests in plain standard library) is timed, and
+    # collect and check are put against it too
+    assert re.search(r"work floor \(3 commands, connect, 5 GETs\)\s+\d+ms\s+\d+ms\s+[\d.]+x", out), out
+    against = out.split("against the work floor", 1)[-1]
+    for label in ("imds-runbook collect --out F", "collect --out F && analyze F (2 processes)",
+                  "check --json (collect + analyze, 1 process)"):
+        assert re.search(re.escape(label) + r"\s+[\d.]+x \([\d.]+-[\d.]+\)\s+[\d.]+x\s+[+-]\d+ ms", against), \
+            f"no work-floor row for {label!r}:\n{out}"
+
