@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 NUMBER = r"[\d,.]+"
 
@@ -53,4 +55,18 @@ def test_bench_collect_quick_mode():
                   "check --json (collect + analyze, 1 process)"):
         assert re.search(re.escape(label) + r"\s+[\d.]+x \([\d.]+-[\d.]+\)\s+[\d.]+x\s+[+-]\d+ ms", against), \
             f"no work-floor row for {label!r}:\n{out}"
+
+
+def test_bench_runbook_one_round():
+    """Every placement runs, the evidence one included (rendered from a bundle collected
+    before the timed runs), with its ratio to the cells-only notebook and its target line."""
+    pytest.importorskip("papermill")
+    out = _bench("bench_runbook.py", "--reps", "1")
+    assert re.search(r"runbook verdicts: IMDS (?:ok|warn), training ok, evidence ok", out), out
+    assert re.search(r"^\s+trivial\s+IMDS\s+training\s+cells only\s+evidence$", out, re.M), out
+    assert re.search(r"^x cells only(?:\s+[\d.]+){5}$", out, re.M), out
+    assert re.search(r"runbook rendered from evidence / the same notebook with pass cells: [\d.]+x "
+                     r"\(quartiles [\d.]+-[\d.]+; target <= 1\.1x: (?:met|MISSED)\)", out), out
+    assert re.search(r"runbook / trivial, IMDS in its own process: [\d.]+x \(target <= 1\.3x: (?:met|MISSED)\)",
+                     out), out
 
