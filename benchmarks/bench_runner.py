@@ -6,14 +6,27 @@ issue's "20 emulated hosts", i.e. ``--real-vm``; the default stand-in runbook do
 nothing in its kernel, so it shows the runner's own overhead.
 The forkserver (papermill pre-imported) is warmed up first, so both sides pay the same.
 
-    .venv/bin/python benchmarks/bench_runner.py [--hosts N] [--workers 1,2] [--rounds R] [--real-vm [--shared-imds]]
+    .venv/bin/python benchmarks/bench_runner.py [--hosts N] [--workers 1,2] [--rounds R] [--real-vm]
 
 Default: the trivial stand-in runbook (tests/runner/notebooks). ``--real-vm`` runs the real
-notebooks/01_azure_vm_imds.ipynb, each host against an IMDS emulator of its own on loopback,
-as each VM of a fleet has its own IMDS: one emulator shared by all hosts would apply one VM's
-5 requests/s limit to the whole fleet, and parallel hosts would wait out each other's 429s
-(``--shared-imds`` shows that). Run it inside the private namespace:
+notebooks/01_azure_vm_imds.ipynb live for each host, each against an IMDS emulator of its own
+over loopback HTTP, as each VM of a fleet has its own IMDS (one emulator shared by all hosts
+would apply one VM's 5 requests/s limit to the whole fleet, and parallel hosts would wait out
+each other's 429s). Run it inside the private namespace:
 ``tests/isolated.sh .venv/bin/python benchmarks/bench_runner.py --real-vm``.
+
+The hosts ``host-NNN`` are emulated VMs, and their parameter files say so:
+``emulator_scenario: vm-healthy``, the label the training files use, so each host's kernel
+serves that scenario on a loopback port of its own and checks it. ``imds-runbook run``
+refuses a file naming a machine other than this one unless it is training or gives that
+machine's evidence (a runbook checks the machine it runs on; web-01's report must not be
+this machine's findings under web-01's name), and host-NNN are not this machine. Not chosen:
+evidence files (each host collected once, then rendered) would send no request at all, which
+is another benchmark (``bench_runbook.py``'s evidence placement); naming the hosts after this
+machine is impossible for N distinct names. What moved: each host's emulator runs in its
+kernel instead of this process (``bench_runbook.py`` times both placements of one run side by
+side, "IMDS" and "training"); still one IMDS per host, still its rate limits, still a real
+HTTP path. A shared IMDS (the former ``--shared-imds``) cannot be said in a parameter file.
 """
 
 from __future__ import annotations
@@ -34,24 +47,20 @@ sys.path.insert(0, str(REPO))
 from imds_helpers.runner import RunSummary, run_hosts  # noqa: E402
 
 STAND_IN = REPO / "tests" / "runner" / "notebooks"
+SCENARIO = "vm-healthy"
 
 
 @contextlib.contextmanager
-def real_vm_setup(hosts: int, shared: bool = False) -> Iterator[tuple[list[str], Path | None]]:
-    """Per host, the parameter text for the real VM runbook against its own emulator (or,
-    with ``shared``, all against one); and the notebooks dir (the default one)."""
+def real_vm_setup(hosts: int) -> Iterator[tuple[list[str], Path | None]]:
+    """Per host, the parameter text for the real VM runbook: an emulated VM (training's label),
+    whose kernel serves the healthy scenario itself; and the notebooks dir (the default one)."""
     # TODO(bench): once notebooks/ and the emulator scenarios settle, add an --arc variant
-    # (Emulator(mode="arc"), tokens_dir=emu.key_dir) and a mix of fault scenarios.
-    from imds_helpers.emulator import Emulator
-
-    with contextlib.ExitStack() as stack:
-        emulators = [stack.enter_context(Emulator(mode="vm")) for _ in range(1 if shared else hosts)]
-        yield [f"endpoint: '{emulators[i % len(emulators)].base_url}'\ntimeout_s: 5\n"
-               for i in range(hosts)], None
+    # (emulator_scenario: arc-healthy) and a mix of fault scenarios.
+    yield [f"emulator_scenario: {SCENARIO}\ntimeout_s: 5\n"] * hosts, None
 
 
 @contextlib.contextmanager
-def stand_in_setup(hosts: int, shared: bool = False) -> Iterator[tuple[list[str], Path | None]]:
+def stand_in_setup(hosts: int) -> Iterator[tuple[list[str], Path | None]]:
     yield ["behaviour: ok\n"] * hosts, STAND_IN
 
 
@@ -68,13 +77,13 @@ def one_run(texts: list[str], notebooks_dir: Path | None, hosts: int, workers: i
                      cell_timeout=60, host_timeout=120, notebooks_dir=notebooks_dir)
 
 
-def _throttled(sidecar_path: str) -> int:
-    """HTTP attempts a host's IMDS answered 429 (rate limit), from its sidecar."""
+def _statuses(sidecar_path: str) -> list[int | None]:
+    """The HTTP status of every attempt a host's runbook made, from its sidecar."""
     try:
         checks = json.loads(Path(sidecar_path).read_text(encoding="utf-8")).get("checks", [])
     except (OSError, ValueError):
-        return 0
-    return sum(a.get("status") == 429 for c in checks for a in c.get("attempts", []))
+        return []
+    return [a.get("status") for c in checks for a in c.get("attempts", [])]
 
 
 def main() -> None:
@@ -85,20 +94,17 @@ def main() -> None:
                         help="rounds, each running every worker count (order alternating); "
                              "the speed-up is the median of the rounds' (default 1)")
     parser.add_argument("--real-vm", action="store_true",
-                        help="the real VM runbook, each host against an IMDS emulator of its own")
-    parser.add_argument("--shared-imds", action="store_true",
-                        help="with --real-vm: all hosts against one emulator (one VM's rate limits)")
+                        help=f"the real VM runbook, each host an emulated VM (emulator_scenario: {SCENARIO}) "
+                             "checked over HTTP against an IMDS emulator of its own")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    if args.shared_imds and not args.real_vm:
-        parser.error("--shared-imds needs --real-vm (the stand-in runbook sends no request)")
     counts = [int(w) for w in args.workers.split(",")]
 
     setup = real_vm_setup if args.real_vm else stand_in_setup
     label = ("stand-in runbook" if not args.real_vm else
-             f"real VM runbook + {'one shared emulator' if args.shared_imds else 'an emulator per host'}")
-    with setup(args.hosts, args.shared_imds) as (texts, notebooks_dir), \
+             f"real VM runbook, emulated VMs ({SCENARIO}, an emulator per host in its kernel)")
+    with setup(args.hosts) as (texts, notebooks_dir), \
             tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
@@ -117,7 +123,10 @@ def main() -> None:
                     raise SystemExit(f"{len(bad)} host(s) did not complete: {bad[0].host}: "
                                      f"{bad[0].status} {bad[0].error}")
                 times[workers].append(summary.duration_s)
-                throttled[workers] += sum(_throttled(r.sidecar_path) for r in summary.rows)
+                statuses = [_statuses(r.sidecar_path) for r in summary.rows]
+                if args.real_vm and min(s.count(200) for s in statuses) < 5:
+                    raise SystemExit("a host's runbook did not get its 5 HTTP answers from its IMDS emulator")
+                throttled[workers] += sum(s.count(429) for s in statuses)
 
         wall = {w: statistics.median(t) for w, t in times.items()}
         # Per round: the speed-up of each worker count over the first, then the median.

@@ -70,3 +70,12 @@ def test_bench_runbook_one_round():
     assert re.search(r"runbook / trivial, IMDS in its own process: [\d.]+x \(target <= 1\.3x: (?:met|MISSED)\)",
                      out), out
 
+
+def test_bench_runner_real_vm_runs():
+    """--real-vm's host files are emulated VMs (emulator_scenario), which run accepts; every
+    host gets its 5 HTTP answers from its own emulator (the script stops otherwise)."""
+    pytest.importorskip("papermill")
+    out = _bench("bench_runner.py", "--real-vm", "--hosts", "2", "--rounds", "1")
+    assert re.search(r"real VM runbook, emulated VMs \(vm-healthy, .*\): warm-up host ok in [\d.]+ s", out), out
+    assert re.search(r"^429s\s+0\s+0$", out, re.M), out
+    assert re.search(r"workers=2 vs 1: [\d.]+x \(target >= 1\.6x: (?:met|MISSED)\)", out), out
