@@ -28,7 +28,7 @@ runner's settings (``shutdown_kernel="immediate"``, no progress bar). Only loopb
 
     tests/isolated.sh .venv/bin/python benchmarks/bench_runbook.py [--reps 15] [--cli] [--imports] [--what-if]
 
-The IMDS and evidence runs are broken down per cell (papermill's cell durations, medians),
+The IMDS, evidence and cells-only runs are broken down per cell (papermill's cell durations, medians),
 and every in-process run by phase: kernel start, the cells' execution in the kernel,
 papermill's whole-notebook writes (two per cell, markdown cells included), kernel stop, the rest.
 ``--imports`` also times, in a fresh interpreter, the imports the runbook's first cells pay
@@ -384,7 +384,7 @@ def main() -> None:
             timed(name, notebook, folder / f"warm-{name.replace(' ', '-')}.ipynb", params)
         times: dict[str, list[float]] = {name: [] for name in runs}
         phases: dict[str, list[dict[str, float]]] = {name: [] for name in runs if not name.endswith(" cli")}
-        cells: dict[str, list[list[tuple[str, float]]]] = {"IMDS": [], "evidence": []}
+        cells: dict[str, list[list[tuple[str, float]]]] = {"IMDS": [], "evidence": [], "cells only": []}
         with phase_clock() as spent:
             for i in range(args.reps):   # in turn, so drift on a shared machine hits all of them
                 for name, (notebook, params) in runs.items():
@@ -435,15 +435,16 @@ def main() -> None:
     if args.cli:
         print(f"the papermill command, start-up included (cli rows against 'trivial cli'): {ratio['IMDS cli']:.2f}x")
 
-    print(f"\nrunbook cells (median s over the timed runs):{'IMDS':>9s}{'evidence':>10s}")
+    print("\nrunbook cells (median s over the timed runs; cells only: the same cell as pass)")
+    print(f"  {'':42s}" + "".join(f"{name:>11s}" for name in cells))
     first = cells["IMDS"][0]
     per_cell = {name: [statistics.median(run[k][1] for run in runs) for k in range(len(first))]
                 for name, runs in cells.items()}
     for k, (label, _) in enumerate(first):
-        print(f"  {label:42s}" + "".join(f"{per_cell[name][k]:9.3f}" for name in cells))
+        print(f"  {label:42s}" + "".join(f"{per_cell[name][k]:11.3f}" for name in cells))
     in_cells = {name: sum(seconds) for name, seconds in per_cell.items()}
-    print(f"  {'sum of cells':42s}" + "".join(f"{in_cells[name]:9.3f}" for name in cells))
-    print(f"  {'outside cells (kernel start, papermill)':42s}" + "".join(f"{med[name] - in_cells[name]:9.3f}"
+    print(f"  {'sum of cells':42s}" + "".join(f"{in_cells[name]:11.3f}" for name in cells))
+    print(f"  {'outside cells (kernel start, papermill)':42s}" + "".join(f"{med[name] - in_cells[name]:11.3f}"
                                                                         for name in cells)
           + f"   (trivial notebook: {med['trivial']:.3f} in all)")
     print_phases(phases)
