@@ -1,6 +1,6 @@
 """Only one thing pyproject.toml cannot say: the wheel carries the runbooks and parameter
 examples from the repository's notebooks/ and parameters/ as package data (imds_helpers/_data),
-so `run`, `demo` and `lab` work from an installed package (imds_helpers/resources.py)."""
+so `run`, `demo` and `lab` work from an installed package (imds_helpers/runbooks/resources.py)."""
 
 from pathlib import Path
 

@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_check import check_command, ensure_bytecode  # noqa: E402
 
-from imds_helpers import evidence  # noqa: E402
+from imds_helpers.model import evidence  # noqa: E402
 from imds_helpers.analyze import analyze  # noqa: E402
-from imds_helpers.check_cli import render  # noqa: E402
-from imds_helpers.evidence_cli import read_bundle  # noqa: E402
+from imds_helpers.cli.check import render  # noqa: E402
+from imds_helpers.cli.evidence import read_bundle  # noqa: E402
 
 # (scenario, share of the fleet out of 10, host-name prefix)
 SOURCES = (

@@ -111,7 +111,7 @@ def timed(argv: list[str], env: dict[str, str], expect: tuple[int, ...] = (0,)) 
 
 
 def work_floor_command(url: str, out: Path) -> list[str]:
-    from imds_helpers.hostcmd import evidence_commands   # the argv collect runs on this OS
+    from imds_helpers.collect.hostcmd import evidence_commands   # the argv collect runs on this OS
 
     return [PY, "-c", WORK_FLOOR, url, str(out), json.dumps([list(argv) for argv in evidence_commands()])]
 

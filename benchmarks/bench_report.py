@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from imds_helpers.sidecar import SIDECAR_SCHEMA  # noqa: E402
+from imds_helpers.fleet.sidecar import SIDECAR_SCHEMA  # noqa: E402
 
 CHECKS = [
     ("platform.detect", "IMDS-PLAT-000", "IMDS-PLAT-002"),
@@ -140,7 +140,7 @@ def main() -> None:
               f"{size / args.hosts / 1e3:.1f} KB each) in {time.perf_counter() - t0:.1f} s")
 
         import pandas  # noqa: F401  (import cost is part of the CLI numbers, not of these)
-        from imds_helpers import report
+        from imds_helpers.fleet import report
 
         t0 = time.perf_counter()
         df = report.load_results(folder)

@@ -207,7 +207,8 @@ def training_parameters(folder: Path) -> dict[str, Any]:
 def collected_bundle(folder: Path) -> Path:
     """A healthy VM's evidence bundle, collected once, as ``imds-runbook collect`` would on the
     VM (an in-process emulator, stopped before any timed run: the evidence runs reach nothing)."""
-    from imds_helpers import api, evidence
+    from imds_helpers import api
+    from imds_helpers.model import evidence
     from imds_helpers.collect import collect
     from imds_helpers.emulator import Emulator
 
@@ -286,13 +287,13 @@ def evidence_cells_without_kernel(bundle: Path, folder: Path) -> list[str]:
 
 def import_times() -> None:
     """Cumulative import time (ms) of what the runbook's kernel imports, in a fresh interpreter."""
-    code = ("from imds_helpers import runbook; "
+    code = ("from imds_helpers.runbooks import runbook; "
             "from imds_helpers import api, platform, proxy, network, metadata, tokens, sidecar, transport; "
             "from imds_helpers.emulator import server")
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, cwd=REPO)
-    wanted = ("imds_helpers.runbook", "imds_helpers.api", "imds_helpers.platform", "imds_helpers.proxy",
-              "imds_helpers.network", "imds_helpers.http", "imds_helpers.transport", "http.client",
-              "imds_helpers.tokens", "imds_helpers.sidecar", "imds_helpers.emulator.server", "yaml")
+    wanted = ("imds_helpers.runbooks.runbook", "imds_helpers.api", "imds_helpers.analyze.platform", "imds_helpers.analyze.proxy",
+              "imds_helpers.analyze.network", "imds_helpers.collect.http", "imds_helpers.collect.transport", "http.client",
+              "imds_helpers.analyze.tokens", "imds_helpers.fleet.sidecar", "imds_helpers.emulator.server", "yaml")
     found = {}
     for line in proc.stderr.splitlines():
         parts = [p.strip() for p in line.split("|")]

@@ -44,7 +44,7 @@ from typing import Iterator
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from imds_helpers.runner import RunSummary, run_hosts  # noqa: E402
+from imds_helpers.fleet.runner import RunSummary, run_hosts  # noqa: E402
 
 STAND_IN = REPO / "tests" / "runner" / "notebooks"
 SCENARIO = "vm-healthy"

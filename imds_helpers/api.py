@@ -7,7 +7,7 @@
     Session(opts)                        # step by step on this machine (a runbook's cells)
     Session(evidence=bundle)             # step by step on a bundle collected elsewhere
 
-The steps themselves are :mod:`imds_helpers.pipeline`; collection (:mod:`imds_helpers.collect`)
+The steps themselves are :mod:`imds_helpers.analyze.pipeline`; collection (:mod:`imds_helpers.collect`)
 runs them against this machine and keeps every answer, analysis (:mod:`imds_helpers.analyze`)
 runs them against the kept answers.
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from imds_helpers.findings import CheckResult, Report
-from imds_helpers.pipeline import CheckOptions, check_options
+from imds_helpers.model.findings import CheckResult, Report
+from imds_helpers.analyze.pipeline import CheckOptions, check_options
 
 __all__ = ["CheckOptions", "Session", "check", "check_options", "proxy_step", "run_checks"]
 
@@ -28,7 +28,7 @@ class Session:
     keeps them for the report; :meth:`bundle` is the evidence the steps have collected so far."""
 
     def __init__(self, opts: CheckOptions | None = None, *, evidence: Mapping[str, Any] | None = None) -> None:
-        from imds_helpers.pipeline import Pipeline
+        from imds_helpers.analyze.pipeline import Pipeline
 
         if evidence is not None:
             from imds_helpers.analyze import EvidenceHost, options
@@ -44,10 +44,10 @@ class Session:
         self.platform = self._pipeline.platform
         self.endpoint: str = self._pipeline.endpoint
         self.target: str = self._pipeline.target
-        from imds_helpers.hostcmd import CommandPrefetch
+        from imds_helpers.collect.hostcmd import CommandPrefetch
 
         if isinstance(self.opts.runner, CommandPrefetch) and evidence is None:
-            from imds_helpers.network import route_commands
+            from imds_helpers.analyze.network import route_commands
 
             # The network step's route lookups run while the proxy step does (and, in a
             # notebook, while papermill saves between cells).

@@ -47,7 +47,7 @@ def _literal(value) -> str:
 
 def parameter_lines(kind: str) -> list[tuple[str, str]]:
     """(assignment, help) per parameter of the ``kind`` runbook, from runbook.PARAMETERS."""
-    from imds_helpers.runbook import PARAMETERS
+    from imds_helpers.runbooks.runbook import PARAMETERS
 
     return [(f"{p.name}: {p.annotation} = {_literal(p.default_for(kind))}", p.help_for(kind))
             for p in PARAMETERS if kind in p.runbooks]
@@ -66,11 +66,11 @@ def defaults_yaml(kind: str) -> str:
     """parameters/<kind>-defaults.yaml: every parameter of the runbook, its help above it."""
     import json
 
-    from imds_helpers.runbook import NOTEBOOKS, PARAMETERS
+    from imds_helpers.runbooks.runbook import NOTEBOOKS, PARAMETERS
 
     lines = [f"# Defaults of the {TITLES[kind]} runbook (notebooks/{NOTEBOOKS[kind]}.ipynb), spelled out.",
              "# Copy this file per host and change what differs; unknown keys are refused.",
-             "# Generated from imds_helpers.runbook.PARAMETERS by notebooks/build_notebooks.py: edit the table."]
+             "# Generated from imds_helpers.runbooks.runbook.PARAMETERS by notebooks/build_notebooks.py: edit the table."]
     for p in PARAMETERS:
         if kind in p.runbooks:   # JSON values are YAML values
             lines += ["", f"# {p.help_for(kind)}", f"{p.name}: {json.dumps(p.default_for(kind))}"]
@@ -79,12 +79,12 @@ def defaults_yaml(kind: str) -> str:
 
 FAILURES_TABLE_NOTE = (
     "Every finding has a stable code; the table at the end lists each one with its explanation and fix "
-    "(`imds_helpers.catalog.CATALOG` holds all of them)."
+    "(`imds_helpers.model.catalog.CATALOG` holds all of them)."
 )
 
 # The parameters are checked before any request: a bad one stops the first cell, named.
 RUNBOOK_START = '''
-from imds_helpers import runbook
+from imds_helpers.runbooks import runbook
 
 rb = runbook.start("{kind}", globals())
 rb.platform()
@@ -323,7 +323,7 @@ real VM. No real metadata service is contacted.
 scenario: str = "vm-healthy"  # emulator scenario for the VM part (imds-runbook emulator --list)
 ''', "parameters"),
     code('''
-from imds_helpers import primer
+from imds_helpers.runbooks import primer
 from imds_helpers.emulator import Emulator
 
 vm = Emulator(mode="vm", scenario=scenario).__enter__()
@@ -408,7 +408,7 @@ results_dir: str = "sample-results"  # folder with sidecar JSON files (searched 
 csv_path: str = ""  # CSV export path for the host x check table; empty: no export
 ''', "parameters"),
     code('''
-from imds_helpers import report
+from imds_helpers.fleet import report
 
 df = report.load_results(results_dir)
 report.brief_summary(df)
@@ -480,7 +480,7 @@ SAMPLE_HOSTS = {  # host -> (runbook, emulator scenario, extra parameters)
 
 def write_sample_results(folder: Path = HERE / "sample-results") -> None:
     """Sidecars of emulated hosts for the fleet notebook (committed, so its outputs are stable)."""
-    from imds_helpers.runbook import Runbook
+    from imds_helpers.runbooks.runbook import Runbook
 
     folder.mkdir(exist_ok=True)
     for host, (kind, scenario, extra) in SAMPLE_HOSTS.items():

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from imds_helpers.hostcmd import CommandPrefetch, evidence_commands, run_command
+from imds_helpers.collect.hostcmd import CommandPrefetch, evidence_commands, run_command
 
 
 def test_run_command_output_and_exit_code():
@@ -131,7 +131,7 @@ def test_prefetched_output_older_than_max_age_is_read_again(tmp_path):
 
 
 def test_a_runbook_prefetches_host_commands_and_reads_them(make_emulator, tmp_path):
-    from imds_helpers import runbook
+    from imds_helpers.runbooks import runbook
 
     emu = make_emulator(mode="vm", rate_limits=False)
     rb = runbook.start("vm", {"endpoint": emu.base_url, "sidecar_path": str(tmp_path / "s.json")})
@@ -143,8 +143,8 @@ def test_a_runbook_prefetches_host_commands_and_reads_them(make_emulator, tmp_pa
 
 
 def test_a_runbook_that_cannot_start_kills_its_prefetched_commands(monkeypatch):
-    from imds_helpers import runbook
-    from imds_helpers.errors import UsageError
+    from imds_helpers.runbooks import runbook
+    from imds_helpers.model.errors import UsageError
 
     started: list[CommandPrefetch] = []
     real = runbook.CommandPrefetch
@@ -179,7 +179,7 @@ def test_a_session_starts_the_route_lookups_once_the_endpoint_is_known():
     # run while the proxy step does. Only route commands here: nothing is sent anywhere.
     from imds_helpers.api import Session, check_options
     from imds_helpers.collect import LiveHost
-    from imds_helpers.network import check_route, ip_route_get, route_commands
+    from imds_helpers.analyze.network import check_route, ip_route_get, route_commands
 
     with CommandPrefetch(()) as prefetch:
         session = Session(check_options(target="vm", endpoint="http://169.254.169.254", runner=prefetch))

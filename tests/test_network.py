@@ -17,15 +17,15 @@ from typing import Iterator, Sequence
 import pytest
 
 from imds_helpers.collect import LiveHost
-from imds_helpers.network import (assess_route, check_firewall, check_route, check_tcp,
+from imds_helpers.analyze.network import (assess_route, check_firewall, check_route, check_tcp,
                                   network_checks)
 from imds_helpers.parsers.dhcp import parse_lease
 from imds_helpers.parsers.iproute import parse_ip_route_get, parse_ip_route_show
 from imds_helpers.parsers.procroute import parse_proc_net_route
 from imds_helpers.parsers.routeprint import parse_route_print
 from imds_helpers.parsers.netstat import parse_netstat_rn
-from imds_helpers.hostcmd import CommandOutput
-from imds_helpers.taxonomy import ErrorKind
+from imds_helpers.collect.hostcmd import CommandOutput
+from imds_helpers.model.taxonomy import ErrorKind
 from imds_helpers.collect import classify_socket_error
 
 IMDS = "169.254.169.254"
@@ -466,7 +466,7 @@ def test_real_input_rule_dropping_replies(imds_listener):
     ("http://[::1]:40342", "windows", ()),
 ])
 def test_route_commands_are_the_ones_the_route_check_runs(endpoint, os_name, expected):
-    from imds_helpers.network import check_route, endpoint_host_port, route_commands
+    from imds_helpers.analyze.network import check_route, endpoint_host_port, route_commands
 
     assert route_commands(endpoint, os_name) == expected
     run = FakeRun({(): ""})                    # every command answers, so every one is run

@@ -16,9 +16,9 @@ import pytest
 
 from imds_helpers.api import check_options, run_checks
 from imds_helpers.collect import LiveHost
-from imds_helpers.errors import UsageError
-from imds_helpers.hostcmd import CommandOutput
-from imds_helpers.platform import HIMDS_ENDPOINT, IMDS_ENDPOINT, detect_platform, normalise_endpoint
+from imds_helpers.model.errors import UsageError
+from imds_helpers.collect.hostcmd import CommandOutput
+from imds_helpers.analyze.platform import HIMDS_ENDPOINT, IMDS_ENDPOINT, detect_platform, normalise_endpoint
 
 REPO = Path(__file__).resolve().parents[1]
 AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"

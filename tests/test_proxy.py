@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from imds_helpers import proxy as ours
+from imds_helpers.analyze import proxy as ours
 from imds_helpers.collect import LiveHost
-from imds_helpers.hostcmd import CommandOutput
-from imds_helpers.proxy import (analyze_proxy, curl_noproxy_match, windows_proxy_inputs, hide_credentials, proxy_for,
+from imds_helpers.collect.hostcmd import CommandOutput
+from imds_helpers.analyze.proxy import (analyze_proxy, curl_noproxy_match, windows_proxy_inputs, hide_credentials, proxy_for,
                                 requests_decision, windows_bypass_match)
 
 try:
@@ -368,7 +368,7 @@ def _check_without_requests(tmp_path: Path, env: dict[str, str]) -> tuple[subpro
     """``check --json`` from a copy of the package under ``python -S -I`` (no site-packages:
     requests and every other third-party package are unimportable); its stderr ends with the
     non-standard-library modules it loaded."""
-    shutil.copytree(Path(ours.__file__).parent, tmp_path / "imds_helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(ours.__file__).parents[1], tmp_path / "imds_helpers", ignore=shutil.ignore_patterns("__pycache__"))
     code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from imds_helpers.cli import main\n"
             "rc = main(['check', '--json', '--target', 'vm', '--timeout', '1'])\n"
             "extra = sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names) - {'imds_helpers'})\n"

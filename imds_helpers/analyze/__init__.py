@@ -1,10 +1,10 @@
 """Analysis: the checks run on an evidence bundle - no network, no subprocess, no file system,
 no clock. The same bundle gives the same result, byte for byte.
 
-    report = analyze(bundle)        # bundle: a dict from imds_helpers.evidence.load()
+    report = analyze(bundle)        # bundle: a dict from imds_helpers.model.evidence.load()
 
 :class:`EvidenceHost` answers the checks' questions from the bundle's records, through the same
-record-to-value functions the live host uses (:mod:`imds_helpers.evidence`), so a rule judges
+record-to-value functions the live host uses (:mod:`imds_helpers.model.evidence`), so a rule judges
 the same values wherever it runs. A question the bundle has no answer for (a bundle from another
 collector, or a cut one) is answered "not collected" - a command error, a missing file, an
 HTTP request judged IMDS-HTTP-018 - and listed in :attr:`EvidenceHost.misses`.
@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from typing import Any, Mapping, Sequence
 
-from imds_helpers import evidence as ev
-from imds_helpers.catalog import HTTP_NOT_COLLECTED
-from imds_helpers.evidence import ArcKeyProbe, CommandOutput, Outcome, TcpProbe, Timeouts, Verdict
-from imds_helpers.findings import Report
+from imds_helpers.model import evidence as ev
+from imds_helpers.model.catalog import HTTP_NOT_COLLECTED
+from imds_helpers.model.evidence import ArcKeyProbe, CommandOutput, Outcome, TcpProbe, Timeouts, Verdict
+from imds_helpers.model.findings import Report
 
 
 class EvidenceHost:
@@ -131,9 +131,9 @@ def _queues(items) -> dict[Any, deque]:
 
 def options(bundle: Mapping[str, Any]):
     """The check options the collection ran with, validated as the command line's are
-    (:class:`~imds_helpers.evidence.BadBundle` names what is wrong)."""
-    from imds_helpers.pipeline import check_options
-    from imds_helpers.errors import UsageError
+    (:class:`~imds_helpers.model.evidence.BadBundle` names what is wrong)."""
+    from imds_helpers.analyze.pipeline import check_options
+    from imds_helpers.model.errors import UsageError
 
     p = bundle["parameters"]
     selectors: dict[str, list[str]] = {"client_id": [], "object_id": [], "msi_res_id": []}
@@ -159,7 +159,7 @@ def analyze(bundle: Mapping[str, Any]) -> Report:
 
 
 def analyze_with_misses(bundle: Mapping[str, Any]) -> tuple[Report, list[str]]:
-    from imds_helpers.pipeline import Pipeline
+    from imds_helpers.analyze.pipeline import Pipeline
 
     host = EvidenceHost(bundle)
     pipeline = Pipeline(options(bundle), host)

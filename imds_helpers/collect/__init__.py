@@ -2,13 +2,13 @@
 
 :class:`LiveHost` is the one place the checks touch the machine - host commands, file reads,
 the TCP connect, the HTTP exchanges, the Arc key file, this process's identity. Each answer is
-written as a record (:mod:`imds_helpers.evidence`) and handed to the check *as read back from
+written as a record (:mod:`imds_helpers.model.evidence`) and handed to the check *as read back from
 its record*, so the live run sees exactly what the analysis of its bundle will see.
 
     bundle = collect(opts)          # runs on the host: standard library only
     report = analyze(bundle)        # runs anywhere: imds_helpers.analyze
 
-What to ask is the checks' own sequence (:mod:`imds_helpers.pipeline`), asked once: no second
+What to ask is the checks' own sequence (:mod:`imds_helpers.analyze.pipeline`), asked once: no second
 list of requests to keep in step with the rules. Retries happen here (each attempt is
 evidence); how they are judged is the analysis'.
 """
@@ -26,14 +26,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from imds_helpers import __version__
-from imds_helpers import evidence as ev
-from imds_helpers.endpoints import ENV_PRESENCE, ENV_SHOWN, INSTANCE_PATH, WININET_KEY
-from imds_helpers.evidence import (COMMAND_TIMEOUT, ArcKeyProbe, CommandOutput, Outcome, Runner, TcpProbe, Timeouts,
+from imds_helpers.model import evidence as ev
+from imds_helpers.model.endpoints import ENV_PRESENCE, ENV_SHOWN, INSTANCE_PATH, WININET_KEY
+from imds_helpers.model.evidence import (COMMAND_TIMEOUT, ArcKeyProbe, CommandOutput, Outcome, Runner, TcpProbe, Timeouts,
                                    Verdict)
-from imds_helpers.taxonomy import ErrorKind
+from imds_helpers.model.taxonomy import ErrorKind
 
 if TYPE_CHECKING:
-    from imds_helpers.pipeline import CheckOptions
+    from imds_helpers.analyze.pipeline import CheckOptions
 
 COLLECTOR = "imds-runbook"
 
@@ -82,7 +82,7 @@ class LiveHost:
         self._run = run
         self.os_name = os_name or current_os()
         self.env = ev.environment_record(raw, ENV_SHOWN, ENV_PRESENCE)
-        from imds_helpers.validate import proxy_url_problem
+        from imds_helpers.model.validate import proxy_url_problem
 
         # Judged on the raw value (a "/" typed inside a password changes what clients parse); the
         # value itself is kept with its credentials hidden.
@@ -109,7 +109,7 @@ class LiveHost:
 
     def run(self, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandOutput:
         if self._run is None:
-            from imds_helpers.hostcmd import run_command
+            from imds_helpers.collect.hostcmd import run_command
 
             self._run = run_command
         return ev.command_from(self._add("commands", ev.command_record(self._run(tuple(argv), timeout), timeout)))
@@ -216,7 +216,7 @@ class LiveHost:
     def proxy_client(self, timeouts: Timeouts, endpoint: str) -> RecordingClient:
         """HTTP through the proxy the environment names for ``endpoint`` (the opt-in comparison);
         the proxy URL, credentials included, is taken from the real environment here."""
-        from imds_helpers.proxy import proxy_for
+        from imds_helpers.analyze.proxy import proxy_for
 
         return RecordingClient(self, timeouts, proxy=proxy_for(endpoint, self._raw_env))
 
@@ -224,8 +224,8 @@ class LiveHost:
 
     def arc_key(self, realm: str, tokens_dir: str) -> ArcKeyProbe:
         """Judge the realm without opening it, then read the key bounded and re-checked
-        (:mod:`imds_helpers.arc_keyfile`). The secret stays here, for one authorised request."""
-        from imds_helpers import arc_keyfile as kf
+        (:mod:`imds_helpers.collect.arc_keyfile`). The secret stays here, for one authorised request."""
+        from imds_helpers.collect import arc_keyfile as kf
 
         start = time.perf_counter()
         realm_verdict = kf.check_realm(realm, tokens_dir)
@@ -270,7 +270,7 @@ class LiveHost:
 
     def _identity(self, hostname: str) -> dict[str, Any]:
         """Who this host is: name, OS, SMBIOS UUID where read, vmId / resourceId once fetched."""
-        from imds_helpers import strictjson
+        from imds_helpers.model import strictjson
 
         smbios = next((r["text"].strip() for r in self.records["files"]
                        if r["op"] == "read" and r["path"].endswith("/product_uuid") and r["text"]), None)
@@ -310,7 +310,7 @@ class RecordingClient:
     """The metadata HTTP client (deadlines, retries, attempt records), recorded."""
 
     def __init__(self, host: LiveHost, timeouts: Timeouts, proxy: str | None = None) -> None:
-        from imds_helpers.http import MetadataClient
+        from imds_helpers.collect.http import MetadataClient
 
         self._host = host
         self._via_proxy = proxy is not None
@@ -358,7 +358,7 @@ def parameters(opts: CheckOptions, tokens_dir: str) -> dict[str, Any]:
 
 def collect(opts: CheckOptions | None = None, *, host: LiveHost | None = None) -> dict[str, Any]:
     """Run every check's questions against this machine; the evidence bundle they leave."""
-    from imds_helpers.pipeline import CheckOptions, Pipeline
+    from imds_helpers.analyze.pipeline import CheckOptions, Pipeline
 
     opts = opts or CheckOptions()
     host = host or LiveHost(env=opts.env, run=opts.runner)

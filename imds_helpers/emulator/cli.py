@@ -2,7 +2,7 @@
 
 The base URL is the first line on stdout (flushed), so a parent process can read it:
 ``url=$(imds-runbook emulator --scenario vm-throttled | head -1)``. ``--list`` prints the
-scenario table. Bad input is a :class:`~imds_helpers.errors.UsageError` (one line, exit 2).
+scenario table. Bad input is a :class:`~imds_helpers.model.errors.UsageError` (one line, exit 2).
 
 ``--scenario-file PATH``: the first word of that file names the scenario; the file is re-read
 when it changes (polled every 0.5 s), so a running emulator can be switched without signals.
@@ -20,7 +20,7 @@ from typing import Any
 
 from imds_helpers.emulator.scenarios import DEFAULTS, MODES, SCENARIOS, get_scenario
 from imds_helpers.emulator.tokens import CANARY_ENV
-from imds_helpers.errors import UsageError
+from imds_helpers.model.errors import UsageError
 
 SCENARIO_FILE_POLL = 0.5
 

@@ -52,7 +52,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from imds_helpers.emulator import protocol as P
-from imds_helpers.errors import UsageError
+from imds_helpers.model.errors import UsageError
 
 
 @dataclass(frozen=True)

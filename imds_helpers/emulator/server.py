@@ -31,8 +31,8 @@ from imds_helpers.emulator.model import new_machine
 from imds_helpers.emulator.scenarios import get_scenario
 from imds_helpers.emulator.service import Request, Response, Service
 from imds_helpers.emulator.tokens import CANARY_ENV, CANARY_RE, new_canary
-from imds_helpers.errors import UsageError
-from imds_helpers.redact import PLACEHOLDER
+from imds_helpers.model.errors import UsageError
+from imds_helpers.model.redact import PLACEHOLDER
 
 log = logging.getLogger("imds_helpers.emulator")
 

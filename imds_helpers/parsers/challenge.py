@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imds_helpers.catalog import ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING
+from imds_helpers.model.catalog import ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING
 
 
 @dataclass(frozen=True)

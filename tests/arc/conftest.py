@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 import pytest
 
 from imds_helpers.collect import LiveHost, RecordingClient
-from imds_helpers.evidence import Timeouts
+from imds_helpers.model.evidence import Timeouts
 
 netns = pytest.mark.skipif(os.environ.get("IMDS_RUNBOOK_NETNS") != "1",
                            reason="needs tests/isolated.sh's private network namespace (unshare unavailable)")
@@ -77,7 +77,7 @@ def recorded_tokens(host: LiveHost) -> list[str]:
 
 def bundle_leaks(host: LiveHost, *secrets: str) -> list[str]:
     """Which of ``secrets`` appear in the evidence ``host`` recorded (an output too)."""
-    from imds_helpers import evidence
+    from imds_helpers.model import evidence
 
     text = evidence.dumps(host.bundle({}))
     return [s for s in secrets if s and s in text]

@@ -12,12 +12,12 @@ import uuid
 
 import pytest
 
-from imds_helpers import arc_keyfile as kf
-from imds_helpers.arc import STEPS, check_arc_environment, check_arc_token
-from imds_helpers.catalog import CATALOG
+from imds_helpers.collect import arc_keyfile as kf
+from imds_helpers.analyze.arc import STEPS, check_arc_environment, check_arc_token
+from imds_helpers.model.catalog import CATALOG
 from imds_helpers.collect import LiveHost
-from imds_helpers.errors import UsageError
-from imds_helpers.findings import Status
+from imds_helpers.model.errors import UsageError
+from imds_helpers.model.findings import Status
 
 from .conftest import bundle_leaks, leaks, netns, recorded_tokens
 from .other_user import other_user
@@ -209,9 +209,9 @@ def test_group_readable_key_read_by_root_is_plain_ok(emu, host, client):
 
 CHILD = r"""
 import json, os, sys
-from imds_helpers.arc import check_arc_token
+from imds_helpers.analyze.arc import check_arc_token
 from imds_helpers.collect import LiveHost
-from imds_helpers.evidence import Timeouts
+from imds_helpers.model.evidence import Timeouts
 url, tokens_dir, canary, probe = sys.argv[1:5]
 try:
     open(probe).close()

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from imds_helpers.arc import ENV_DROPIN, check_arc_environment, parse_dropin, read_dropin
-from imds_helpers.catalog import CATALOG
+from imds_helpers.analyze.arc import ENV_DROPIN, check_arc_environment, parse_dropin, read_dropin
+from imds_helpers.model.catalog import CATALOG
 from imds_helpers.collect import LiveHost
-from imds_helpers.endpoints import HIMDS_BINARY_LINUX
-from imds_helpers.findings import Status
+from imds_helpers.model.endpoints import HIMDS_BINARY_LINUX
+from imds_helpers.model.findings import Status
 
 GOOD = {"IDENTITY_ENDPOINT": "http://localhost:40342/metadata/identity/oauth2/token",
         "IMDS_ENDPOINT": "http://localhost:40342"}

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from imds_helpers import arc_keyfile as kf
-from imds_helpers.catalog import (ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING, ARC_KEYFILE_OK, ARC_KEY_MISSING,
+from imds_helpers.collect import arc_keyfile as kf
+from imds_helpers.model.catalog import (ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING, ARC_KEYFILE_OK, ARC_KEY_MISSING,
                                   ARC_KEY_NOT_REGULAR, ARC_KEY_NOT_SENDABLE, ARC_KEY_TOO_LARGE,
                                   ARC_KEY_TRAILING_NEWLINE, ARC_KEY_UNREADABLE, ARC_REALM_NOT_ABSOLUTE,
                                   ARC_REALM_NOT_KEY, ARC_REALM_OK, ARC_REALM_OUTSIDE_DIR, CATALOG)
@@ -268,7 +268,7 @@ def test_untraversable_tokens_dir_is_a_permission_finding(nobody):
         tokens = os.path.join(base, "tokens")
         os.mkdir(tokens, 0o700)
         key = write(Path(tokens) / "abc.key")
-        code = ("import sys; from imds_helpers import arc_keyfile as kf; "
+        code = ("import sys; from imds_helpers.collect import arc_keyfile as kf; "
                 "v = kf.check_realm(sys.argv[1], sys.argv[2]); print(v.code, v.rule)")
         # the folder above is open to that user: the refusal comes from the tokens dir alone
         assert nobody.run("import os, sys; print(os.listdir(sys.argv[1]))", base).stdout == "['tokens']\n"

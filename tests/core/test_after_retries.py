@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from imds_helpers.answers import retry_summary
-from imds_helpers.catalog import CATALOG
+from imds_helpers.model.answers import retry_summary
+from imds_helpers.model.catalog import CATALOG
 from imds_helpers.emulator import Emulator
 from imds_helpers.emulator.scenarios import Answer
-from imds_helpers.findings import Attempt, Status
-from imds_helpers.http import MetadataClient, Timeouts
-from imds_helpers.metadata import check_instance
-from imds_helpers.tokens import MANAGEMENT, Identity, check_token
+from imds_helpers.model.findings import Attempt, Status
+from imds_helpers.collect.http import MetadataClient, Timeouts
+from imds_helpers.analyze.metadata import check_instance
+from imds_helpers.analyze.tokens import MANAGEMENT, Identity, check_token
 
 pytestmark = pytest.mark.timeout(60)
 

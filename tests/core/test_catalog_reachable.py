@@ -22,25 +22,25 @@ from typing import Callable, Iterable, Iterator
 
 import pytest
 
-from imds_helpers import arc_keyfile as kf
-from imds_helpers import evidence
+from imds_helpers.collect import arc_keyfile as kf
+from imds_helpers.model import evidence
 from imds_helpers.analyze import analyze
 from imds_helpers.api import check_options, run_checks
-from imds_helpers.arc import check_arc_environment, check_arc_token
-from imds_helpers.catalog import CATALOG
+from imds_helpers.analyze.arc import check_arc_environment, check_arc_token
+from imds_helpers.model.catalog import CATALOG
 from imds_helpers.collect import LiveHost, collect
 from imds_helpers.emulator import Emulator
 from imds_helpers.emulator.scenarios import Answer
-from imds_helpers.hostcmd import CommandOutput
-from imds_helpers.http import MetadataClient, Timeouts
-from imds_helpers.metadata import check_instance
-from imds_helpers.network import assess_route, check_firewall, check_route, check_tcp
+from imds_helpers.collect.hostcmd import CommandOutput
+from imds_helpers.collect.http import MetadataClient, Timeouts
+from imds_helpers.analyze.metadata import check_instance
+from imds_helpers.analyze.network import assess_route, check_firewall, check_route, check_tcp
 from imds_helpers.parsers.iproute import parse_ip_route_get, parse_ip_route_show
 from imds_helpers.parsers.routeprint import parse_route_print
-from imds_helpers.platform import detect_platform
-from imds_helpers.proxy import analyze_proxy
-from imds_helpers.proxy_compare import compare_through_proxy
-from imds_helpers.tokens import MANAGEMENT, Identity, check_token, check_vm_tokens
+from imds_helpers.analyze.platform import detect_platform
+from imds_helpers.analyze.proxy import analyze_proxy
+from imds_helpers.analyze.proxy_compare import compare_through_proxy
+from imds_helpers.analyze.tokens import MANAGEMENT, Identity, check_token, check_vm_tokens
 from arc.other_user import other_user
 from matrix.fault_matrix import MATRIX
 
@@ -296,7 +296,7 @@ def unreadable_key() -> list[str]:
         user = next(users)    # or a skip naming what is missing (setpriv, a Python that user can run)
         with key_file(b"secret", 0) as (path, tokens):
             os.chmod(tokens, 0o755)
-            out = user.run("import sys; from imds_helpers import arc_keyfile as kf; "
+            out = user.run("import sys; from imds_helpers.collect import arc_keyfile as kf; "
                            "print(kf.check_realm(sys.argv[1], sys.argv[2]).code)", path, tokens, timeout=20)
     finally:
         users.close()

@@ -127,15 +127,15 @@ def test_help_of_such_a_command_still_works(core):
 
 
 def test_the_wheel_carries_the_runbooks_and_parameter_examples(wheel, core):
-    """run, demo and lab find them in an installed package (imds_helpers/resources.py)."""
+    """run, demo and lab find them in an installed package (imds_helpers/runbooks/resources.py)."""
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     expected = {f"imds_helpers/_data/notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb")} | \
         {f"imds_helpers/_data/{p.relative_to(ROOT)}" for p in (ROOT / "parameters").rglob("*.yaml")}
     assert len(expected) > 40 and expected <= names, sorted(expected - names)[:5]
-    assert "imds_helpers/evidence.schema.json" in names
+    assert "imds_helpers/model/evidence.schema.json" in names
     assert not any("sample-results" in n or n.endswith(".py") and "/_data/" in n for n in names)
-    proc = subprocess.run([str(core / "python"), "-c", "from imds_helpers.resources import data_dir; "
+    proc = subprocess.run([str(core / "python"), "-c", "from imds_helpers.runbooks.resources import data_dir; "
                            "print(data_dir('notebooks')); print(data_dir('parameters'))"],
                           capture_output=True, text=True, timeout=60, cwd="/")
     notebooks, parameters = (Path(line) for line in proc.stdout.split())

@@ -1,4 +1,4 @@
-"""imds_helpers/endpoints.py holds every address, port, path, api-version, audience and
+"""imds_helpers/model/endpoints.py holds every address, port, path, api-version, audience and
 environment-variable name once. No other module of the package (the emulator aside: it is an
 independent implementation of the protocol and keeps its own) writes one of those values in
 code: a string constant without whitespace (a URL, path, query, host) that contains one, a
@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from imds_helpers import arc, arc_keyfile, endpoints, metadata, network, platform, primer, tokens
+from imds_helpers.analyze import arc, metadata, network, platform, tokens
+from imds_helpers.collect import arc_keyfile
+from imds_helpers.model import endpoints
+from imds_helpers.runbooks import primer
 
 from source_scan import docstring_ids
 
-PACKAGE = Path(endpoints.__file__).resolve().parent
+PACKAGE = Path(endpoints.__file__).resolve().parents[1]
 ENDPOINTS = Path(endpoints.__file__).resolve()
 
 # Values a code string must not contain (outside prose).
@@ -87,7 +90,7 @@ def _modules() -> list[Path]:
 
 def test_no_module_but_endpoints_writes_an_endpoint_value():
     bad = {str(p.relative_to(PACKAGE)): hits for p in _modules() if (hits := offences(p.read_text(encoding="utf-8")))}
-    assert not bad, f"use imds_helpers.endpoints instead of these literals: {bad}"
+    assert not bad, f"use imds_helpers.model.endpoints instead of these literals: {bad}"
 
 
 def test_the_scan_covers_the_package():

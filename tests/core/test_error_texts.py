@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from imds_helpers import answers
-from imds_helpers.answers import ERROR_TEXTS, says
-from imds_helpers.taxonomy import ErrorKind
+from imds_helpers.model import answers
+from imds_helpers.model.answers import ERROR_TEXTS, says
+from imds_helpers.model.taxonomy import ErrorKind
 
-PACKAGE = Path(answers.__file__).resolve().parent
+PACKAGE = Path(answers.__file__).resolve().parents[1]
 
 
 def _body(where: str, fragment: str) -> tuple[object, str]:

@@ -15,15 +15,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from imds_helpers import evidence
+from imds_helpers.model import evidence
 from imds_helpers.analyze import analyze, analyze_with_misses
 from imds_helpers.api import check_options
-from imds_helpers.catalog import HTTP_NOT_COLLECTED
+from imds_helpers.model.catalog import HTTP_NOT_COLLECTED
 from imds_helpers.collect import collect
 from imds_helpers.emulator import Emulator
-from imds_helpers.evidence_schema import json_schema
+from imds_helpers.model.evidence_schema import json_schema
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "imds_helpers" / "evidence.schema.json"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "imds_helpers" / "model" / "evidence.schema.json"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def arc_bundle():
 
 
 def test_the_schema_file_is_the_shape_table():
-    """Regenerate with: python -m imds_helpers.evidence_schema > imds_helpers/evidence.schema.json"""
+    """Regenerate with: python -m imds_helpers.model.evidence_schema > imds_helpers/model/evidence.schema.json"""
     assert json.loads(SCHEMA_FILE.read_text()) == json_schema()
     jsonschema.Draft202012Validator.check_schema(json_schema())
 
@@ -164,7 +164,7 @@ def test_analyze_cli_matches_check_and_reads_folders(vm_bundle, arc_bundle, tmp_
 def test_many_bundles_are_judged_on_every_core_as_json_lines(vm_bundle, arc_bundle, tmp_path, monkeypatch):
     """Past PARALLEL_FROM bundles the work goes to worker processes; the output is the same JSON
     Lines in the order given, and one bad bundle among them is still one line and exit 2."""
-    from imds_helpers import evidence_cli
+    from imds_helpers.cli import evidence as evidence_cli
 
     folder = tmp_path / "fleet"
     folder.mkdir()

@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-from imds_helpers import strictjson
-from imds_helpers.answers import classify
-from imds_helpers.findings import Attempt
-from imds_helpers.http import MetadataClient, Outcome, Timeouts
-from imds_helpers.taxonomy import ErrorKind
+from imds_helpers.model import strictjson
+from imds_helpers.model.answers import classify
+from imds_helpers.model.findings import Attempt
+from imds_helpers.collect.http import MetadataClient, Outcome, Timeouts
+from imds_helpers.model.taxonomy import ErrorKind
 
 from .conftest import drip, hang, reset, respond, truncated
 

@@ -1,15 +1,18 @@
 """The package's import directions, read from the source (every import statement, also those
 inside functions): the design a newcomer reads from the folders, kept by a test.
 
-    model      findings catalog, taxonomy, errors, endpoints, the evidence model, parsers
-    rules      the checks and the pipeline, and analyze/ - pure: they ask a host, never the machine
-    collect    collect/, the transport, the HTTP client, host commands, the Arc key-file reader
-    emulator   an independent implementation of the protocol
-    app        the CLI, runbooks, runner and reports: may use any layer
+    model/, parsers/   finding codes, taxonomy, errors, endpoints, results, the evidence model;
+                       what commands print, parsed - pure
+    analyze/           the checks, the pipeline and the analysis of a bundle - pure: they ask a
+                       host, never the machine
+    collect/           the live host, the transport, the HTTP client, host commands, the Arc
+                       key-file reader
+    emulator/          an independent implementation of the protocol
+    runbooks/, fleet/, cli/, api   what users run: may use any layer
 
-A layer imports only the layers in its row of ALLOWED; analysis and the rules never import the
-machine-touching standard-library modules in MACHINE; no layer but app imports the Jupyter stack;
-only the training hooks (TRAINING) import the emulator.
+A layer imports only the layers in its row of ALLOWED; analysis never imports the
+machine-touching standard-library modules in MACHINE; no layer but the apps imports the Jupyter
+stack; only the training hooks (TRAINING) import the emulator.
 """
 
 from __future__ import annotations
@@ -21,30 +24,30 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "imds_helpers"
 
-LAYERS = {
-    "model": ("__init__", "catalog", "taxonomy", "errors", "endpoints", "findings", "redact", "textsafe", "strictjson",
-              "validate", "evidence", "evidence_schema", "claims", "commands", "answers", "parsers"),
-    "rules": ("platform", "proxy", "proxy_compare", "network", "metadata", "tokens", "arc", "pipeline", "analyze"),
-    "collect": ("collect", "transport", "http", "hostcmd", "arc_keyfile"),
+LAYERS = {                       # folder (or top-level module) -> layer
+    "model": ("__init__", "model", "parsers"),
+    "rules": ("analyze",),
+    "collect": ("collect",),
     "emulator": ("emulator",),
 }
 ALLOWED = {
     "model": {"model"},
     "rules": {"model", "rules"},
-    # collection asks the rules' questions of the live machine: it runs the pipeline (see collect/)
+    # collection asks the checks' questions of the live machine: it runs the pipeline (see collect/)
     "collect": {"model", "rules", "collect"},
     "emulator": {"emulator", "model"},
     "app": {"model", "rules", "collect", "emulator", "app"},
 }
-# Standard-library modules that touch the machine: never in the rules or the analysis.
+# Standard-library modules that touch the machine: never in the model or the analysis.
 MACHINE = {"subprocess", "socket.socket", "http.client", "glob", "pwd", "grp", "time", "winreg", "shutil", "tempfile"}
 THIRD_PARTY = {"pandas", "papermill", "nbconvert", "nbformat", "nbclient", "jupyter_client", "ipykernel", "IPython",
                "jupyterlab", "matplotlib", "yaml", "requests", "urllib3", "numpy"}
-TRAINING = {"runbook", "lab", "demo"}       # the hooks that start an emulator for training runs
+# the hooks that start an emulator for training runs
+TRAINING = {"imds_helpers.runbooks.runbook", "imds_helpers.cli.lab", "imds_helpers.cli.demo"}
 
 
 def layer_of(module: str) -> str:
-    """``imds_helpers.x.y`` -> its layer (modules not in LAYERS are the app)."""
+    """``imds_helpers.x.y`` -> its layer (folders and modules not in LAYERS are apps)."""
     top = module.split(".")[1] if module.count(".") else "__init__"
     return next((layer for layer, names in LAYERS.items() if top in names), "app")
 
@@ -88,7 +91,7 @@ def violations(modules: dict[str, set[str]]) -> list[str]:
                 target_layer = layer_of(target)
                 if target_layer not in ALLOWED[layer]:
                     problems.append(f"{module} ({layer}) imports {name} ({target_layer})")
-                if target_layer == "emulator" and layer == "app" and module.split(".")[1] not in TRAINING | {"emulator"}:
+                if target_layer == "emulator" and layer == "app" and module not in TRAINING:
                     problems.append(f"{module} imports {name} (only the training hooks {sorted(TRAINING)} may)")
             elif layer in ("model", "rules", "collect", "emulator") and name.split(".")[0] in THIRD_PARTY:
                 problems.append(f"{module} ({layer}) imports {name} (third-party)")
@@ -105,20 +108,22 @@ def test_every_layer_has_its_modules():
     modules = graph()
     for layer, names in LAYERS.items():
         for name in names:
-            assert name == "__init__" or any(m == f"imds_helpers.{name}" or m.startswith(f"imds_helpers.{name}.")
-                                             for m in modules), name
+            assert name == "__init__" or any(m.startswith(f"imds_helpers.{name}.") for m in modules), name
+    assert {m for m in modules if m.count(".") == 1} == {"imds_helpers.api", "imds_helpers.__main__"} | {
+        f"imds_helpers.{folder}" for folder in ("model", "parsers", "analyze", "collect", "emulator", "runbooks",
+                                               "fleet", "cli")}, "a module outside the folders"
 
 
 @pytest.mark.parametrize("module, added, why", [
-    ("imds_helpers.analyze", "imds_helpers.transport", "(collect)"),
+    ("imds_helpers.analyze", "imds_helpers.collect.transport", "(collect)"),
     ("imds_helpers.analyze", "imds_helpers.collect", "(collect)"),
-    ("imds_helpers.network", "subprocess", "touches the machine"),
-    ("imds_helpers.tokens", "time", "touches the machine"),
-    ("imds_helpers.pipeline", "pandas", "third-party"),
-    ("imds_helpers.evidence", "imds_helpers.pipeline", "(rules)"),
-    ("imds_helpers.emulator.server", "imds_helpers.network", "(rules)"),
-    ("imds_helpers.report", "imds_helpers.emulator", "only"),
-    ("imds_helpers.hostcmd", "jupyter_client", "third-party"),
+    ("imds_helpers.analyze.network", "subprocess", "touches the machine"),
+    ("imds_helpers.analyze.tokens", "time", "touches the machine"),
+    ("imds_helpers.analyze.pipeline", "pandas", "third-party"),
+    ("imds_helpers.model.evidence", "imds_helpers.analyze.pipeline", "(rules)"),
+    ("imds_helpers.emulator.server", "imds_helpers.analyze.network", "(rules)"),
+    ("imds_helpers.fleet.report", "imds_helpers.emulator", "only"),
+    ("imds_helpers.collect.hostcmd", "jupyter_client", "third-party"),
 ])
 def test_a_forbidden_import_is_caught(module, added, why):
     """Test the test: one forbidden import added to the real graph is reported."""

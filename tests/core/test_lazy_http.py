@@ -19,7 +19,7 @@ def _run(code: str) -> str:
 def test_importing_the_pipeline_loads_no_http_stack():
     out = _run("""
         import sys
-        import imds_helpers.api, imds_helpers.runbook, imds_helpers.proxy, imds_helpers.http
+        import imds_helpers.api, imds_helpers.runbooks.runbook, imds_helpers.analyze.proxy, imds_helpers.collect.http
         print(sorted(m for m in ("requests", "urllib3") if m in sys.modules))
     """)
     assert out == "[]"
@@ -28,7 +28,7 @@ def test_importing_the_pipeline_loads_no_http_stack():
 def test_proxy_step_without_proxy_variables_needs_no_requests():
     out = _run("""
         import sys
-        from imds_helpers.proxy import analyze_proxy
+        from imds_helpers.analyze.proxy import analyze_proxy
         result = analyze_proxy("http://169.254.169.254", env={})
         print("requests" in sys.modules, result.requests.proxy)
     """)
@@ -38,7 +38,7 @@ def test_proxy_step_without_proxy_variables_needs_no_requests():
 def test_proxy_step_with_a_proxy_applies_requests_rules_without_requests():
     out = _run("""
         import sys
-        from imds_helpers.proxy import analyze_proxy
+        from imds_helpers.analyze.proxy import analyze_proxy
         result = analyze_proxy("http://169.254.169.254", env={"HTTP_PROXY": "http://10.0.0.1:3128",
                                                               "NO_PROXY": "169.254.0.0/16"})
         print("requests" in sys.modules, result.requests.proxy, result.requests.bypassed_by)
@@ -51,15 +51,15 @@ def test_a_runbook_never_loads_urllib3_or_requests():
     # a concurrent import of a package can see it half initialised.
     out = _run("""
         import sys, threading
-        from imds_helpers import runbook
+        from imds_helpers.runbooks import runbook
         rb = runbook.start("vm", {"emulator_scenario": "vm-healthy", "timeout_s": 2})
         rb.platform(); rb.proxy(); rb.network()
-        before = "imds_helpers.transport" in sys.modules
+        before = "imds_helpers.collect.transport" in sys.modules
         threads = sorted(t.name for t in threading.enumerate()            # the emulator's own aside
                          if not t.name.startswith("imds-emulator") and "process_request_thread" not in t.name)
         rb.instance(); rb.tokens()
         rb.close()
-        print(rb.report().verdict.value, before, threads, "imds_helpers.transport" in sys.modules,
+        print(rb.report().verdict.value, before, threads, "imds_helpers.collect.transport" in sys.modules,
               "urllib3" in sys.modules, "requests" in sys.modules)
     """)
     assert out.split(" ", 1)[1] == "False ['MainThread'] True False False"

@@ -21,10 +21,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from imds_helpers.check_cli import render_text
-from imds_helpers.findings import CheckResult, Commands, Report, Status
-from imds_helpers.tables import ResultTable
-from imds_helpers.textsafe import csv_safe, json_safe, markdown_safe, terminal_safe
+from imds_helpers.cli.check import render_text
+from imds_helpers.model.findings import CheckResult, Commands, Report, Status
+from imds_helpers.runbooks.tables import ResultTable
+from imds_helpers.model.textsafe import csv_safe, json_safe, markdown_safe, terminal_safe
 
 from loopback_server import ThreadedAcceptLoop, read_request_head
 
@@ -224,7 +224,7 @@ def test_result_table_text_is_terminal_safe_one_line_per_row():
 
 @pytest.fixture
 def hostile_results(tmp_path: Path) -> Path:
-    from imds_helpers.sidecar import build_sidecar, write_sidecar
+    from imds_helpers.fleet.sidecar import build_sidecar, write_sidecar
 
     folder = tmp_path / "results"
     folder.mkdir()
@@ -242,7 +242,7 @@ def hostile_results(tmp_path: Path) -> Path:
 
 
 def test_report_text_is_terminal_safe(hostile_results: Path):
-    from imds_helpers import report
+    from imds_helpers.fleet import report
 
     df = report.load_results(hostile_results)
     text = report.render_text_report(df)
@@ -252,7 +252,7 @@ def test_report_text_is_terminal_safe(hostile_results: Path):
 
 
 def test_report_markdown_escapes_html_and_keeps_rows_whole(hostile_results: Path):
-    from imds_helpers import report
+    from imds_helpers.fleet import report
 
     md = report.render_markdown_report(report.load_results(hostile_results))
     assert_terminal_safe(md)
@@ -264,7 +264,7 @@ def test_report_markdown_escapes_html_and_keeps_rows_whole(hostile_results: Path
 
 
 def test_report_csv_neutralises_formulas_and_controls(hostile_results: Path):
-    from imds_helpers import report
+    from imds_helpers.fleet import report
 
     text = report.render_csv(report.summary_table(report.load_results(hostile_results)))
     assert_terminal_safe(text)
@@ -281,7 +281,7 @@ def test_report_csv_neutralises_formulas_and_controls(hostile_results: Path):
 
 
 def test_run_progress_lines_are_terminal_safe(capsys):
-    from imds_helpers.run_cli import _progress
+    from imds_helpers.cli.run import _progress
 
     tick, close = _progress(2)
     tick(SimpleNamespace(host="web-01", status="failed", error="kernel said " + EVIL, failing_codes=(),

@@ -97,7 +97,7 @@ def test_console_script_and_module_entry_point():
 def test_check_path_does_not_import_pandas_or_jupyter():
     code = (
         "import sys; from imds_helpers import cli; cli.build_parser('check');"
-        "import imds_helpers.api, imds_helpers.check_cli;"
+        "import imds_helpers.api, imds_helpers.cli.check;"
         "heavy=[m for m in ('pandas','papermill','nbformat','nbconvert','jupyter_client','IPython') if m in sys.modules];"
         "print(','.join(heavy))"
     )

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from imds_helpers.errors import UsageError
-from imds_helpers.paramfile import load_parameter_yaml
-from imds_helpers.runbook import NOTEBOOKS, PARAMETERS, validate_parameters
-from imds_helpers.tokens import DEFAULT_RESOURCES
+from imds_helpers.model.errors import UsageError
+from imds_helpers.fleet.paramfile import load_parameter_yaml
+from imds_helpers.runbooks.runbook import NOTEBOOKS, PARAMETERS, validate_parameters
+from imds_helpers.analyze.tokens import DEFAULT_RESOURCES
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = sorted(NOTEBOOKS)

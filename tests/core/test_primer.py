@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from imds_helpers import primer
+from imds_helpers.runbooks import primer
 from imds_helpers.emulator import Emulator
 
 from loopback_server import ThreadedAcceptLoop, read_request_head

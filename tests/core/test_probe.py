@@ -59,7 +59,7 @@ def test_archive_holds_the_package_sources_and_a_main(probe):
     with zipfile.ZipFile(probe) as archive:
         names = [n for n in archive.namelist() if not n.endswith("/")]
         main = archive.read("__main__.py").decode()
-    assert {"__main__.py", "imds_helpers/cli.py", "imds_helpers/proxy.py", "imds_helpers/check_cli.py",
+    assert {"__main__.py", "imds_helpers/cli/__init__.py", "imds_helpers/analyze/proxy.py", "imds_helpers/cli/check.py",
             "imds_helpers/emulator/server.py", "imds_helpers/parsers/iptables.py"} <= set(names)
     assert all(n.endswith(".py") and "__pycache__" not in n for n in names), names
     assert "SystemExit(code)" in main and probe.read_bytes().startswith(b"#!/usr/bin/env python3\n")

@@ -5,10 +5,10 @@ import json
 
 from hypothesis import given, strategies as st
 
-from imds_helpers import redact
-from imds_helpers.claims import decode_claims
-from imds_helpers.findings import CheckResult, Report, Status
-from imds_helpers.redact import PLACEHOLDER, redact_headers, redact_text, redact_value
+from imds_helpers.model import redact
+from imds_helpers.model.claims import decode_claims
+from imds_helpers.model.findings import CheckResult, Report, Status
+from imds_helpers.model.redact import PLACEHOLDER, redact_headers, redact_text, redact_value
 
 CANARY = "imdsrbcanary0011223344556677"
 

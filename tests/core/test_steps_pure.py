@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from imds_helpers.http import Outcome
-from imds_helpers.metadata import instance_evidence, vmid_matches_smbios
-from imds_helpers.tokens import Identity, parse_ama_identity
+from imds_helpers.collect.http import Outcome
+from imds_helpers.analyze.metadata import instance_evidence, vmid_matches_smbios
+from imds_helpers.analyze.tokens import Identity, parse_ama_identity
 
 IMDS = Outcome(attempts=(), status=200, headers={"Server": "IMDS/150.870.65.1", "Content-Type": "application/json"})
 

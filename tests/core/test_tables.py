@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from imds_helpers.findings import CheckResult, Report, Status
-from imds_helpers.runbook import STEP_COLUMNS, table, verdict_table
-from imds_helpers.tables import STATUS_COLOURS, ResultTable
+from imds_helpers.model.findings import CheckResult, Report, Status
+from imds_helpers.runbooks.runbook import STEP_COLUMNS, table, verdict_table
+from imds_helpers.runbooks.tables import STATUS_COLOURS, ResultTable
 
 
 def _check(status: Status, code: str = "IMDS-NET-010", detail: str = "ok", **kw) -> CheckResult:
@@ -98,7 +98,7 @@ def test_a_runbook_never_imports_pandas(tmp_path):
     """The per-host runbook's tables are built without pandas (0.45 s per fresh kernel)."""
     code = textwrap.dedent(f"""
         import sys
-        from imds_helpers import runbook
+        from imds_helpers.runbooks import runbook
         rb = runbook.start("vm", {{"emulator_scenario": "vm-healthy", "sidecar_path": {str(tmp_path / 's.json')!r}}})
         shown = [rb.platform(), rb.proxy(), rb.network(), rb.instance(), rb.tokens()]
         rb.save()

@@ -11,9 +11,9 @@ from email.utils import formatdate
 
 import pytest
 
-from imds_helpers.http import MetadataClient, Timeouts, retry_after_seconds
-from imds_helpers.taxonomy import ErrorKind
-from imds_helpers.transport import DeadlineExceeded, proxy_authorization, send
+from imds_helpers.collect.http import MetadataClient, Timeouts, retry_after_seconds
+from imds_helpers.model.taxonomy import ErrorKind
+from imds_helpers.collect.transport import DeadlineExceeded, proxy_authorization, send
 
 from .conftest import respond
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from imds_helpers import validate
-from imds_helpers.errors import UsageError
+from imds_helpers.model import validate
+from imds_helpers.model.errors import UsageError
 
 GUID = "4a5b6c7d-1111-2222-3333-444455556666"
 RES_ID = ("/subscriptions/0f1e2d3c-aaaa-bbbb-cccc-ddddeeeeffff/resourceGroups/rg-1/providers/"
@@ -90,7 +90,7 @@ def test_usage_error_is_one_bounded_line_without_url_passwords():
     ("http://u:p/q@127.0.0.1:3128", "percent-encode"),
 ])
 def test_proxy_url_problem(value, problem):
-    from imds_helpers.proxy import proxy_url_problem
+    from imds_helpers.analyze.proxy import proxy_url_problem
 
     found = proxy_url_problem(value)
     assert (found is None) if problem is None else (problem in found), found
@@ -98,7 +98,7 @@ def test_proxy_url_problem(value, problem):
 
 def test_parameter_loader_keeps_what_parameter_files_use(tmp_path):
     """Anchors alone, comments, lists, nested environment, floats and ints as YAML writes them."""
-    from imds_helpers.paramfile import load_parameter_yaml
+    from imds_helpers.fleet.paramfile import load_parameter_yaml
 
     path = tmp_path / "p.yaml"
     path.write_text("# host\nendpoint: &e http://127.0.0.1:9\nresources: [https://monitor.azure.com/]\n"

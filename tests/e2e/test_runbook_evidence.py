@@ -18,13 +18,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from imds_helpers import evidence
+from imds_helpers.model import evidence
 from imds_helpers.analyze import analyze
 from imds_helpers.api import check_options
 from imds_helpers.collect import collect
 from imds_helpers.emulator import Emulator
-from imds_helpers.evidence_cli import write_bundle
-from imds_helpers.sidecar import local_host_name
+from imds_helpers.cli.evidence import write_bundle
+from imds_helpers.fleet.sidecar import local_host_name
 
 from .conftest import ARC_NOTEBOOK, VM_NOTEBOOK, child_env, cli_command
 
@@ -119,7 +119,7 @@ def test_notebook_renders_the_bundle_without_a_request(kind, bundles, tmp_path, 
 
 def test_a_live_run_keeps_its_evidence_and_renders_again_the_same(tmp_path):
     """The live run's <host>.evidence.json renders the same report anywhere, later."""
-    from imds_helpers.runbook import Runbook
+    from imds_helpers.runbooks.runbook import Runbook
 
     with Emulator(mode="vm", scenario="vm-healthy") as emu:
         live = Runbook("vm", {"endpoint": emu.base_url, "sidecar_path": str(tmp_path / "vm-live.json")})

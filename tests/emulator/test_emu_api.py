@@ -14,7 +14,7 @@ import pytest
 
 from emu_client import ARM, Client
 from imds_helpers.emulator import SCENARIOS, Emulator, server
-from imds_helpers.errors import UsageError
+from imds_helpers.model.errors import UsageError
 
 
 def test_public_attributes(vm):

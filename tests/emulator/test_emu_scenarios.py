@@ -19,7 +19,7 @@ import pytest
 from emu_client import ARM, TOKEN, Client
 from imds_helpers.emulator import SCENARIOS, protocol as P
 from imds_helpers.emulator.scenarios import DEFAULT_SCENARIO, get_scenario
-from imds_helpers.errors import UsageError
+from imds_helpers.model.errors import UsageError
 
 REQUIRED = """vm-healthy vm-no-identity vm-user-assigned-only vm-multiple-user-assigned vm-unknown-resource
 vm-throttled vm-updating vm-transient-5xx vm-token-404-then-ok vm-forwarded-rejected vm-malformed-json

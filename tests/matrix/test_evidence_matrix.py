@@ -11,13 +11,13 @@ import re
 import jsonschema
 import pytest
 
-from imds_helpers import evidence
+from imds_helpers.model import evidence
 from imds_helpers.analyze import analyze, analyze_with_misses
 from imds_helpers.api import check_options
 from imds_helpers.collect import LiveHost, parameters
 from imds_helpers.emulator import SCENARIOS, Emulator
-from imds_helpers.evidence_schema import json_schema
-from imds_helpers.pipeline import Pipeline
+from imds_helpers.model.evidence_schema import json_schema
+from imds_helpers.analyze.pipeline import Pipeline
 
 from .fault_matrix import MATRIX, problems
 

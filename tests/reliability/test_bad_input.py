@@ -6,7 +6,7 @@ One table of cases; each builds its inputs in a fresh working folder and gives t
 line. ``imds-runbook check / run / report`` run in-process through ``imds_helpers.cli.main``
 (what the console script calls); ``imds-runbook emulator`` cases - which would serve forever
 if accepted - and one case per command run as real subprocesses. Runbook parameters are
-checked through ``imds_helpers.runbook.start``, the call a runbook's first cell makes.
+checked through ``imds_helpers.runbooks.runbook.start``, the call a runbook's first cell makes.
 
 Safety: every ``check`` case names a loopback endpoint that refuses at once, every ``run`` case
 names a kernel that does not exist (an accepted file stops there, before anything is written
@@ -36,10 +36,10 @@ from typing import Callable
 import pytest
 
 from imds_helpers import cli as cli_module
-from imds_helpers import runbook
-from imds_helpers.errors import UsageError
-from imds_helpers.findings import CheckResult, Report, Status
-from imds_helpers.sidecar import build_sidecar, write_sidecar
+from imds_helpers.runbooks import runbook
+from imds_helpers.model.errors import UsageError
+from imds_helpers.model.findings import CheckResult, Report, Status
+from imds_helpers.fleet.sidecar import build_sidecar, write_sidecar
 
 from .conftest import clean_env, cli
 
@@ -407,8 +407,8 @@ def test_runbook_parameters_stop_with_one_line(kind, params, needle, tmp_path, m
 
 def test_empty_parameter_file_means_defaults(tmp_path):
     """Not bad input: an empty (or comments-only) file is a host with the runbook's defaults."""
-    from imds_helpers.runner import plan_hosts
-    from imds_helpers.sidecar import local_host_name
+    from imds_helpers.fleet.runner import plan_hosts
+    from imds_helpers.fleet.sidecar import local_host_name
 
     here = local_host_name()       # a file naming another machine needs its evidence (test_runbook_evidence)
     for text in ("", "# nothing here\n"):
@@ -483,10 +483,10 @@ def test_unparsable_proxy_variable_is_a_finding(proxy, output, tmp_path):
 def test_unparsable_endpoint_variables_are_findings_without_passwords(tmp_path):
     """IMDS_ENDPOINT / IDENTITY_ENDPOINT that do not parse: platform detection falls back to
     HIMDS's fixed address and says why; the Arc environment check names them; no password."""
-    from imds_helpers.arc import check_arc_environment
+    from imds_helpers.analyze.arc import check_arc_environment
     from imds_helpers.collect import LiveHost
-    from imds_helpers.hostcmd import CommandOutput
-    from imds_helpers.platform import detect_platform
+    from imds_helpers.collect.hostcmd import CommandOutput
+    from imds_helpers.analyze.platform import detect_platform
 
     def not_installed(argv, timeout):
         return CommandOutput(tuple(argv), None, error="not_found")
@@ -510,12 +510,12 @@ _NOT_DIAGNOSIS = {"ProgramFiles", "PROGRAMFILES", "programdata", "USERNAME", "RE
                   "PYDEVD_DISABLE_FILE_VALIDATION"}
 _ENV_READ = re.compile(r"""(?:env|environ|view)(?:\.get\(|\[)\s*["']([A-Za-z_][A-Za-z0-9_]*)["']"""
                        r"""|["']([A-Za-z_][A-Za-z0-9_]*)["']\s+in\s+env\b""")
-# Reads through imds_helpers.endpoints' names (env.get(IMDS_ENDPOINT_ENV), env[OVERRIDE_ENV]).
+# Reads through imds_helpers.model.endpoints' names (env.get(IMDS_ENDPOINT_ENV), env[OVERRIDE_ENV]).
 _ENV_READ_BY_NAME = re.compile(r"""(?:env|environ|view)(?:\.get\(|\[)\s*([A-Z][A-Z0-9_]*_ENV)\b""")
 
 
 def _env_reads(text: str) -> set[str]:
-    from imds_helpers import endpoints
+    from imds_helpers.model import endpoints
 
     literal = {name for match in _ENV_READ.finditer(text) for name in match.groups() if name}
     return literal | {getattr(endpoints, m.group(1)) for m in _ENV_READ_BY_NAME.finditer(text)
@@ -525,7 +525,7 @@ def _env_reads(text: str) -> set[str]:
 def test_environment_allow_list_covers_every_variable_the_checks_read():
     """A variable a check starts reading must be settable from a parameter file (or be listed
     above as no diagnosis input); the allow-list is derived, this catches a literal read."""
-    from imds_helpers.runner import kernel_environment
+    from imds_helpers.fleet.runner import kernel_environment
 
     package = Path(__file__).resolve().parents[2] / "imds_helpers"
     read = {name for path in package.rglob("*.py") if "emulator" not in path.parts
@@ -535,19 +535,19 @@ def test_environment_allow_list_covers_every_variable_the_checks_read():
 
 
 def test_environment_allow_list_is_the_readme_list():
-    from imds_helpers.runner import kernel_environment
+    from imds_helpers.fleet.runner import kernel_environment
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     paragraph = readme.split("only the variables the checks read are accepted", 1)[1].split(
-        "(`imds_helpers.runner.kernel_environment`)", 1)[0]
+        "(`imds_helpers.fleet.runner.kernel_environment`)", 1)[0]
     assert re.findall(r"`([^`]+)`", paragraph) == list(kernel_environment())
 
 
 def test_environment_with_allowed_variables_reaches_the_kernel(tmp_path):
     """Not bad input: every allowed variable, proxies in both spellings, a malformed proxy
     value too (reproducing it is the point: the check reports it as IMDS-PROXY-008)."""
-    from imds_helpers.runner import kernel_environment, plan_hosts
-    from imds_helpers.sidecar import local_host_name
+    from imds_helpers.fleet.runner import kernel_environment, plan_hosts
+    from imds_helpers.fleet.sidecar import local_host_name
 
     values = {name: f"value-{i}" for i, name in enumerate(kernel_environment())}
     values["HTTPS_PROXY"] = "http://[::1"

@@ -28,22 +28,22 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from imds_helpers import arc as arc_mod
+from imds_helpers.analyze import arc as arc_mod
 from imds_helpers.api import check_options, run_checks
-from imds_helpers.answers import TRANSPORT_CODES, classify
-from imds_helpers.catalog import ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING, CATALOG
-from imds_helpers.claims import DISPLAY_CLAIMS, decode_claims
-from imds_helpers.commands import arc_challenge
+from imds_helpers.model.answers import TRANSPORT_CODES, classify
+from imds_helpers.model.catalog import ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING, CATALOG
+from imds_helpers.model.claims import DISPLAY_CLAIMS, decode_claims
+from imds_helpers.model.commands import arc_challenge
 from imds_helpers.emulator import Emulator
 from imds_helpers.emulator.scenarios import Answer
 from imds_helpers.emulator.tokens import b64url_json, make_jwt
-from imds_helpers.findings import Attempt
-from imds_helpers.http import MetadataClient, Outcome, Timeouts
-from imds_helpers.metadata import instance_evidence
-from imds_helpers.redact import PLACEHOLDER, redact_text, redact_value
-from imds_helpers.sidecar import SidecarError, read_sidecar
-from imds_helpers.taxonomy import ErrorKind
-from imds_helpers.tokens import Identity, parse_ama_identity
+from imds_helpers.model.findings import Attempt
+from imds_helpers.collect.http import MetadataClient, Outcome, Timeouts
+from imds_helpers.analyze.metadata import instance_evidence
+from imds_helpers.model.redact import PLACEHOLDER, redact_text, redact_value
+from imds_helpers.fleet.sidecar import SidecarError, read_sidecar
+from imds_helpers.model.taxonomy import ErrorKind
+from imds_helpers.analyze.tokens import Identity, parse_ama_identity
 
 from loopback_server import AcceptLoop, ThreadedAcceptLoop
 

@@ -40,7 +40,7 @@ from typing import Callable
 import pytest
 
 from imds_helpers.emulator.tokens import make_jwt
-from imds_helpers.sidecar import build_sidecar, local_host_name, write_sidecar
+from imds_helpers.fleet.sidecar import build_sidecar, local_host_name, write_sidecar
 
 from loopback_server import ThreadedAcceptLoop, read_request_head
 from .conftest import REPO, clean_env

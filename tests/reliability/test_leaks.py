@@ -24,16 +24,18 @@ from typing import Any, Callable, Iterable
 import pytest
 
 import imds_helpers
-from imds_helpers import answers, arc_keyfile, primer, runbook
+from imds_helpers.model import answers
+from imds_helpers.collect import arc_keyfile
+from imds_helpers.runbooks import primer, runbook
 from imds_helpers.api import Session, check_options, run_checks
 from imds_helpers.emulator import Emulator
 from imds_helpers.emulator.scenarios import Answer as EmuAnswer
 from imds_helpers.emulator.service import Response
 from imds_helpers.emulator.tokens import make_jwt
-from imds_helpers.http import MetadataClient, Timeouts
-from imds_helpers.proxy import analyze_proxy
-from imds_helpers.redact import PLACEHOLDER
-from imds_helpers.sidecar import build_sidecar
+from imds_helpers.collect.http import MetadataClient, Timeouts
+from imds_helpers.analyze.proxy import analyze_proxy
+from imds_helpers.model.redact import PLACEHOLDER
+from imds_helpers.fleet.sidecar import build_sidecar
 
 from .conftest import clean_env, cli, free_port, secrets_in
 
@@ -43,21 +45,21 @@ TIMEOUTS = Timeouts(connect=1.0, read=1.0, total=1.0)   # 5xx scenarios retry un
 
 # Dataclass types that never see an HTTP answer, a token or a key (so the walk need not meet them).
 EXEMPT = {
-    "imds_helpers.catalog.FindingSpec": "static catalogue words",
-    "imds_helpers.runbook.Param": "static parameter table",
-    "imds_helpers.evidence.Timeouts": "numbers",
-    "imds_helpers.evidence.Request": "a request's key: URL and header names, secret header values as the placeholder",
-    "imds_helpers.evidence.TcpProbe": "addresses, errnos and timings of a TCP connect",
-    "imds_helpers.evidence.Verdict": "a key-file rule's verdict (paths, modes, owners; never the key)",
-    "imds_helpers.evidence.ArcKeyProbe": "two Verdicts and a header problem; the secret stays in the live host",
-    "imds_helpers.tokens.Identity": "a selector and an identity id from the user or AMA's config",
-    "imds_helpers.arc_keyfile.Identity": "this process's uid/gids",
-    "imds_helpers.evidence.CommandOutput": "output of local commands (ip, iptables, systemctl)",
-    "imds_helpers.network.RouteFacts": "parsed route table",
-    "imds_helpers.runner.HostRun": "paths, statuses and codes of a runner host (no check data)",
-    "imds_helpers.runner.RunSummary": "HostRun rows",
-    "imds_helpers.runner.HostPlan": "paths and the host's parameter file values",
-    "imds_helpers.runner._Running": "a worker process handle",
+    "imds_helpers.model.catalog.FindingSpec": "static catalogue words",
+    "imds_helpers.runbooks.runbook.Param": "static parameter table",
+    "imds_helpers.model.evidence.Timeouts": "numbers",
+    "imds_helpers.model.evidence.Request": "a request's key: URL and header names, secret header values as the placeholder",
+    "imds_helpers.model.evidence.TcpProbe": "addresses, errnos and timings of a TCP connect",
+    "imds_helpers.model.evidence.Verdict": "a key-file rule's verdict (paths, modes, owners; never the key)",
+    "imds_helpers.model.evidence.ArcKeyProbe": "two Verdicts and a header problem; the secret stays in the live host",
+    "imds_helpers.analyze.tokens.Identity": "a selector and an identity id from the user or AMA's config",
+    "imds_helpers.collect.arc_keyfile.Identity": "this process's uid/gids",
+    "imds_helpers.model.evidence.CommandOutput": "output of local commands (ip, iptables, systemctl)",
+    "imds_helpers.analyze.network.RouteFacts": "parsed route table",
+    "imds_helpers.fleet.runner.HostRun": "paths, statuses and codes of a runner host (no check data)",
+    "imds_helpers.fleet.runner.RunSummary": "HostRun rows",
+    "imds_helpers.fleet.runner.HostPlan": "paths and the host's parameter file values",
+    "imds_helpers.fleet.runner._Running": "a worker process handle",
     "imds_helpers.emulator.model.ManagedIdentity": "the emulator's identity ids",
     "imds_helpers.emulator.model.Machine": "the emulator's machine description",
     "imds_helpers.emulator.scenarios.Answer": "the emulator's canned answers (test input)",

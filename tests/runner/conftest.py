@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 import pytest
 
-from imds_helpers.findings import CheckResult, Report, Status
-from imds_helpers.sidecar import build_sidecar, write_sidecar
+from imds_helpers.model.findings import CheckResult, Report, Status
+from imds_helpers.fleet.sidecar import build_sidecar, write_sidecar
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 

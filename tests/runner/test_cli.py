@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imds_helpers.runner import SUMMARY_FILES
+from imds_helpers.fleet.runner import SUMMARY_FILES
 
 from .conftest import NOTEBOOKS, make_report, write_host
 
@@ -114,8 +114,8 @@ def test_run_bad_usage_writes_nothing(tmp_path: Path):
 
 
 def test_cli_modules_import_no_pandas_or_papermill():
-    code = ("import sys, imds_helpers.cli, imds_helpers.run_cli, imds_helpers.report_cli, "
-            "imds_helpers.runner, imds_helpers.sidecar; "
+    code = ("import sys, imds_helpers.cli, imds_helpers.cli.run, imds_helpers.cli.report, "
+            "imds_helpers.fleet.runner, imds_helpers.fleet.sidecar; "
             "heavy = {'pandas', 'papermill', 'nbformat', 'nbconvert', 'nbclient', 'jupyter_client', 'IPython'} & set(sys.modules); "
             "print(sorted(heavy))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

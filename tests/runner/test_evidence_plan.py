@@ -9,11 +9,11 @@ import pytest
 
 from imds_helpers.api import check_options
 from imds_helpers.collect import collect
-from imds_helpers.errors import UsageError
-from imds_helpers.evidence_cli import write_bundle
-from imds_helpers.runbook import same_host
-from imds_helpers.runner import plan_hosts
-from imds_helpers.sidecar import local_host_name
+from imds_helpers.model.errors import UsageError
+from imds_helpers.cli.evidence import write_bundle
+from imds_helpers.runbooks.runbook import same_host
+from imds_helpers.fleet.runner import plan_hosts
+from imds_helpers.fleet.sidecar import local_host_name
 
 CLOSED = "http://127.0.0.1:9"   # discard port: nothing listens, the collection ends at once
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from imds_helpers import runner
-from imds_helpers.errors import UsageError
-from imds_helpers.fleet_read import read_columns
-from imds_helpers.runbook import validate_parameters
-from imds_helpers.runner import plan_hosts
-from imds_helpers.sidecar import SidecarError, read_regular_file, read_sidecar
+from imds_helpers.fleet import runner
+from imds_helpers.model.errors import UsageError
+from imds_helpers.fleet.fleet_read import read_columns
+from imds_helpers.runbooks.runbook import validate_parameters
+from imds_helpers.fleet.runner import plan_hosts
+from imds_helpers.fleet.sidecar import SidecarError, read_regular_file, read_sidecar
 
 from .conftest import NOTEBOOKS, make_report, write_host
 from .test_cli import cli

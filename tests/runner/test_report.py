@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from imds_helpers import report
-from imds_helpers.textsafe import terminal_safe
+from imds_helpers.fleet import report
+from imds_helpers.model.textsafe import terminal_safe
 
 from .conftest import make_report, write_host
 
@@ -59,7 +59,7 @@ def test_load_results_tidy_frame(mixed: Path):
 
 def test_parallel_read_gives_the_same_columns_as_one_process(mixed: Path, monkeypatch):
     # Large folders are split across forked workers; lower the threshold so this small one is.
-    from imds_helpers import fleet_read
+    from imds_helpers.fleet import fleet_read
 
     calls = []
     serial = fleet_read.read_columns(mixed, meanwhile=lambda: calls.append("serial"))
@@ -76,7 +76,7 @@ def test_a_multithreaded_process_reads_without_forking(mixed: Path, monkeypatch)
     import concurrent.futures
     import threading
 
-    from imds_helpers import fleet_read
+    from imds_helpers.fleet import fleet_read
 
     def no_pool(*args, **kwargs):
         raise AssertionError("forked from a multi-threaded process")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from imds_helpers.errors import UsageError
-from imds_helpers.runner import RunSummary, notebook_parameters, plan_hosts, run_hosts
-from imds_helpers.sidecar import read_sidecar
+from imds_helpers.model.errors import UsageError
+from imds_helpers.fleet.runner import RunSummary, notebook_parameters, plan_hosts, run_hosts
+from imds_helpers.fleet.sidecar import read_sidecar
 
 from .conftest import NOTEBOOKS
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from imds_helpers import sidecar as sc
-from imds_helpers.redact import PLACEHOLDER
+from imds_helpers.fleet import sidecar as sc
+from imds_helpers.model.redact import PLACEHOLDER
 
 from .conftest import make_report
 

@@ -27,8 +27,8 @@ SETUP = '''\
 import os
 import time
 
-from imds_helpers.findings import CheckResult, Report, Status
-from imds_helpers.sidecar import build_sidecar, now_iso, write_sidecar
+from imds_helpers.model.findings import CheckResult, Report, Status
+from imds_helpers.fleet.sidecar import build_sidecar, now_iso, write_sidecar
 
 started_at = now_iso()
 t0 = time.monotonic()

@@ -1,0 +1,1 @@
+"""Many hosts: the papermill runner, result sidecars, parameter files and the fleet reports."""

@@ -1,0 +1,1 @@
+"""What the runbooks call: parameters, the steps as tables, the primer, where the notebooks are."""
