@@ -10,14 +10,16 @@ checked against the schema before a line is printed: a bad bundle is one line an
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from imds_helpers.model.errors import UsageError
+
+if TYPE_CHECKING:   # the runbooks read bundles through this module without the command line
+    import argparse
 
 MAX_BUNDLES = 100_000
 

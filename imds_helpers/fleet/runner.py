@@ -282,7 +282,7 @@ def plan_hosts(
                               environment=environments.get(host.lower(), {})))
     if notebooks_dir is None:   # last: every file is valid and every name unique by now
         for plan in plans:
-            _check_host_is_here(plan.parameters, plan.host, str(plan.param_file or "parameters"))
+            _check_host_is_here(plan.parameters, plan.host, str(plan.param_file or "parameters"), kind=plan.kind)
     return plans
 
 
@@ -392,19 +392,16 @@ def _evidence_host(evidence_path: str) -> str:
         raise UsageError(str(err).split(": ", 1)[-1], argument="evidence_path") from None
 
 
-def _check_host_is_here(params: Mapping[str, Any], host: str, where: str) -> None:
+def _check_host_is_here(params: Mapping[str, Any], host: str, where: str, *, kind: str = "") -> None:
     """A runbook checks the machine it runs on: a file naming another machine needs that
     machine's evidence (``evidence_path``), else its report would carry a name that is not
     the machine it describes. Training (``emulator_scenario``) may use any label."""
-    from imds_helpers.runbooks.runbook import same_host
+    from imds_helpers.runbooks.runbook import another_machine
 
-    if params.get("evidence_path") or params.get("emulator_scenario"):
-        return
-    here = local_host_name()
-    if not same_host(host, here):
-        raise UsageError(f"names host {host!r}, but this machine is {here!r}, and a runbook checks the machine it "
-                         f"runs on: run `imds-runbook collect --out {host}.json` on {host}, then set "
-                         f"evidence_path: {host}.json in this file", argument=where)
+    problem = another_machine(params, host, kind)
+    if problem:
+        raise UsageError(f"{problem} in this file", argument=where)
+
 
 
 def _check_not_a_run_output(host: str, where: str) -> None:

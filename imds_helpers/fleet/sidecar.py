@@ -169,8 +169,6 @@ def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes:
     ``imds-runbook report`` does not follow symlinked folders. (The ideas of
     :func:`imds_helpers.collect.arc_keyfile.read_key`.) Other failures raise OSError.
     """
-    from imds_helpers.collect.arc_keyfile import file_type
-
     if not getattr(os, "O_NOFOLLOW", 0) and os.path.islink(path):   # Windows: no O_NOFOLLOW
         raise SidecarError(path, "is a symlink, not followed")
     try:
@@ -182,6 +180,8 @@ def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
+            from imds_helpers.collect.arc_keyfile import file_type
+
             raise SidecarError(path, f"is a {file_type(st.st_mode)}, not a regular file")
         chunks, size = [], 0
         while size < limit:

@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any, Mapping
 from imds_helpers.model import validate
 from imds_helpers.model.errors import UsageError
 from imds_helpers.model.findings import Report
-from imds_helpers.collect.hostcmd import CommandPrefetch, evidence_commands
 from imds_helpers.fleet.sidecar import check_host_name, local_host_name
 from imds_helpers.runbooks.tables import ResultTable
 from imds_helpers.analyze.tokens import DEFAULT_RESOURCES
 
 if TYPE_CHECKING:
     from imds_helpers.api import CheckOptions
+    from imds_helpers.collect.hostcmd import CommandPrefetch
 
 NOTEBOOKS = {"vm": "01_azure_vm_imds", "arc": "02_arc_himds"}
 # Prefetched host command output older than this is read again: a runbook run cell by cell
@@ -78,7 +78,7 @@ class Param:
 ARC_RESOURCES = DEFAULT_RESOURCES[:1]
 
 PARAMETERS: tuple[Param, ...] = (
-    Param("host_name", str, "", "label in reports; empty: this machine's hostname"),
+    Param("host_name", str, "", "this machine's name in reports (empty: its hostname); another machine's needs its evidence_path"),
     Param("evidence_path", str, "",
           "a bundle from `imds-runbook collect` on that host; empty: collect live on this machine"),
     Param("endpoint", str, "", PerRunbook(
@@ -165,6 +165,42 @@ def same_host(a: str, b: str) -> bool:
         short, full = (b, a) if "." in a else (a, b)
         return full.split(".", 1)[0] == short
     return False
+
+
+# parameter -> collect's option: what the host must collect for this file's report
+_COLLECT_OPTIONS = (("resources", "--resource"), ("client_ids", "--client-id"), ("object_ids", "--object-id"),
+                    ("msi_res_ids", "--msi-res-id"), ("tokens_dir", "--tokens-dir"), ("endpoint", "--endpoint"))
+
+
+def collect_command(params: Mapping[str, Any], host: str, kind: str = "") -> str:
+    """The ``imds-runbook collect`` line that gathers what these parameters ask for."""
+    import shlex
+
+    words = ["imds-runbook", "collect"] + (["--target", kind] if kind in ("vm", "arc") else [])
+    for name, option in _COLLECT_OPTIONS:
+        value = params.get(name)
+        for item in (value if isinstance(value, list) else [value] if isinstance(value, str) and value else []):
+            words += [option, str(item)]
+    if params.get("timeout_s") not in (None, ""):
+        words += ["--timeout", str(params["timeout_s"])]
+    if params.get("proxy_comparison") is True:
+        words.append("--proxy-comparison")
+    return " ".join(shlex.quote(w) for w in words + ["--out", f"{host}.json"])
+
+
+def another_machine(params: Mapping[str, Any], host: str, kind: str) -> str | None:
+    """Why a live run may not carry ``host``'s name, or None: a runbook checks the machine it
+    runs on, so a report about another machine must render that machine's evidence
+    (``evidence_path``). Training (``emulator_scenario``) may use any label."""
+    if params.get("evidence_path") or params.get("emulator_scenario"):
+        return None
+    from imds_helpers.fleet.sidecar import local_host_name
+
+    here = local_host_name()
+    if same_host(host, here):
+        return None
+    return (f"names host {host!r}, but this machine is {here!r}, and a runbook checks the machine it runs on: "
+            f"run `{collect_command(params, host, kind)}` on {host}, then set evidence_path: {host}.json")
 
 
 def read_evidence(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -273,9 +309,14 @@ class Runbook:
             self.session = Session(evidence=self.evidence)
             self.options: CheckOptions = self.session.opts
             return
+        problem = another_machine(self.params, self.params["host_name"], kind) if self.params["host_name"] else None
+        if problem:
+            raise UsageError(problem, argument="host_name")
         self.host = self.params["host_name"] or local_host_name()
         # Host commands (service state, firewall rules) run while Python imports the steps.
-        self._commands = CommandPrefetch(evidence_commands(), max_age=PREFETCH_MAX_AGE_S)
+        from imds_helpers.collect import hostcmd   # live runs only
+
+        self._commands = hostcmd.CommandPrefetch(hostcmd.evidence_commands(), max_age=PREFETCH_MAX_AGE_S)
         try:
             self.options = self._options()
             self.session = Session(self.options)

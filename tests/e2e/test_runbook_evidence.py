@@ -160,7 +160,7 @@ def test_run_refuses_another_machines_name_without_evidence(tmp_path):
     params.write_text("target: vm\nhost_name: web-07\n", encoding="utf-8")
     line = _one_line_refusal(_run(tmp_path, params, out=tmp_path / "out"), tmp_path / "out")
     assert str(params) in line and "'web-07'" in line
-    assert "imds-runbook collect --out web-07.json" in line and "evidence_path" in line
+    assert "imds-runbook collect --target vm --out web-07.json" in line and "evidence_path" in line
 
 
 def test_run_renders_that_hosts_report_from_its_evidence(bundles, tmp_path):

@@ -15,6 +15,8 @@ from imds_helpers.runbooks.runbook import same_host
 from imds_helpers.fleet.runner import plan_hosts
 from imds_helpers.fleet.sidecar import local_host_name
 
+MSI = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+       "Microsoft.ManagedIdentity/userAssignedIdentities/ama-id")
 CLOSED = "http://127.0.0.1:9"   # discard port: nothing listens, the collection ends at once
 
 
@@ -54,10 +56,24 @@ def test_another_machine_without_evidence_is_refused_naming_what_to_do(tmp_path)
         with pytest.raises(UsageError) as err:
             _plan(tmp_path, path)
         message = str(err.value)
-        host = "web-08" if "web-08" in path.name else "arc-08"
+        host, kind = ("web-08", "vm") if "web-08" in path.name else ("arc-08", "arc")
         assert "\n" not in message and message.startswith(f"{path}: names host {host!r}")
-        assert f"imds-runbook collect --out {host}.json" in message and "evidence_path" in message
+        assert f"imds-runbook collect --target {kind} --out {host}.json" in message and "evidence_path" in message
     assert not (tmp_path / "out").exists()
+
+
+def test_the_refusal_spells_out_the_collect_line_for_this_files_selectors(tmp_path):
+    """Following the message must give a bundle that answers what the file asks (its identities,
+    audiences, key directory, budget), else the report would judge other questions."""
+    path = _file(tmp_path, "web-10", "target: vm\nclient_ids: [11111111-2222-3333-4444-555555555555]\n"
+                                      f"msi_res_ids: ['{MSI}']\n"
+                                      "resources: [https://monitor.azure.com/]\ntimeout_s: 4\nproxy_comparison: true\n")
+    with pytest.raises(UsageError) as err:
+        _plan(tmp_path, path)
+    assert ("`imds-runbook collect --target vm --resource https://monitor.azure.com/ "
+            "--client-id 11111111-2222-3333-4444-555555555555 "
+            f"--msi-res-id {MSI} --timeout 4 --proxy-comparison "
+            "--out web-10.json` on web-10") in str(err.value)
 
 
 def test_this_machine_and_training_plan_as_before(tmp_path):
@@ -108,3 +124,17 @@ def test_duplicate_names_are_reported_before_the_machine_check(tmp_path):
     with pytest.raises(UsageError) as err:
         _plan(tmp_path, *files)
     assert "appears twice" in str(err.value)
+
+
+def test_the_runbook_itself_refuses_another_machines_name_without_evidence():
+    """Plain papermill (-p host_name web-77) never reaches the runner: the runbook's first cell
+    stops with the same line, before anything is asked of this machine."""
+    from imds_helpers.runbooks import runbook
+
+    with pytest.raises(UsageError) as err:
+        runbook.start("vm", {"host_name": "web-77", "endpoint": CLOSED})
+    assert str(err.value).startswith("host_name: names host 'web-77'") and "--out web-77.json" in str(err.value)
+    here = runbook.start("vm", {"host_name": local_host_name().upper(), "endpoint": CLOSED, "timeout_s": 1})
+    here.close()
+    training = runbook.start("vm", {"host_name": "web-77", "emulator_scenario": "vm-healthy"})
+    training.close()
