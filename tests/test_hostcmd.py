@@ -143,11 +143,12 @@ def test_a_runbook_prefetches_host_commands_and_reads_them(make_emulator, tmp_pa
 
 
 def test_a_runbook_that_cannot_start_kills_its_prefetched_commands(monkeypatch):
+    from imds_helpers.collect import hostcmd
     from imds_helpers.runbooks import runbook
     from imds_helpers.model.errors import UsageError
 
     started: list[CommandPrefetch] = []
-    real = runbook.CommandPrefetch
+    real = hostcmd.CommandPrefetch
 
     def spy(commands, max_age=None):
         prefetch = real([("sleep", "30")], max_age=max_age)
@@ -157,7 +158,7 @@ def test_a_runbook_that_cannot_start_kills_its_prefetched_commands(monkeypatch):
     def no_emulator(kind, scenario):
         raise UsageError("cannot listen", argument="--port")
 
-    monkeypatch.setattr(runbook, "CommandPrefetch", spy)
+    monkeypatch.setattr(hostcmd, "CommandPrefetch", spy)   # the runbook imports it for live runs only
     monkeypatch.setattr(runbook, "_start_emulator", no_emulator)
     with pytest.raises(UsageError):
         runbook.start("vm", {"emulator_scenario": "vm-healthy"})

@@ -78,7 +78,8 @@ class Param:
 ARC_RESOURCES = DEFAULT_RESOURCES[:1]
 
 PARAMETERS: tuple[Param, ...] = (
-    Param("host_name", str, "", "this machine's name in reports (empty: its hostname); another machine's needs its evidence_path"),
+    Param("host_name", str, "", "label in reports; empty: this machine's hostname (imds-runbook run refuses "
+          "another machine's name without its evidence_path)"),
     Param("evidence_path", str, "",
           "a bundle from `imds-runbook collect` on that host; empty: collect live on this machine"),
     Param("endpoint", str, "", PerRunbook(
@@ -309,9 +310,6 @@ class Runbook:
             self.session = Session(evidence=self.evidence)
             self.options: CheckOptions = self.session.opts
             return
-        problem = another_machine(self.params, self.params["host_name"], kind) if self.params["host_name"] else None
-        if problem:
-            raise UsageError(problem, argument="host_name")
         self.host = self.params["host_name"] or local_host_name()
         # Host commands (service state, firewall rules) run while Python imports the steps.
         from imds_helpers.collect import hostcmd   # live runs only

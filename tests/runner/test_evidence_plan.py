@@ -124,17 +124,3 @@ def test_duplicate_names_are_reported_before_the_machine_check(tmp_path):
     with pytest.raises(UsageError) as err:
         _plan(tmp_path, *files)
     assert "appears twice" in str(err.value)
-
-
-def test_the_runbook_itself_refuses_another_machines_name_without_evidence():
-    """Plain papermill (-p host_name web-77) never reaches the runner: the runbook's first cell
-    stops with the same line, before anything is asked of this machine."""
-    from imds_helpers.runbooks import runbook
-
-    with pytest.raises(UsageError) as err:
-        runbook.start("vm", {"host_name": "web-77", "endpoint": CLOSED})
-    assert str(err.value).startswith("host_name: names host 'web-77'") and "--out web-77.json" in str(err.value)
-    here = runbook.start("vm", {"host_name": local_host_name().upper(), "endpoint": CLOSED, "timeout_s": 1})
-    here.close()
-    training = runbook.start("vm", {"host_name": "web-77", "emulator_scenario": "vm-healthy"})
-    training.close()
