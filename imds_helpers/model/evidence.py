@@ -6,8 +6,9 @@ the records. Both turn a record back into the value the checks see through the o
 ``*_from`` functions below, so a live run and the analysis of its bundle see the same values:
 live results equal ``analyze(collect())`` by construction, not by a second implementation.
 
-What a record keeps, and what it never keeps (docs/evidence.md has the field list; the JSON
-Schema is ``imds_helpers/model/evidence.schema.json``):
+What a record keeps, and what it never keeps (the field list is the JSON Schema,
+``imds_helpers/model/evidence.schema.json``, generated from :mod:`.evidence_schema`):
+
 
 * HTTP exchanges: method, URL, request headers, status, response headers in order with
   duplicates, the body (bounded), per-attempt timings, the transport error kind. A token is
