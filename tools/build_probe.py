@@ -37,7 +37,7 @@ try:
     code = main()
 except ModuleNotFoundError as err:
     sys.stderr.write(f"imds-probe: this command needs {err.name!r}, which the probe does not carry "
-                     "(it holds the standard-library core: check, emulator); "
+                     "(it holds the standard-library core: check, collect, analyze, emulator); "
                      "use an installed imds-runbook for it\\n")
     raise SystemExit(2)
 raise SystemExit(code)
