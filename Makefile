@@ -21,10 +21,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the suite uses: iptables (real firewall faults in the namespace), squid and
-# tinyproxy (real proxies on loopback), curl (what curl really does with proxy variables).
+# tinyproxy (real proxies on loopback), curl (what curl really does with proxy variables),
+# openssh-server (an sshd per namespace VM for the fleet tests; its host keys are the rig's own).
 # Installed only as root and only when missing; without them those tests skip and say why.
 # policy-rc.d keeps the packages' own services from starting: tests start their own.
-SYSDEPS := iptables:iptables ip:iproute2 unshare:util-linux squid:squid tinyproxy:tinyproxy curl:curl
+SYSDEPS := iptables:iptables ip:iproute2 unshare:util-linux squid:squid tinyproxy:tinyproxy curl:curl \
+           sshd:openssh-server
 sysdeps:
 	@missing=""; \
 	for pair in $(SYSDEPS); do \
