@@ -1,6 +1,7 @@
 # Two commands on a fresh Linux machine with only Python 3:
 #   make demo   - the main job on the embedded emulator
 #   make test   - the whole suite, inside a private loopback-only network namespace
+# and, as root, make fleet-demo: a fleet of namespace VMs diagnosed over real SSH.
 # Each creates .venv and installs what it needs (Debian packages too, when run as root).
 
 PYTHON ?= python3
@@ -8,15 +9,16 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lab venv sysdeps bench bytecode clean probe
+.PHONY: demo test lab venv sysdeps bench bytecode clean probe fleet-demo
 
 venv: $(STAMP)
 
-# The core needs only the standard library; demo, lab and test need every extra (pyproject.toml).
+# The core needs only the standard library; demo, lab and test need every extra (pyproject.toml),
+# fleet (ansible-core) included: the fleet tests drive Ansible over SSH.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[notebooks,lab,test]'
+	$(PY) -m pip install -q -e '.[notebooks,lab,test,fleet]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -59,6 +61,13 @@ demo: $(STAMP) bytecode
 
 lab: $(STAMP) bytecode
 	$(PY) -m imds_helpers lab
+
+# A fleet of namespace VMs (tests/fleet/rig.py: one fault each, sshd in each, addresses that exist
+# only inside the isolated namespace) diagnosed by `imds-runbook fleet` over real SSH; the reports
+# land in reports/fleet-demo/. Root only: network namespaces, mounts and an sshd per VM.
+fleet-demo: $(STAMP) sysdeps bytecode
+	@if [ "$$(id -u)" != 0 ]; then echo "make fleet-demo needs root (network namespaces, an sshd per VM)"; exit 2; fi
+	tests/isolated.sh $(PY) tools/fleet_rig.py demo --out reports/fleet-demo
 
 # The standard-library core as one file for a machine with only Python >= 3.10:
 #   python3 dist/imds-probe.pyz check    (no .venv needed to build it)

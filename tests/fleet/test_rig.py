@@ -15,30 +15,29 @@ import pytest
 from .conftest import skip_unless_fleet
 from .rig import IMDS_ADDRESS, KINDS, Rig, RigError, ansible_bin, fleet, unavailable
 
-LINE = re.compile(r"^(?P<host>[a-z0-9-]+) \| (?P<status>[A-Z]+!?)(?: \| rc=(?P<rc>\d+))?(?P<rest>.*)$")
+CALLBACKS = Path(__file__).with_name("callback_plugins")
 
 
-def _ansible(rig: Rig, *args: str, timeout: float = 120) -> dict[str, dict[str, str]]:
-    """`ansible all -o ARGS` against the rig's inventory: host -> {status, rc, line}."""
-    proc = subprocess.run([ansible_bin("ansible"), "all", "-o", *args], env=rig.ansible_env(), cwd=rig.root,
+def _ansible(rig: Rig, *args: str, timeout: float = 120) -> dict[str, dict]:
+    """`ansible all ARGS` against the rig's inventory: host -> {status, result} as Ansible
+    decided them (status: ok, failed, unreachable), read through callback_plugins/rig_results."""
+    env = rig.ansible_env()
+    env.update(ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_STDOUT_CALLBACK="rig_results",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    proc = subprocess.run([ansible_bin("ansible"), "all", *args], env=env, cwd=rig.root,
                           capture_output=True, text=True, timeout=timeout)
-    found: dict[str, dict[str, str]] = {}
+    found = {}
     for line in proc.stdout.splitlines():
-        m = LINE.match(line)
-        if m and m["host"] in rig.hosts:
-            found[m["host"]] = {"status": m["status"].rstrip("!"), "rc": m["rc"] or "", "line": line}
+        if line.startswith("{"):
+            answer = json.loads(line)
+            found[answer["host"]] = answer
     assert set(found) == set(rig.hosts), f"not every host answered:\n{proc.stdout}\n{proc.stderr}"
     return found
 
 
-def _stdout(answer: dict[str, str]) -> str:
-    """What a `raw` task printed: one-line mode writes the pty's CR LF as backslash-r backslash-n
-    and appends " (stderr) ..."."""
-    line = answer["line"]
-    if " | (stdout) " not in line:
-        return ""
-    text = line.split(" | (stdout) ", 1)[1].split(" (stderr) ", 1)[0]
-    return text.replace("\\r", "").replace("\\n", "\n")
+def _stdout(answer: dict) -> str:
+    """What a `raw` task printed (through a pty: CR LF line ends)."""
+    return answer["result"].get("stdout", "").replace("\r\n", "\n")
 
 
 def _by_status(rig: Rig, status: str) -> list[str]:
@@ -48,14 +47,15 @@ def _by_status(rig: Rig, status: str) -> list[str]:
 def test_ping_reaches_every_vm_but_the_two_broken_ones(rig):
     result = _ansible(rig, "-m", "ping")
     for name in _by_status(rig, "diagnosed"):
-        assert result[name]["status"] == "SUCCESS" and '"pong"' in result[name]["line"], result[name]
+        assert result[name]["status"] == "ok" and result[name]["result"]["ping"] == "pong", result[name]
     for name in _by_status(rig, "unreachable"):
-        assert result[name]["status"] == "UNREACHABLE", result[name]
-        assert "Connection refused" in result[name]["line"]
+        assert result[name]["status"] == "unreachable", result[name]
+        assert "Connection refused" in result[name]["result"]["msg"]
     for name in _by_status(rig, "no_python"):
         # SSH worked; the interpreter did not start (exec of the masked file fails)
-        assert result[name]["status"] == "FAILED", result[name]
-        assert rig.vm_python in result[name]["line"] and "Permission denied" in result[name]["line"]
+        assert result[name]["status"] == "failed", result[name]
+        assert result[name]["result"]["rc"] == 126
+        assert f"{rig.vm_python}: Permission denied" in result[name]["result"]["module_stderr"]
 
 
 def test_each_vm_has_its_own_hostname_dmi_and_var_tmp(rig):
@@ -64,9 +64,9 @@ def test_each_vm_has_its_own_hostname_dmi_and_var_tmp(rig):
     second = _ansible(rig, "-m", "raw", "-a", "ls -A /var/tmp; cat /var/tmp/rig-mark; findmnt -n -o FSTYPE /var/tmp")
     for name, host in rig.hosts.items():
         if host.expect_status == "unreachable":
-            assert first[name]["status"] == second[name]["status"] == "UNREACHABLE"
+            assert first[name]["status"] == second[name]["status"] == "unreachable"
             continue
-        assert first[name]["status"] == "CHANGED", first[name]
+        assert first[name]["status"] == second[name]["status"] == "ok", (first[name], second[name])
         words = _stdout(first[name]).split()
         assert words[:2] == [name, host.smbios_uuid], first[name]
         listing = _stdout(second[name]).split()
