@@ -9,7 +9,9 @@ repeat on each of its rows::
     ok, warn, fail, skip, failing_codes, error, path, html,      <- per sidecar
     check_index, check_id, status, code, title, fix, elapsed_ms  <- per check
 
-``run_status`` is the runner's (``ok | findings | failed | timeout | dead_kernel``), derived
+``run_status`` is the runner's (``ok | findings | failed | timeout | dead_kernel``, or one of
+``imds-runbook fleet``'s for a host it could not diagnose: ``unreachable | auth_failed |
+no_python | collect_timeout | collect_failed | identity_mismatch``), derived
 from the verdict when a notebook ran without the runner, or ``unreadable`` for a file that
 looks like a sidecar but cannot be read (bad JSON, wrong shape) - reported, never a crash.
 JSON files that are not sidecars (no ``schema`` field, or another schema) are skipped.
@@ -21,7 +23,7 @@ check id -> status), :func:`top_findings` (code, status, title, count, fix) and
 (``T_imds_<table>``), so the same results always give the same bytes.
 
 Colours: ok green, warn amber, fail red, skip grey (run status: findings amber;
-failed / timeout / dead_kernel / unreadable red).
+failed / timeout / dead_kernel / unreadable and the fleet's undiagnosed statuses red).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from imds_helpers.fleet.fleet_read import COLUMNS, Columns, read_columns
-from imds_helpers.fleet.sidecar import atomic_write_text
+from imds_helpers.fleet.sidecar import FLEET_STATUSES, atomic_write_text
 from imds_helpers.model.textsafe import csv_safe, markdown_safe, terminal_safe
 
 SUMMARY_COLUMNS = ["host", "run_status", "verdict", "ok", "warn", "fail", "skip",
@@ -42,12 +44,13 @@ SUMMARY_COLUMNS = ["host", "run_status", "verdict", "ok", "warn", "fail", "skip"
 # What fits a terminal / a markdown page.
 BRIEF_COLUMNS = ["host", "run_status", "verdict", "ok", "warn", "fail", "skip",
                  "failing_codes", "duration_s", "error"]
-RUN_STATUS_ORDER = ["ok", "findings", "failed", "timeout", "dead_kernel", "unreadable"]
+RUN_STATUS_ORDER = ["ok", "findings", "failed", "timeout", "dead_kernel", *FLEET_STATUSES, "unreadable"]
 
 _CLASS = {
     "ok": "imds-ok", "warn": "imds-warn", "fail": "imds-fail", "skip": "imds-skip",
     "findings": "imds-warn", "failed": "imds-fail", "timeout": "imds-fail",
     "dead_kernel": "imds-fail", "unreadable": "imds-fail",
+    **{status: "imds-fail" for status in FLEET_STATUSES},
 }
 _CSS = """\
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1b1b1b; }
@@ -102,9 +105,11 @@ def brief_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_counts(df: pd.DataFrame) -> dict[str, int]:
-    """Number of sidecars per run status (every status listed, zeros included)."""
+    """Number of sidecars per run status (every status of a run listed, zeros included; the
+    fleet's statuses for hosts that could not be diagnosed only when some host has one)."""
     counts = df.drop_duplicates("path")["run_status"].value_counts()
-    return {s: int(counts.get(s, 0)) for s in RUN_STATUS_ORDER}
+    return {s: int(counts.get(s, 0)) for s in RUN_STATUS_ORDER
+            if s not in FLEET_STATUSES or counts.get(s, 0)}
 
 
 def status_matrix(df: pd.DataFrame) -> pd.DataFrame:

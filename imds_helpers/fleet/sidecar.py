@@ -18,7 +18,8 @@ A sidecar is one JSON object, ``Report.to_dict()`` plus host metadata::
                   "elapsed_ms", "evidence", "commands": {"curl", "powershell"},
                   "attempts": [...]}, ...],   # ... to here
       "run": {                                # optional; added by the runner
-        "status": "ok|findings|failed|timeout|dead_kernel",
+        "status": "ok|findings|failed|timeout|dead_kernel"
+                  | a fleet host that could not be diagnosed (FLEET_STATUSES),
         "error": null | "one line",
         "duration_s": 4.1,                    # wall time of the whole host run
         "notebook_path": "/abs/web-01/web-01.ipynb" | null,
@@ -53,7 +54,11 @@ from imds_helpers.model.redact import PLACEHOLDER, redact_value
 
 SIDECAR_SCHEMA = "imds-runbook/result@1"
 
-RUN_STATUSES = ("ok", "findings", "failed", "timeout", "dead_kernel")
+# What imds-runbook fleet adds: hosts that could not be diagnosed, each for a named reason
+# (imds_helpers.fleet.fleet_hosts says which is which); their sidecars hold no checks.
+FLEET_STATUSES = ("unreachable", "auth_failed", "no_python", "collect_timeout", "collect_failed",
+                  "identity_mismatch")
+RUN_STATUSES = ("ok", "findings", "failed", "timeout", "dead_kernel") + FLEET_STATUSES
 VERDICTS = tuple(s.value for s in Status)
 
 # Parameter names whose values are secrets whatever they look like.

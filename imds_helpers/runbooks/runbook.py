@@ -207,7 +207,9 @@ def another_machine(params: Mapping[str, Any], host: str, kind: str) -> str | No
 def read_evidence(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """The bundle ``values["evidence_path"]`` names (validated parameters), checked against
     this runbook: read safely (:func:`imds_helpers.cli.evidence.read_bundle`), its host name is
-    a safe one and agrees with ``host_name`` (a report never carries another machine's name),
+    a safe one and agrees with ``host_name`` (a report never carries another machine's name -
+    unless ``imds-runbook fleet`` vouched, beside the bundle, that ``host_name`` is the inventory
+    name of the machine it collected it from: :func:`imds_helpers.fleet.fleet_hosts.inventory_alias`),
     and it holds evidence of this runbook's target. One-line UsageError otherwise."""
     from imds_helpers.cli.evidence import read_bundle
 
@@ -222,7 +224,7 @@ def read_evidence(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
     except UsageError as err:
         raise UsageError(f"{path}: the bundle's {err}", argument="evidence_path") from None
     given = values.get("host_name") or ""
-    if given and not same_host(given, hostname):
+    if given and not same_host(given, hostname) and not _vouched(path, given, bundle):
         raise UsageError(f"is {given!r}, but {path} was collected on {hostname!r}; a report never carries "
                          f"another machine's name (leave host_name empty or set it to {hostname!r})",
                          argument="host_name")
@@ -240,6 +242,12 @@ def read_evidence(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
                          f"{validate.shown(collected)}), but this is the {kind} runbook{hint}",
                          argument="evidence_path")
     return bundle
+
+
+def _vouched(path: Path, host_name: str, bundle: Mapping[str, Any]) -> bool:
+    from imds_helpers.fleet.fleet_hosts import inventory_alias   # only for a name that differs
+
+    return inventory_alias(path, host_name, bundle)
 
 
 def _check_size(name: str, value: Any) -> None:
@@ -307,6 +315,9 @@ class Runbook:
 
         if self.evidence is not None:   # no request, no command, no emulator: the bundle answers
             self.host = self.evidence["host"]["hostname"]
+            # An inventory name the fleet vouched for (read_evidence accepted it): the report's name.
+            if self.params["host_name"] and not same_host(self.params["host_name"], self.host):
+                self.host = self.params["host_name"]
             self.session = Session(evidence=self.evidence)
             self.options: CheckOptions = self.session.opts
             return
@@ -345,7 +356,8 @@ class Runbook:
         if self.evidence is None:
             return ""
         ident = self.evidence["host"]
-        parts = [f"host {self.host}"] + [f"{label} {_bounded(ident.get(key))}" for key, label in
+        collected_on = f" (inventory name; collected on {ident['hostname']})" if self.host != ident["hostname"] else ""
+        parts = [f"host {self.host}{collected_on}"] + [f"{label} {_bounded(ident.get(key))}" for key, label in
                                          (("vmId", "vmId"), ("resourceId", "resource"), ("os", "os"))
                                          if ident.get(key)]
         return (" · ".join(parts) + f" · rendered from the evidence in {_bounded(self.params['evidence_path'])}"

@@ -1,0 +1,126 @@
+"""A host that cannot be diagnosed is a named status with its reason: judged on the records the
+real playbook produced (fixtures/records.json: real SSH to a real sshd, real Pythons missing,
+old and masked, a real probe failing, hanging and printing garbage)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from imds_helpers.fleet import fleet_hosts as fh
+from imds_helpers.fleet.sidecar import FLEET_STATUSES, RUN_STATUSES
+
+CASES = [
+    # case, status, fragments the reason must hold
+    ("ssh-healthy", "collected", []),
+    ("local-healthy", "collected", []),
+    ("ssh-refused", "unreachable", ["connect to host 127.0.0.1 port 9", "Connection refused"]),
+    ("ssh-timeout", "unreachable", ["127.0.0.2 port 2222", "timed out"]),
+    ("ssh-auth-failed", "auth_failed", ["SSH authentication failed", "Permission denied (publickey)"]),
+    ("ssh-host-key", "auth_failed", ["host key does not match known_hosts", "SHA256:"]),
+    ("python-missing", "no_python", ["no usable Python >= 3.10", "found: none", "/nonexistent/python3"]),
+    ("python-old", "no_python", ["no usable Python >= 3.10", "python-old 3.6.8"]),
+    ("python-masked", "no_python", ["python-masked, which does not run", "this interpreter has been masked"]),
+    ("probe-timeout", "collect_timeout", ["longer than 2 s", "imds_collect_timeout"]),
+    ("probe-bad-usage", "collect_failed", ["exited with code 2", "--client-id: not a GUID"]),
+    ("probe-not-json", "collect_failed", ["not a JSON document", "16 bytes"]),
+]
+
+
+@pytest.mark.parametrize("case, status, fragments", CASES, ids=[c[0] for c in CASES])
+def test_each_captured_case_gets_its_status_and_reason(records, case, status, fragments):
+    got, reason = fh.classify(records[case])
+    assert got == status, (case, reason)
+    for fragment in fragments:
+        assert fragment in reason, (case, reason)
+    assert "\n" not in reason and len(reason) <= fh.MAX_REASON
+    if status != fh.COLLECTED:
+        assert status in FLEET_STATUSES and status in RUN_STATUSES
+
+
+def test_the_captured_cases_cover_every_fleet_status_but_identity(records):
+    # identity_mismatch is decided from bundles (test_identity.py), not from a record
+    seen = {fh.classify(record)[0] for record in records.values()}
+    assert seen == {fh.COLLECTED} | (set(FLEET_STATUSES) - {"identity_mismatch"})
+
+
+def test_a_masked_interpreter_is_not_mistaken_for_a_probe_failure(records):
+    # the reference's trap: a masked Python exits non-zero like a probe that found findings would
+    record = records["python-masked"]
+    assert record["python"]["state"] == "found" and not record["python"]["usable"]
+    assert record["collect"]["ran"] is False     # the probe never ran on it
+    assert fh.classify(record)[0] == "no_python"
+
+
+def test_the_probe_output_is_judged_on_the_controller_not_on_its_exit_code(records):
+    record = records["probe-not-json"]
+    assert record["collect"]["rc"] == 0 and record["collect"]["json"] is False and not record["written"]
+    assert fh.classify(record)[0] == "collect_failed"
+
+
+@pytest.mark.parametrize("msg, status, fragment", [
+    # Ansible's own words (plugins/connection/ssh.py) for become failures
+    ("Task failed: Missing sudo password", "auth_failed", "privilege escalation (become) failed: Missing sudo password"),
+    ("Incorrect sudo password", "auth_failed", "privilege escalation"),
+    ("Timeout (12s) waiting for privilege escalation prompt: ", "auth_failed", "privilege escalation"),
+    ("non-zero return code sudo: a password is required", "auth_failed", "sudo: a password is required"),
+    # OpenSSH's
+    ("Failed to connect to the host via ssh: Warning: Permanently added '10.0.0.4' (ED25519) to the list of known "
+     "hosts.\r\nadmin@10.0.0.4: Permission denied (publickey,password).", "auth_failed",
+     "admin@10.0.0.4: Permission denied (publickey,password)."),
+    ("Failed to connect to the host via ssh: No ED25519 host key is known for 10.0.0.9 and you have requested strict "
+     "checking.\r\nHost key verification failed.", "auth_failed", "host key verification failed"),
+    ("Failed to connect to the host via ssh: ssh: Could not resolve hostname web-99: Name or service not known",
+     "unreachable", "Could not resolve hostname web-99"),
+    ("Failed to connect to the host via ssh: Connection timed out during banner exchange", "unreachable",
+     "banner exchange"),
+    ("", "unreachable", "no message"),
+])
+def test_connection_messages(msg, status, fragment):
+    got, reason = fh.classify_connection(msg)
+    assert (got, fragment in reason) == (status, True), reason
+
+
+def test_a_failed_become_on_the_python_check_is_an_authentication_failure(records):
+    record = json.loads(json.dumps(records["local-healthy"]))
+    record["reach"] = {"unreachable": False, "failed": True, "msg": "non-zero return code sudo: a password is required"}
+    record["python"] = {"state": "", "path": "", "version": "", "usable": False, "asked": "python3"}
+    assert fh.classify(record) == ("auth_failed", "privilege escalation (become) failed: sudo: a password is required")
+
+
+def test_no_record_is_still_a_result():
+    assert fh.classify(None)[0] == "collect_failed"
+    assert "without a result" in fh.classify({})[1]
+    status, reason = fh.classify(None, "Task failed: Failed to connect to the host via ssh: u@h: Permission denied (publickey).")
+    assert status == "auth_failed" and "Permission denied" in reason
+    status, reason = fh.classify(None, "Task failed: module crashed")
+    assert status == "collect_failed" and reason == "Ansible stopped on this host: module crashed"
+
+
+def test_an_inventory_name_no_folder_can_carry(records):
+    record = dict(records["local-healthy"], host="../etc", name_ok=False)
+    status, reason = fh.classify(record)
+    assert status == "collect_failed" and "'../etc' cannot name a folder" in reason and "ansible_host" in reason
+
+
+def test_hostile_text_from_a_host_stays_one_bounded_line_without_secrets(records):
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQifQ.c2lnbmF0dXJl"
+    record = json.loads(json.dumps(records["probe-bad-usage"]))
+    record["collect"]["stderr"] = f"first\n\x1b[2J\x1b]0;owned\x07 Bearer {jwt} {'x' * 2000}\n"
+    status, reason = fh.classify(record)
+    assert status == "collect_failed"
+    assert "\x1b" not in reason and "\x07" not in reason and "\n" not in reason
+    assert jwt not in reason and "eyJ" not in reason and len(reason) <= fh.MAX_REASON
+
+
+def test_the_reserved_names_are_the_playbooks():
+    from imds_helpers.fleet.ansible_run import PLAYBOOK, PLAYBOOK_DIR
+
+    tasks = (PLAYBOOK_DIR / "roles" / "imds_collect" / "tasks" / "main.yml").read_text()
+    assert f"not in {list(fh.RESERVED_NAMES)}" in tasks.replace('"', "'")
+    mkdir = PLAYBOOK.read_text()
+    assert "(evidence|summary[.](csv|html|md|ipynb))" in mkdir
+    assert {"evidence", "summary.csv", "summary.html", "summary.md", "summary.ipynb"} == set(fh.RESERVED_NAMES)
+    assert not fh.folder_name_ok("Evidence") and not fh.folder_name_ok("SUMMARY.csv")
+    assert fh.folder_name_ok("web-01.contoso.com") and not fh.folder_name_ok("2001:db8::5")
