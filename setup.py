@@ -1,6 +1,8 @@
 """Only one thing pyproject.toml cannot say: the wheel carries the runbooks and parameter
 examples from the repository's notebooks/ and parameters/ as package data (imds_helpers/_data),
-so `run`, `demo` and `lab` work from an installed package (imds_helpers/runbooks/resources.py)."""
+so `run`, `demo` and `lab` work from an installed package (imds_helpers/runbooks/resources.py),
+and the probe's builder (tools/build_probe.py), so `fleet` builds the probe it copies to each
+host from an installed package too (imds_helpers/fleet/fleet_run.py)."""
 
 from pathlib import Path
 
@@ -8,7 +10,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-DATA = ("notebooks/*.ipynb", "parameters/*.yaml", "parameters/*/*.yaml")
+DATA = ("notebooks/*.ipynb", "parameters/*.yaml", "parameters/*/*.yaml", "tools/build_probe.py")
 
 
 class BuildPyWithRunbooks(build_py):

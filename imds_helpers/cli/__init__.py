@@ -27,6 +27,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "notebooks": {"papermill": "papermill", "nbconvert": "nbconvert", "ipykernel": "ipykernel",
                   "pandas": "pandas", "matplotlib": "matplotlib", "pyyaml": "yaml"},
     "lab": {"jupyterlab": "jupyterlab"},
+    "fleet": {"ansible-core": "ansible"},
 }
 
 # name -> (module, one-line help, extras it needs). Adding a command is adding a row.
@@ -44,6 +45,8 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             ("notebooks",)),
     "report": ("imds_helpers.cli.report", "tabulate a folder of runbook results (table, CSV, HTML, markdown)",
                ("notebooks",)),
+    "fleet": ("imds_helpers.cli.fleet", "collect from every host of an Ansible inventory, render a runbook per host",
+              ("notebooks", "fleet")),
 }
 
 

@@ -37,7 +37,7 @@ def wheel(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(ROOT / name, source / name)
-    for folder in ("imds_helpers", "notebooks", "parameters"):
+    for folder in ("imds_helpers", "notebooks", "parameters", "tools"):
         shutil.copytree(ROOT / folder, source / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "results", "sample-results"))
     out = tmp_path_factory.mktemp("wheel")
@@ -74,7 +74,7 @@ def test_wheel_requires_nothing_unconditionally(wheel):
         metadata = next(archive.read(n).decode() for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
     requires = re.findall(r"^Requires-Dist: (.*)$", metadata, re.M)
     assert requires and all(re.search(r";\s*extra == \"\w+\"$", r) for r in requires), requires
-    assert set(re.findall(r"^Provides-Extra: (.*)$", metadata, re.M)) == {"notebooks", "lab", "test"}
+    assert set(re.findall(r"^Provides-Extra: (.*)$", metadata, re.M)) == {"notebooks", "lab", "fleet", "test"}
 
 
 def test_the_venv_really_has_nothing_else(core):
@@ -134,7 +134,14 @@ def test_the_wheel_carries_the_runbooks_and_parameter_examples(wheel, core):
         {f"imds_helpers/_data/{p.relative_to(ROOT)}" for p in (ROOT / "parameters").rglob("*.yaml")}
     assert len(expected) > 40 and expected <= names, sorted(expected - names)[:5]
     assert "imds_helpers/model/evidence.schema.json" in names
-    assert not any("sample-results" in n or n.endswith(".py") and "/_data/" in n for n in names)
+    assert not any("sample-results" in n or n.endswith(".py") and "/_data/" in n
+                   and n != "imds_helpers/_data/tools/build_probe.py" for n in names)
+    # fleet: the playbook with its role, callback and example inventory, and the probe's builder
+    assert {"imds_helpers/fleet/ansible/collect.yml", "imds_helpers/fleet/ansible/inventory.example.yml",
+            "imds_helpers/fleet/ansible/roles/imds_collect/tasks/main.yml",
+            "imds_helpers/fleet/ansible/roles/imds_collect/defaults/main.yml",
+            "imds_helpers/fleet/ansible/callback_plugins/imds_fleet_events.py",
+            "imds_helpers/_data/tools/build_probe.py"} <= names
     proc = subprocess.run([str(core / "python"), "-c", "from imds_helpers.runbooks.resources import data_dir; "
                            "print(data_dir('notebooks')); print(data_dir('parameters'))"],
                           capture_output=True, text=True, timeout=60, cwd="/")

@@ -47,7 +47,8 @@ def test_core_has_no_dependencies_and_cli_knows_every_runtime_extra():
     assert set(extras) == set(EXTRAS) | {"test"}
     assert {name: {_name(r) for r in extras[name]} for name in EXTRAS} == {n: set(d) for n, d in EXTRAS.items()}
     assert {name: row[2] for name, row in COMMANDS.items() if row[2]} == {
-        "demo": ("notebooks",), "lab": ("notebooks", "lab"), "run": ("notebooks",), "report": ("notebooks",)}
+        "demo": ("notebooks",), "lab": ("notebooks", "lab"), "run": ("notebooks",), "report": ("notebooks",),
+        "fleet": ("notebooks", "fleet")}
 
 
 def test_missing_extras_line():

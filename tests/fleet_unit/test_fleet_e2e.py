@@ -1,0 +1,95 @@
+"""``imds-runbook fleet`` end to end with the real playbook and ansible-playbook, over Ansible's
+local connection: five inventory hosts on this machine, each pointed at its own emulator (or at
+its own fault), in the private namespace of tests/isolated.sh. The SSH fleet of namespace VMs
+is tests/fleet/'s; this run proves the command, the playbook and the outputs on their own."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imds_helpers.emulator import Emulator
+
+from .conftest import ANSIBLE_PLAYBOOK, NO_ANSIBLE, in_netns
+
+pytestmark = [
+    pytest.mark.netns, pytest.mark.timeout(240),
+    pytest.mark.skipif(not in_netns(), reason="needs the private namespace of tests/isolated.sh"),
+    pytest.mark.skipif(ANSIBLE_PLAYBOOK is None, reason=NO_ANSIBLE),
+]
+
+
+def test_fleet_over_the_local_connection(tmp_path):
+    canary = f"CANARY{uuid.uuid4().hex}"
+    with Emulator(mode="vm", scenario="vm-healthy", canary=canary) as healthy, \
+            Emulator(mode="vm", scenario="vm-no-identity", canary=canary) as no_identity, \
+            Emulator(mode="vm", scenario="vm-healthy", canary=canary) as impostor:
+        inventory = tmp_path / "inventory.yml"
+        inventory.write_text(yaml.safe_dump({"all": {
+            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "imds_target": "vm",
+                     "imds_timeout": 3},
+            "hosts": {
+                "vm-ok": {"imds_endpoint": healthy.base_url, "imds_expect_vm_id": healthy.machine.vm_id.upper()},
+                "vm-noid": {"imds_endpoint": no_identity.base_url},
+                "vm-nopy": {"imds_python": "/nonexistent/python3"},
+                "vm-down": {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9},
+                # the inventory says this is the healthy VM; another one answers
+                "vm-wrong": {"imds_endpoint": impostor.base_url, "imds_expect_vm_id": healthy.machine.vm_id},
+            }}}))
+        out = tmp_path / "out"
+        for host in ("vm-ok", "vm-noid", "vm-nopy", "vm-down", "vm-wrong"):
+            (out / host).mkdir(parents=True)     # so only the evidence files count as changes
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "imds_helpers", "fleet", "-i", str(inventory), "--out", str(out),
+                               "--forks", "5"], capture_output=True, text=True, timeout=200)
+        elapsed = time.monotonic() - t0
+    assert proc.returncode == 1, proc.stderr[-3000:]
+
+    with open(out / "summary.csv", newline="") as handle:
+        rows = {row["host"]: row for row in csv.DictReader(handle)}
+    assert {h: r["run_status"] for h, r in rows.items()} == {
+        "vm-ok": "ok", "vm-noid": "findings", "vm-nopy": "no_python", "vm-down": "unreachable",
+        "vm-wrong": "identity_mismatch"}
+    assert rows["vm-noid"]["failing_codes"] == "IMDS-TOKEN-001"
+    assert "/nonexistent/python3" in rows["vm-nopy"]["error"]
+    assert "port 9: Connection refused" in rows["vm-down"]["error"]
+    assert healthy.machine.vm_id in rows["vm-wrong"]["error"] and impostor.machine.vm_id in rows["vm-wrong"]["error"]
+
+    # each report is its own host's: its evidence came from its own emulator (a mix-up fails here)
+    for host, emulator in (("vm-ok", healthy), ("vm-noid", no_identity)):
+        sidecar = json.loads((out / host / f"{host}.json").read_text())
+        assert sidecar["host"] == host and sidecar["evidence"]["vmId"] == emulator.machine.vm_id
+        assert json.loads((out / host / "evidence.json").read_text())["host"]["vmId"] == emulator.machine.vm_id
+        assert (out / host / f"{host}.html").is_file() and (out / host / f"{host}.ipynb").is_file()
+    assert "IMDS-TOKEN-001" in (out / "vm-noid" / "vm-noid.html").read_text()
+    assert "IMDS-TOKEN-001" not in (out / "vm-ok" / "vm-ok.html").read_text()
+    assert not (out / "vm-wrong" / "vm-wrong.html").exists() and (out / "vm-wrong" / "evidence.json").is_file()
+    for name in ("summary.html", "summary.md", "summary.ipynb"):
+        assert (out / name).is_file(), name
+    executed = json.loads((out / "summary.ipynb").read_text())
+    assert any("vm-nopy" in json.dumps(cell.get("outputs", [])) for cell in executed["cells"])
+
+    # progress per host, as results arrived, and the summary table
+    assert "collecting from 5 hosts" in proc.stderr
+    for host, status in (("vm-down", "unreachable"), ("vm-nopy", "no_python"), ("vm-ok", "collected")):
+        assert re.search(rf"\[\d/5\] collect {host}: {status}", proc.stderr), proc.stderr
+    assert re.search(r"\[\d/2\] report vm-noid: findings", proc.stderr)
+    assert "5 host results: 1 ok, 1 findings, 1 unreachable, 1 no_python, 1 identity_mismatch" in proc.stdout
+
+    # nothing on the hosts changes: the only changes are the three evidence files written here
+    recap = dict(re.findall(r"^(vm-\w+)\s+: ok=\d+\s+changed=(\d+)", (out / "_ansible" / "ansible.log").read_text(), re.M))
+    assert recap == {"vm-ok": "1", "vm-noid": "1", "vm-wrong": "1", "vm-nopy": "0", "vm-down": "0"}
+
+    # no secret anywhere: not in a file of the results (Ansible's log included), not on the terminal
+    leaks = [str(p) for p in out.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
+    assert leaks == [] and canary not in proc.stdout + proc.stderr
+    print(f"fleet of 5 local hosts: {elapsed:.1f} s")
