@@ -1,14 +1,18 @@
 """A fleet of namespace "VMs" reachable over real SSH, for the fleet tests and `make fleet-demo`.
 
 Each VM is a network namespace with ``eth0`` on a bridge in the caller's namespace (which must be
-the private one tests/isolated.sh makes: the addresses exist nowhere else), ``169.254.169.254/32``
-on its own ``lo`` served by its own emulator, and an ``sshd``. The VM's processes also run in
-their own UTS, mount and PID namespace: each VM has its own hostname and a private ``/var/tmp``,
-and killing the VM's first process kills everything in it. One fault per VM (the table ``KINDS``).
+the private one tests/isolated.sh makes: the addresses exist nowhere else) and an ``sshd``. An
+Azure VM reaches 169.254.169.254 on-link through eth0: its own emulator, in a platform namespace
+of its own on the same bridge (a permanent neighbour entry names its MAC), as an Azure VM reaches
+IMDS through its primary NIC. The Arc VM runs HIMDS on its own localhost:40342. The VM's
+processes also run in their own UTS, mount and PID namespace: each VM has its own hostname, a
+private ``/var/tmp``, its own DMI (Azure's asset tag, an SMBIOS UUID matching its vmId), no
+container marker, and killing its first process kills everything in it. One fault per VM (the
+table ``KINDS``).
 
     with fleet(tmp_path, vms=["vm-healthy", "vm-drop"]) as rig:
         subprocess.run(["ansible-playbook", "-i", str(rig.inventory), ...], env=rig.ansible_env())
-        rig.hosts["vm-drop"].expect_code      # what a report for that host must name
+        rig.hosts["vm-drop"].expect_codes     # what a report for that host must name
 
 Standard library only: tools/fleet_rig.py loads this file by path. Needs real root (``ip netns``,
 mounts, sshd's privilege separation); :func:`unavailable` names what is missing, so a test can skip
@@ -512,6 +516,33 @@ class Rig:
         ]
         return lines
 
+    @staticmethod
+    def _root_lines(vmdir: Path) -> list[str]:
+        """sh lines: where the rig itself runs in a Docker container, the VM gets a root of its
+        own without /.dockerenv (every top-level directory bound as it is, then pivot_root), so
+        a VM looks like the VM it plays, not like the container it shares with the controller."""
+        root = shlex.quote(str(vmdir / "root"))
+        return [
+            "if [ -e /.dockerenv ]; then",
+            f"  mkdir -p {root}",
+            f"  mount -t tmpfs -o mode=0755,size=1m imds-fleet-root {root}",
+            "  for p in /* /.[!.]*; do",
+            "    n=${p#/}",
+            "    case $n in .dockerenv|'*'|'.[!.]*') continue;; esac",
+            f"    if [ -L \"$p\" ]; then ln -s \"$(readlink \"$p\")\" {root}/\"$n\"",
+            f"    elif [ -d \"$p\" ]; then mkdir {root}/\"$n\"; mount --rbind \"$p\" {root}/\"$n\"",
+            f"    elif [ -e \"$p\" ]; then : > {root}/\"$n\"; mount --bind \"$p\" {root}/\"$n\"",
+            "    fi",
+            "  done",
+            f"  mkdir {root}/.oldroot",
+            f"  cd {root}",
+            "  pivot_root . .oldroot",
+            "  cd /",
+            "  umount -l /.oldroot",
+            "  rmdir /.oldroot",
+            "fi",
+        ]
+
     def _vm_init(self, vm: VM) -> Path:
         """The VM's first process (PID 1 of its PID namespace), in its own UTS and mount namespace."""
         kind = KINDS[vm.kind]
@@ -521,6 +552,7 @@ class Rig:
             "#!/bin/sh",
             "set -eu",
             f"hostname {q(vm.name)}",
+            *self._root_lines(vmdir),
             "mount -t tmpfs -o mode=1777,size=256m imds-fleet-vartmp /var/tmp",
         ]
         if kind.mode == "arc":

@@ -61,7 +61,8 @@ def test_ping_reaches_every_vm_but_the_two_broken_ones(rig):
 def test_each_vm_has_its_own_hostname_dmi_and_var_tmp(rig):
     # raw needs no Python on the target: the masked VM answers too
     first = _ansible(rig, "-m", "raw", "-a", "hostname > /var/tmp/rig-mark; hostname; cat /sys/class/dmi/id/product_uuid")
-    second = _ansible(rig, "-m", "raw", "-a", "ls -A /var/tmp; cat /var/tmp/rig-mark; findmnt -n -o FSTYPE /var/tmp")
+    second = _ansible(rig, "-m", "raw", "-a", "ls -A /var/tmp; cat /var/tmp/rig-mark; findmnt -n -o FSTYPE /var/tmp;"
+                                           " if [ -e /.dockerenv ]; then echo container-marker; fi")
     for name, host in rig.hosts.items():
         if host.expect_status == "unreachable":
             assert first[name]["status"] == second[name]["status"] == "unreachable"
@@ -70,7 +71,7 @@ def test_each_vm_has_its_own_hostname_dmi_and_var_tmp(rig):
         words = _stdout(first[name]).split()
         assert words[:2] == [name, host.smbios_uuid], first[name]
         listing = _stdout(second[name]).split()
-        assert listing == ["rig-mark", name, "tmpfs"], second[name]       # nobody else's files
+        assert listing == ["rig-mark", name, "tmpfs"], second[name]       # nobody else's files, no /.dockerenv
     assert len({h.smbios_uuid for h in rig.hosts.values()}) == len(rig.hosts)
     assert not Path("/var/tmp/rig-mark").exists()
 
