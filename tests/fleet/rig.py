@@ -174,7 +174,8 @@ def unavailable(vms: Iterable["str | VM"] = DEFAULT_VMS, *, ansible: bool = Fals
         return "needs the private network namespace of tests/isolated.sh (IMDS_RUNBOOK_NETNS=1)"
     if not _full_root():
         return "needs real root (ip netns, mounts, sshd privilege separation); not root or in a user namespace"
-    for tool in ("ip", "unshare", "ssh", "ssh-keygen", "mount"):
+    tools = ["ip", "unshare", "ssh", "ssh-keygen", "mount", "sed"] + (["pivot_root"] if os.path.exists("/.dockerenv") else [])
+    for tool in tools:
         if not shutil.which(tool):
             return f"needs the {tool!r} command"
     if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:

@@ -208,3 +208,13 @@ def _processes_under(marks: list[str]) -> list[int]:
 def test_unavailable_names_the_missing_capability(monkeypatch):
     monkeypatch.setenv("IMDS_RUNBOOK_NETNS", "0")
     assert "tests/isolated.sh" in unavailable()
+
+
+@pytest.mark.parametrize("missing, says", [("sshd_binary", "sshd"), ("ansible_bin", "ansible-playbook")])
+def test_a_missing_tool_is_named(monkeypatch, missing, says):
+    from . import rig as rig_module
+    reason = rig_module.unavailable(ansible=True)
+    if reason:
+        pytest.skip(f"fleet rig: {reason}")
+    monkeypatch.setattr(rig_module, missing, lambda *a: None)
+    assert says in rig_module.unavailable(ansible=True)
