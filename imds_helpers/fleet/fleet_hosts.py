@@ -170,10 +170,50 @@ def _found_python(python: Mapping[str, Any]) -> str:
     return "nothing: the check gave no answer"
 
 
+# The record's typed fields. ansible-core 2.19 keeps a template's type inside set_fact's nested
+# values; 2.17 and 2.18 give numbers (and sometimes booleans) as text: read both the same way.
+_FLAGS = (("name_ok",), ("written",), ("reach", "unreachable"), ("reach", "failed"), ("python", "usable"),
+          ("collect", "ran"), ("collect", "timed_out"), ("collect", "json"), ("collect", "too_large"))
+_INTS = (("collect", "rc"), ("collect", "bytes"), ("collect", "limit_s"))
+_INT_TEXT = re.compile(r"^-?\d{1,12}$")
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1")
+    return bool(value) if isinstance(value, (bool, int, float)) else False
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INT_TEXT.match(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def normalize_record(record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A playbook record with its flags as booleans and its numbers as integers (None where a
+    number is missing or not one), whichever ansible-core wrote it; {} for no record."""
+    if not isinstance(record, Mapping):
+        return {}
+    out: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in record.items()}
+    for path in _FLAGS + _INTS:
+        holder = out if len(path) == 1 else out.get(path[0])
+        if isinstance(holder, dict) and path[-1] in holder:
+            holder[path[-1]] = _flag(holder[path[-1]]) if path in _FLAGS else _int(holder[path[-1]])
+    return out
+
+
 def classify(record: Mapping[str, Any] | None, failure: str = "") -> tuple[str, str]:
     """The status and reason of one host from its playbook record (None: Ansible ended without
     one; ``failure`` is the message of the task that stopped the host, if any)."""
-    if not isinstance(record, Mapping) or not record:
+    record = normalize_record(record)
+    if not record:
         if failure:
             status, reason = classify_connection(failure)
             if status == "auth_failed":
@@ -373,5 +413,5 @@ def bundle_identity(bundle: Mapping[str, Any]) -> dict[str, Any]:
 __all__ = [
     "COLLECTED", "EVIDENCE_FILE", "IdentityCheck", "Outcome", "RECORD_FILE", "RECORD_SCHEMA", "RESERVED_NAMES", "bundle_identity",
     "classify", "classify_connection", "expectations", "identity_check", "identity_notes", "identity_problem",
-    "folder_name_ok", "inventory_alias", "one_line", "read_record", "same_machines", "write_record",
+    "folder_name_ok", "normalize_record", "inventory_alias", "one_line", "read_record", "same_machines", "write_record",
 ]

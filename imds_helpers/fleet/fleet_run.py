@@ -292,7 +292,8 @@ class _Collecting:
         if self.progress is None:
             return
         status, reason = fh.classify(record)
-        detail = reason or f"{record.get('collect', {}).get('bytes', 0) // 1024} KB of evidence"
+        size = fh.normalize_record(record).get("collect", {}).get("bytes") or 0
+        detail = reason or f"{size // 1024} KB of evidence"
         self.progress(FleetProgress("collect", host, status, detail, self.done, max(self.total, self.done), seconds))
 
 
@@ -304,7 +305,7 @@ def _outcomes(ansible: PlaybookRun, out: Path) -> list[fh.Outcome]:
     bundles: dict[str, dict[str, Any]] = {}
     lowered: dict[str, str] = {}
     for host in ansible.hosts:
-        record = ansible.records.get(host)
+        record = fh.normalize_record(ansible.records.get(host))
         status, reason = fh.classify(record, ansible.failures.get(host, ""))
         evidence = None
         if status == fh.COLLECTED:

@@ -1,6 +1,7 @@
 """Capture the playbook's real per-host records for the classification tests.
 
     tests/isolated.sh .venv/bin/python tests/fleet_unit/capture_records.py   # as root
+        [--ansible-playbook PATH] [--out FILE]    # another ansible-core (e.g. 2.17), elsewhere
 
 Runs imds_helpers/fleet/ansible/collect.yml with ansible-playbook against one inventory of cases
 and writes each host's record (what the callback passes on) to fixtures/records.json:
@@ -51,17 +52,23 @@ def sh(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ansible-playbook", default=str(Path(sys.executable).parent / "ansible-playbook"))
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
     if os.environ.get("IMDS_RUNBOOK_NETNS") != "1" or os.geteuid() != 0:
         print("run as root inside tests/isolated.sh", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="capture-"))
     try:
-        return capture(work)
+        return capture(work, args.ansible_playbook, args.out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def capture(work: Path) -> int:
+def capture(work: Path, ansible_playbook: str, target: Path) -> int:
     sh("mount", "-t", "tmpfs", "capture-run", "/run")      # private: this mount namespace only
     Path("/run/sshd").mkdir(mode=0o755)
     sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "hostkey"))
@@ -128,7 +135,7 @@ def capture(work: Path) -> int:
     env = {**os.environ, EVENTS_ENV: str(events), "ANSIBLE_TIMEOUT": "3", "ANSIBLE_HOST_KEY_CHECKING": "True",
            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(work / "cp")}
     t0 = time.monotonic()
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(PLAYBOOK),
+    proc = subprocess.run([ansible_playbook, "-i", str(inventory), str(PLAYBOOK),
                            "-e", f"imds_out_dir={out}", "-e", f"imds_probe={probe}", "--forks", "12"],
                           env=env, capture_output=True, text=True, timeout=300)
     healthy.close()
@@ -140,11 +147,10 @@ def capture(work: Path) -> int:
         print(proc.stdout[-3000:], file=sys.stderr)
         print(f"no record for {missing}", file=sys.stderr)
         return 1
-    import ansible
-
-    OUT.write_text(json.dumps({"ansible_core": ansible.__version__, "records": records}, indent=1, sort_keys=True)
-                   + "\n", encoding="utf-8")
-    print(f"{len(records)} records in {time.monotonic() - t0:.1f} s -> {OUT}")
+    version = subprocess.run([ansible_playbook, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    target.write_text(json.dumps({"ansible_core": version.split("core ")[-1].rstrip("]"), "records": records},
+                                 indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"{len(records)} records in {time.monotonic() - t0:.1f} s -> {target}")
     return 0
 
 

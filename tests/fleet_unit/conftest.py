@@ -15,7 +15,8 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-RECORDS = HERE / "fixtures" / "records.json"
+RECORDS = HERE / "fixtures" / "records.json"          # ansible-core 2.19 (the one pip installs now)
+OLDEST_RECORDS = HERE / "fixtures" / "records-2.17.json"   # the oldest the [fleet] extra allows
 ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which(
     "ansible-playbook")
 NO_ANSIBLE = "ansible-playbook is not installed (pip install 'imds-runbook[fleet]')"
@@ -25,6 +26,12 @@ NO_ANSIBLE = "ansible-playbook is not installed (pip install 'imds-runbook[fleet
 def records() -> dict[str, dict[str, Any]]:
     """The playbook's real records, one per captured case (ssh-healthy, python-old, ...)."""
     return json.loads(RECORDS.read_text(encoding="utf-8"))["records"]
+
+
+@pytest.fixture(scope="session", params=[RECORDS, OLDEST_RECORDS], ids=["ansible-core-2.19", "ansible-core-2.17"])
+def any_records(request) -> dict[str, dict[str, Any]]:
+    """The same cases as written by each ansible-core (2.17 gives numbers as text)."""
+    return json.loads(request.param.read_text(encoding="utf-8"))["records"]
 
 
 def collect_bundle(folder: Path, name: str, endpoint: str, *extra: str) -> Path:
