@@ -188,3 +188,40 @@ def test_no_canary_anywhere(run):
     issued = [name for name, host in run.rig.hosts.items() if host.expect_status == "diagnosed" and any(
         c["code"] in ("IMDS-TOKEN-000", "IMDS-ARC-000") and c["status"] == "ok" for c in run.sidecar(name)["checks"])]
     assert len(issued) >= 3, issued
+
+
+def test_an_inventory_naming_one_vm_twice_or_expecting_another_vm_is_caught(tmp_path):
+    """Identity is checked, not assumed (issue 15 item 3), over SSH: a second inventory name
+    for the healthy VM's address, and vm-noid's entry expecting the healthy VM's vmId (a stale
+    inventory). Each name gets identity_mismatch with the reason, and no report is rendered
+    under a name whose evidence is not that machine's."""
+    if not _fleet_command_available():
+        pytest.skip("imds-runbook fleet not available")
+    skip_unless_fleet(["vm-healthy", "vm-noid"])
+    import yaml
+
+    out = tmp_path / "out"
+    with fleet(tmp_path, vms=["vm-healthy", "vm-noid"]) as small:
+        healthy, noid = small.hosts["vm-healthy"], small.hosts["vm-noid"]
+        inventory = yaml.safe_load(small.inventory.read_text())
+        hosts = inventory["all"]["hosts"]
+        hosts["vm-healthy-again"] = {k: v for k, v in hosts["vm-healthy"].items() if not k.startswith("imds_expect_")}
+        hosts["vm-noid"]["imds_expect_vm_id"] = healthy.vm_id
+        edited = tmp_path / "edited.yml"
+        edited.write_text(yaml.safe_dump(inventory))
+        proc = subprocess.run([sys.executable, "-m", "imds_helpers", "fleet", "-i", str(edited), "--out", str(out)],
+                              env=small.ansible_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        canaries = [h.canary for h in small.hosts.values()]
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    with open(out / "summary.csv", newline="", encoding="utf-8") as fh:
+        rows = {row["host"]: row for row in csv.DictReader(fh)}
+    assert {name: row["run_status"] for name, row in rows.items()} == dict.fromkeys(
+        ("vm-healthy", "vm-healthy-again", "vm-noid"), "identity_mismatch")
+    assert "vm-healthy-again" in rows["vm-healthy"]["error"] and healthy.vm_id in rows["vm-healthy"]["error"]
+    assert re.search(r"(?<![\w-])vm-healthy(?![\w-])", rows["vm-healthy-again"]["error"])
+    assert healthy.vm_id in rows["vm-noid"]["error"] and noid.vm_id in rows["vm-noid"]["error"]
+    for name in rows:
+        assert not (out / name / f"{name}.html").exists(), name
+    for path in (p for p in out.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        assert not any(c.encode() in data for c in canaries), path
