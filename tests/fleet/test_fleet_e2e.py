@@ -168,8 +168,9 @@ def test_the_summary_counts_are_right(run):
         host = run.rig.hosts[name]
         listed = {c.strip() for c in row["failing_codes"].split(",") if c.strip()}
         assert listed & FAULT_CODES == set(host.expect_codes), (name, listed)
-    # the readable summaries list every host too
-    for summary in ("summary.md", "summary.html"):
+    # the readable summaries list every host too, and the fleet notebook was executed
+    assert "not executed" not in run.stdout + run.stderr
+    for summary in ("summary.md", "summary.html", "summary.ipynb"):
         assert _names_in((run.out / summary).read_text(errors="replace"), run.rig.hosts) == set(run.rig.hosts)
 
 
