@@ -423,7 +423,7 @@ latency = report.latency_table(df)
 latency
 ''', "nbval-ignore-output"),
     code('''
-latency.select_dtypes("number").iloc[:, :2].plot.barh(figsize=(7, 4), xlabel="ms");
+report.latency_chart(latency)
 ''', "nbval-ignore-output"),
     md("## Export"),
     code('''

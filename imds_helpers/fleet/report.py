@@ -157,6 +157,16 @@ def latency_table(df: pd.DataFrame) -> pd.DataFrame:
     return out.reindex(_check_order(checks)).rename_axis("check_id")[cols]
 
 
+def latency_chart(latency: pd.DataFrame) -> str | None:
+    """Median and 95th percentile per step as bars; when no host was diagnosed (every host
+    unreachable or refused, say) there is nothing to plot, and a line says so."""
+    numbers = latency.select_dtypes("number").iloc[:, :2]
+    if numbers.empty:
+        return "no step timings to plot: no host in this folder was diagnosed"
+    numbers.plot.barh(figsize=(7, 4), xlabel="ms")   # shown by the notebook's inline backend
+    return None
+
+
 # --------------------------------------------------------------------------- renderers
 
 
@@ -356,7 +366,7 @@ def _cell(value: Any, limit: int) -> str:
 
 __all__ = [
     "COLUMNS", "SUMMARY_COLUMNS", "BRIEF_COLUMNS", "RUN_STATUS_ORDER", "load_results",
-    "summary_table", "run_counts", "status_matrix", "top_findings", "latency_table",
+    "summary_table", "run_counts", "status_matrix", "top_findings", "latency_table", "latency_chart",
     "render_csv", "render_text", "render_markdown", "render_markdown_report",
     "render_text_report", "render_html", "write_text",
 ]

@@ -107,6 +107,8 @@ def test_load_results_empty_folder(tmp_path: Path):
     assert df.empty and list(df.columns) == report.COLUMNS
     assert report.summary_table(df).empty and report.status_matrix(df).empty
     assert report.top_findings(df).empty and report.latency_table(df).empty
+    # the fleet notebook's chart cell: a folder where no host was diagnosed has nothing to plot
+    assert report.latency_chart(report.latency_table(df)).startswith("no step timings to plot")
 
 
 def test_summary_table(mixed: Path):
