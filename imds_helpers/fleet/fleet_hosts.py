@@ -117,12 +117,18 @@ def one_line(text: Any, limit: int = MAX_REASON) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+_TASK_TIMEOUT = re.compile(r"^(The task timed out|Timed out) after \d+", re.IGNORECASE)
+# Ansible's words around SSH's when the connection fails while it sends a command's input.
+_SEND_FAILED = re.compile(r'^Data could not be sent to remote host "[^"]*"\. Make sure this host can be reached '
+                          r'over ssh: ')
+
+
 def _connection_message(msg: str) -> str:
     text = str(msg or "").strip()
     for prefix in _CONNECT_PREFIXES:
         if text.startswith(prefix):
             text = text[len(prefix):].strip()
-    return text
+    return _SEND_FAILED.sub("", text).strip()
 
 
 def _telling_line(text: str, pattern: re.Pattern[str] | None = None) -> str:
@@ -215,10 +221,13 @@ def classify(record: Mapping[str, Any] | None, failure: str = "") -> tuple[str, 
     record = normalize_record(record)
     if not record:
         if failure:
+            said = _connection_message(failure)
+            if _TASK_TIMEOUT.match(said):      # the task keyword's last resort, behind the host's `timeout`
+                return "collect_timeout", one_line(f"Ansible stopped waiting for the collection: {said}")
             status, reason = classify_connection(failure)
             if status == "auth_failed":
                 return status, reason
-            return "collect_failed", one_line(f"Ansible stopped on this host: {_connection_message(failure)}")
+            return "collect_failed", one_line(f"Ansible stopped on this host: {said}")
         return "collect_failed", "Ansible ended without a result for this host (see _ansible/ansible.log)"
     host = str(record.get("host") or "")
     if not record.get("name_ok", True):
@@ -251,15 +260,14 @@ def classify(record: Mapping[str, Any] | None, failure: str = "") -> tuple[str, 
     if rc is None:
         return "collect_failed", one_line(
             f"the probe gave no exit code: {_connection_message(str(collect.get('msg') or '')) or 'no message'}")
+    said = str(record.get("write_msg") or "") or _last_line(collect.get("stderr"))
     if collect.get("too_large"):
         return "collect_failed", one_line(f"the probe printed {collect.get('bytes')} bytes, more than a bundle may hold")
     if not collect.get("json"):
         return "collect_failed", one_line(
-            f"the probe's output is not a JSON document ({collect.get('bytes') or 0} bytes): {_last_line(collect.get('stderr'))}"
-            .rstrip(": "))
+            f"the probe's output is not a JSON document ({collect.get('bytes') or 0} bytes): {said}".rstrip(": "))
     if not record.get("written"):
-        return "collect_failed", one_line(
-            f"the bundle could not be written on the controller: {record.get('write_msg') or 'no message'}")
+        return "collect_failed", one_line(f"the probe's output was not kept: {said or 'no message'}")
     return COLLECTED, ""
 
 

@@ -141,6 +141,7 @@ def test_the_wheel_carries_the_runbooks_and_parameter_examples(wheel, core):
             "imds_helpers/fleet/ansible/roles/imds_collect/tasks/main.yml",
             "imds_helpers/fleet/ansible/roles/imds_collect/defaults/main.yml",
             "imds_helpers/fleet/ansible/callback_plugins/imds_fleet_events.py",
+            "imds_helpers/fleet/ansible/action_plugins/imds_collect.py",
             "imds_helpers/_data/tools/build_probe.py"} <= names
     proc = subprocess.run([str(core / "python"), "-c", "from imds_helpers.runbooks.resources import data_dir; "
                            "print(data_dir('notebooks')); print(data_dir('parameters'))"],

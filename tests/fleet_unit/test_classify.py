@@ -42,10 +42,11 @@ def test_each_captured_case_gets_its_status_and_reason(any_records, case, status
 
 def test_records_read_the_same_whichever_ansible_core_wrote_them(records):
     oldest = json.loads((Path(__file__).parent / "fixtures" / "records-2.17.json").read_text())
-    assert oldest["ansible_core"].startswith("2.17") and oldest["records"]["local-healthy"]["collect"]["rc"] == "0"
-    for case, record in oldest["records"].items():
-        old, new = fh.normalize_record(record), fh.normalize_record(records[case])
-        assert old["collect"]["rc"] == new["collect"]["rc"] and old["python"]["usable"] == new["python"]["usable"]
+    assert oldest["ansible_core"].startswith("2.17") and set(oldest["records"]) == set(records)
+    for case, record in oldest["records"].items():     # the action builds the record: typed in both
+        assert record["collect"]["rc"] == records[case]["collect"]["rc"], case
+        assert fh.classify(record)[0] == fh.classify(records[case])[0], case
+    # text where numbers and flags belong (what Jinja in set_fact gave on 2.17) reads the same
     assert fh.normalize_record({"collect": {"rc": "None", "bytes": "12", "ran": "True", "json": "False"}}) == {
         "collect": {"rc": None, "bytes": 12, "ran": True, "json": False}}
     assert fh.normalize_record(None) == {} and fh.normalize_record({"name_ok": "False"}) == {"name_ok": False}
@@ -126,13 +127,12 @@ def test_hostile_text_from_a_host_stays_one_bounded_line_without_secrets(records
     assert jwt not in reason and "eyJ" not in reason and len(reason) <= fh.MAX_REASON
 
 
-def test_the_reserved_names_are_the_playbooks():
-    from imds_helpers.fleet.ansible_run import PLAYBOOK, PLAYBOOK_DIR
-
-    tasks = (PLAYBOOK_DIR / "roles" / "imds_collect" / "tasks" / "main.yml").read_text()
-    assert f"not in {list(fh.RESERVED_NAMES)}" in tasks.replace('"', "'")
-    mkdir = PLAYBOOK.read_text()
-    assert "(evidence|summary[.](csv|html|md|ipynb))" in mkdir
+def test_the_reserved_names():
     assert {"evidence", "summary.csv", "summary.html", "summary.md", "summary.ipynb"} == set(fh.RESERVED_NAMES)
     assert not fh.folder_name_ok("Evidence") and not fh.folder_name_ok("SUMMARY.csv")
     assert fh.folder_name_ok("web-01.contoso.com") and not fh.folder_name_ok("2001:db8::5")
+
+
+def test_ansible_giving_up_on_the_task_is_a_collection_timeout():
+    status, reason = fh.classify(None, "Task failed: Timed out after 360 second(s).")
+    assert status == "collect_timeout" and "Timed out after 360" in reason

@@ -1,5 +1,5 @@
 """``imds-runbook fleet`` end to end with the real playbook and ansible-playbook, over Ansible's
-local connection: five inventory hosts on this machine, each pointed at its own emulator (or at
+local connection: six inventory hosts on this machine, each pointed at its own emulator (or at
 its own fault), in the private namespace of tests/isolated.sh. The SSH fleet of namespace VMs
 is tests/fleet/'s; this run proves the command, the playbook and the outputs on their own."""
 
@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -30,9 +31,11 @@ pytestmark = [
 
 def test_fleet_over_the_local_connection(tmp_path):
     canary = f"CANARY{uuid.uuid4().hex}"
+    leftovers = set(Path(tempfile.gettempdir()).glob("*/imds-probe.pyz"))
     with Emulator(mode="vm", scenario="vm-healthy", canary=canary) as healthy, \
             Emulator(mode="vm", scenario="vm-no-identity", canary=canary) as no_identity, \
-            Emulator(mode="vm", scenario="vm-healthy", canary=canary) as impostor:
+            Emulator(mode="vm", scenario="vm-healthy", canary=canary) as impostor, \
+            Emulator(mode="vm", scenario="vm-accept-then-hang", canary=canary) as hang:
         inventory = tmp_path / "inventory.yml"
         inventory.write_text(yaml.safe_dump({"all": {
             "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "imds_target": "vm",
@@ -44,13 +47,14 @@ def test_fleet_over_the_local_connection(tmp_path):
                 "vm-down": {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9},
                 # the inventory says this is the healthy VM; another one answers
                 "vm-wrong": {"imds_endpoint": impostor.base_url, "imds_expect_vm_id": healthy.machine.vm_id},
+                "vm-slow": {"imds_endpoint": hang.base_url, "imds_collect_timeout": 2},
             }}}))
         out = tmp_path / "out"
-        for host in ("vm-ok", "vm-noid", "vm-nopy", "vm-down", "vm-wrong"):
+        for host in ("vm-ok", "vm-noid", "vm-nopy", "vm-down", "vm-wrong", "vm-slow"):
             (out / host).mkdir(parents=True)     # so only the evidence files count as changes
         t0 = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "imds_helpers", "fleet", "-i", str(inventory), "--out", str(out),
-                               "--forks", "5"], capture_output=True, text=True, timeout=200)
+                               "--forks", "6"], capture_output=True, text=True, timeout=200)
         elapsed = time.monotonic() - t0
     assert proc.returncode == 1, proc.stderr[-3000:]
 
@@ -58,7 +62,7 @@ def test_fleet_over_the_local_connection(tmp_path):
         rows = {row["host"]: row for row in csv.DictReader(handle)}
     assert {h: r["run_status"] for h, r in rows.items()} == {
         "vm-ok": "ok", "vm-noid": "findings", "vm-nopy": "no_python", "vm-down": "unreachable",
-        "vm-wrong": "identity_mismatch"}
+        "vm-wrong": "identity_mismatch", "vm-slow": "collect_timeout"}
     assert rows["vm-noid"]["failing_codes"] == "IMDS-TOKEN-001"
     assert "/nonexistent/python3" in rows["vm-nopy"]["error"]
     assert "port 9: Connection refused" in rows["vm-down"]["error"]
@@ -79,17 +83,21 @@ def test_fleet_over_the_local_connection(tmp_path):
     assert any("vm-nopy" in json.dumps(cell.get("outputs", [])) for cell in executed["cells"])
 
     # progress per host, as results arrived, and the summary table
-    assert "collecting from 5 hosts" in proc.stderr
-    for host, status in (("vm-down", "unreachable"), ("vm-nopy", "no_python"), ("vm-ok", "collected")):
-        assert re.search(rf"\[\d/5\] collect {host}: {status}", proc.stderr), proc.stderr
+    assert "collecting from 6 hosts" in proc.stderr
+    for host, status in (("vm-down", "unreachable"), ("vm-nopy", "no_python"), ("vm-ok", "collected"),
+                         ("vm-slow", "collect_timeout")):
+        assert re.search(rf"\[\d/6\] collect {host}: {status}", proc.stderr), proc.stderr
     assert re.search(r"\[\d/2\] report vm-noid: findings", proc.stderr)
-    assert "5 host results: 1 ok, 1 findings, 1 unreachable, 1 no_python, 1 identity_mismatch" in proc.stdout
+    assert ("6 host results: 1 ok, 1 findings, 1 unreachable, 1 no_python, 1 collect_timeout, 1 identity_mismatch"
+            in proc.stdout)
 
     # nothing on the hosts changes: the only changes are the three evidence files written here
     recap = dict(re.findall(r"^(vm-\w+)\s+: ok=\d+\s+changed=(\d+)", (out / "_ansible" / "ansible.log").read_text(), re.M))
-    assert recap == {"vm-ok": "1", "vm-noid": "1", "vm-wrong": "1", "vm-nopy": "0", "vm-down": "0"}
+    assert recap == {"vm-ok": "1", "vm-noid": "1", "vm-wrong": "1", "vm-nopy": "0", "vm-down": "0", "vm-slow": "0"}
+    # ... and the probe is gone from the hosts' temporary folders, also where it was stopped
+    assert set(Path(tempfile.gettempdir()).glob("*/imds-probe.pyz")) <= leftovers
 
     # no secret anywhere: not in a file of the results (Ansible's log included), not on the terminal
     leaks = [str(p) for p in out.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
     assert leaks == [] and canary not in proc.stdout + proc.stderr
-    print(f"fleet of 5 local hosts: {elapsed:.1f} s")
+    print(f"fleet of 6 local hosts: {elapsed:.1f} s")

@@ -38,19 +38,58 @@ def test_the_role_defaults_name_the_inventory_interface():
     assert defaults["imds_become"] is False and defaults["imds_collect_timeout"] == 300
 
 
-def test_the_tasks_that_hold_the_bundle_are_no_log_and_nothing_on_the_host_changes():
-    play = yaml.safe_load(TASKS.read_text())
-    (block,) = play
-    tasks = {t["name"]: t for t in block["block"] + block["always"]}
-    holding = [t for t in tasks.values() if "imds_collect.stdout" in json.dumps(t) and "copy" in json.dumps(t)
-               or "ansible.builtin.script" in t]
-    assert len(holding) == 2 and all(t.get("no_log") is True for t in holding)
-    for task in tasks.values():   # only the controller-side write may report a change
-        if "ansible.builtin.copy" not in task and "ansible.builtin.set_fact" not in task:
-            assert task.get("changed_when") is False, task["name"]
-    assert list(tasks)[-1].startswith("Record")      # always runs: every host ends with a record
-    probe_check = next(t for t in tasks.values() if "ansible.builtin.raw" in t)
-    assert probe_check["ignore_unreachable"] is True and probe_check["ignore_errors"] is True
+def _action():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("imds_collect_action",
+                                                  PLAYBOOK_DIR / "action_plugins" / "imds_collect.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_role_passes_every_variable_to_the_one_collection_task():
+    (task,) = yaml.safe_load(TASKS.read_text())
+    args = task["imds_collect"]
+    defaults = set(yaml.safe_load(DEFAULTS.read_text()))
+    passed = {value.strip("{} ").split()[0] for value in args.values()}
+    assert passed == defaults - {"imds_become"} | {"imds_probe", "imds_out_dir"}
+    assert task["become"] == "{{ imds_become | bool }}" and "imds_collect_timeout" in task["timeout"]
+    # the bundle is never an argument: nothing to hide with no_log, and the record reaches the callback
+    assert "no_log" not in task
+
+
+@needs_ansible
+def test_the_action_asks_only_for_the_selectors_that_are_set():
+    action = _action()
+    assert action.collect_argv({}) == []
+    assert action.collect_argv({"target": "vm", "timeout": 10, "resources": [], "client_ids": "",
+                                "tokens_dir": "", "proxy_comparison": "False"}) == ["--target=vm", "--timeout=10"]
+    # a list, one string (an inventory that forgot the brackets), and ansible-core 2.17's text forms
+    assert action.collect_argv({"client_ids": ["a", "b"], "object_ids": "c", "msi_res_ids": None,
+                                "proxy_comparison": "True", "endpoint": "http://127.0.0.1:8080"}) == [
+        "--endpoint=http://127.0.0.1:8080", "--client-id=a", "--client-id=b", "--object-id=c", "--proxy-comparison"]
+    with pytest.raises(ValueError):
+        action.collect_argv({"resources": {"a": 1}})
+    with pytest.raises(ValueError):
+        action.collect_argv({"tokens_dir": "/x\n--endpoint=http://evil"})
+    with pytest.raises(ValueError):
+        action.collect_argv({"client_ids": ["x"] * 101})
+    assert [action._usable(v) for v in ("3.10.0", "3.9.18", "3.13.1", "4.0.0", "3.1.0", "", "masked")] == [
+        True, False, True, True, False, False, False]
+
+
+@needs_ansible
+def test_the_action_knows_the_fleets_folder_rules():
+    from imds_helpers.fleet import fleet_hosts as fh
+    from imds_helpers.fleet.sidecar import _HOST_NAME
+
+    action = _action()
+    assert action.RESERVED_NAMES == fh.RESERVED_NAMES and action.HOST_NAME.pattern == _HOST_NAME.pattern
+    assert action.RECORD_SCHEMA == fh.RECORD_SCHEMA and action.KIND == "imds-runbook/evidence"
+    from imds_helpers.model.evidence import KIND
+
+    assert action.KIND == KIND
 
 
 def test_the_example_inventory_uses_the_interface():
@@ -105,19 +144,22 @@ def test_the_callback_writes_only_records_and_failures_bounded_and_redacted(tmp_
             self.result, self.host, self.task = data, Host(), Task()
 
     jwt = "eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4In0.c2ln"
+    record = {"ansible_facts": {"imds_fleet": {"host": "web-01", "collect": {"stderr": jwt}}}}
     callback.v2_runner_on_ok(Result({"stdout": "a whole bundle", "changed": True}))       # not a record: nothing
-    callback.v2_runner_on_ok(Result({"ansible_facts": {"imds_fleet": {"host": "web-01", "collect": {"stderr": jwt}}}}))
+    callback.v2_runner_on_ok(Result(record))
+    callback.v2_runner_on_failed(Result(dict(record, msg="the probe exited with code 2")))  # a record all the same
+    callback.v2_runner_on_unreachable(Result(dict(record, msg="ssh: connect ... refused")))
     callback.v2_runner_on_failed(Result({"msg": "boom " + "x" * 5000}))
     callback.v2_runner_on_failed(Result({"msg": "ignored"}), ignore_errors=True)
     callback.v2_runner_on_unreachable(Result({"msg": f"Bearer {jwt}"}))
     lines = [json.loads(line) for line in events.read_text().splitlines()]
-    assert [e["event"] for e in lines] == ["record", "failed", "unreachable"]
+    assert [e["event"] for e in lines] == ["record", "record", "record", "failed", "unreachable"]
     assert lines[0]["record"]["collect"]["stderr"] == "<redacted>"
-    assert len(lines[1]["msg"]) == module.MAX_MSG and "a whole bundle" not in events.read_text()
+    assert len(lines[3]["msg"]) == module.MAX_MSG and "a whole bundle" not in events.read_text()
     assert jwt not in events.read_text()
     monkeypatch.delenv(module.ENV)
     module.CallbackModule().v2_runner_on_failed(Result({"msg": "x"}))      # without the variable: silent
-    assert len(events.read_text().splitlines()) == 3
+    assert len(events.read_text().splitlines()) == 5
 
 
 def test_the_event_reader_takes_whole_lines_only(tmp_path):

@@ -5,13 +5,13 @@ loads by itself, beside the playbook (``CALLBACK_NEEDS_ENABLED = False``), and c
 in Ansible's own output. Lines::
 
     {"event": "start", "t": ..., "hosts": ["web-01", ...]}                   # a play starts
-    {"event": "record", "t": ..., "host": "web-01", "record": {...}}          # the role's "Record" task
+    {"event": "record", "t": ..., "host": "web-01", "record": {...}}          # the imds_fleet fact
     {"event": "failed" | "unreachable", "t": ..., "host": ..., "task": ..., "msg": "..."}   # not ignored
     {"event": "end", "t": ..., "stats": {"web-01": {"ok": 4, "failures": 0, ...}}}
 
-Only what the playbook put into the ``imds_fleet`` fact and the messages of failures that were
-not ignored are written - never a task's whole result (the tasks that hold the bundle are
-``no_log``; Ansible gives callbacks only a censored copy of those). Messages are bounded and
+Only the ``imds_fleet`` fact (the record action_plugins/imds_collect.py builds) and the messages
+of failures without one are written - never a task's whole result (the bundle is never in a
+result either). Messages are bounded and
 anything shaped like a bearer token is cut out. Standard library only: it runs in Ansible's
 Python, which need not have imds_helpers.
 """
@@ -107,18 +107,23 @@ class CallbackModule(CallbackBase):
             pass
         self._emit({"event": "start", "play": _text(play.get_name(), 200), "hosts": hosts})
 
-    def v2_runner_on_ok(self, result) -> None:
+    def _record(self, result) -> bool:
+        """The host's record (the imds_fleet fact of the collection task), if this result has it."""
         facts = _result(result).get("ansible_facts")
         if isinstance(facts, dict) and isinstance(facts.get("imds_fleet"), dict):
             self._emit({"event": "record", "host": _host(result), "record": _plain(facts["imds_fleet"])})
+            return True
+        return False
+
+    def v2_runner_on_ok(self, result) -> None:
+        self._record(result)
 
     def v2_runner_on_failed(self, result, ignore_errors: bool = False) -> None:
-        if not ignore_errors:
+        if not self._record(result) and not ignore_errors:
             self._failure("failed", result)
 
     def v2_runner_on_unreachable(self, result) -> None:
-        task = getattr(result, "task", None) or getattr(result, "_task", None)
-        if not getattr(task, "ignore_unreachable", False):
+        if not self._record(result):
             self._failure("unreachable", result)
 
     def _failure(self, kind: str, result) -> None:

@@ -1,0 +1,235 @@
+"""Ansible action ``imds_collect``: one host's evidence, in one command on the host.
+
+    - imds_collect:
+        probe: /abs/imds-probe.pyz            # on the controller
+        out_dir: /abs/OUT                     # the bundle goes to OUT/<inventory_hostname>/evidence.json
+        python: python3                       # the interpreter to look for on the host
+        target: vm                            # ... and collect's selectors (see the role's defaults)
+      become: "{{ imds_become | bool }}"
+
+What runs on the host is two shell commands (through Ansible's connection, with its ``become``):
+the first looks for the interpreter and says which one it found and its version (a host without
+Python still answers; no probe is sent to it); if it is Python >= 3.10, the second makes a private
+temporary folder (``mktemp -d``, mode 0700), writes the probe into it from standard input, runs
+``<python> imds-probe.pyz collect --out -`` with the selectors under ``timeout`` when the host has
+it, and removes the folder on any exit. Nothing on the host outlives the task. Here, on the controller,
+the output is kept as ``OUT/<inventory_hostname>/evidence.json`` only if it is a JSON document
+that is an evidence bundle (a masked interpreter also exits non-zero; its words are not a
+bundle), at most ``max_bundle_bytes``, written atomically into a folder that is not a link.
+
+The result never holds the bundle (so no ``no_log`` is needed to keep it out of Ansible's output:
+it is neither in the arguments nor in the result). It holds the host's record as the fact
+``imds_fleet`` - what imds-runbook fleet reads through its callback: reach, the Python found, how
+the probe ended, whether the bundle was kept, and the inventory's expectations. A host SSH cannot
+reach is ``unreachable`` for Ansible as usual (with the record); a host whose evidence was not kept
+is ``failed`` (the record says why); a kept bundle is the task's one change.
+
+Standard library and Ansible only: this runs in Ansible's Python, which need not have imds_helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import stat
+import tempfile
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleConnectionFailure
+from ansible.plugins.action import ActionBase
+
+KIND = "imds-runbook/evidence"
+RECORD_SCHEMA = "imds-runbook/fleet-host@1"
+# OUT/<inventory_hostname>/ must be a plain folder name, and not one of the files beside it
+# (imds_helpers.fleet.fleet_hosts.RESERVED_NAMES says the same).
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+RESERVED_NAMES = ("evidence", "summary.csv", "summary.html", "summary.md", "summary.ipynb")
+VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+LISTS = (("resources", "--resource"), ("client_ids", "--client-id"), ("object_ids", "--object-id"),
+         ("msi_res_ids", "--msi-res-id"))
+TEXTS = (("target", "--target"), ("timeout", "--timeout"), ("tokens_dir", "--tokens-dir"), ("endpoint", "--endpoint"))
+MAX_TEXT = 4096
+MAX_ITEMS = 100
+
+# Two commands, each fixed text with its few values quoted in by run(). The first one touches
+# nothing and has no input, so a connection or login that fails says why in SSH's own words (a
+# command whose input is being sent when SSH gives up reports only a broken pipe).
+CHECK = r"""py=__PY__
+if p=$(command -v "$py" 2>/dev/null) && [ -n "$p" ]; then
+  v=$("$p" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' </dev/null 2>&1 | head -n 1 | tr -d '|' | cut -c1-200)
+  echo "imds-python|found|$p|$v"
+else
+  echo "imds-python|missing|$py|"
+fi
+if command -v timeout >/dev/null 2>&1; then echo "imds-timeout|yes"; fi"""
+# The probe arrives on standard input; the folder goes on any exit. No trailing newline: Ansible
+# appends "&& sleep 0" to the last line.
+RUN = r"""umask 077
+d=$(mktemp -d 2>/dev/null) || d=$(mktemp -d -t imds-probe.XXXXXXXX) || { echo "imds-error|cannot make a temporary folder" >&2; exit 125; }
+trap 'rm -rf "$d"' EXIT
+trap 'exit 129' HUP INT TERM
+cat > "$d/imds-probe.pyz" || { echo "imds-error|cannot write the probe into $d" >&2; exit 125; }
+__TIMEOUT__ __PYTHON__ "$d/imds-probe.pyz" collect --out - __ARGS__ </dev/null"""
+
+
+def _flag(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1", "on")
+    return bool(value)
+
+
+def _texts(value) -> list[str]:
+    """A list parameter (a list, one string, or nothing) as a list of non-empty strings."""
+    if value is None or value == "":
+        return []
+    items = [value] if isinstance(value, (str, int, float)) else list(value) if isinstance(value, (list, tuple)) else None
+    if items is None:
+        raise ValueError(f"expected a list, got {type(value).__name__}")
+    return [str(item) for item in items if str(item)]
+
+
+def collect_argv(args: Mapping) -> list[str]:
+    """collect's options for the selectors that are set (only those)."""
+    argv: list[str] = []
+    for name, option in TEXTS:
+        value = args.get(name)
+        if value not in (None, ""):
+            argv.append(f"{option}={value}")
+    for name, option in LISTS:
+        items = _texts(args.get(name))
+        if len(items) > MAX_ITEMS:
+            raise ValueError(f"{name}: at most {MAX_ITEMS} entries")
+        argv += [f"{option}={item}" for item in items]
+    if _flag(args.get("proxy_comparison")):
+        argv.append("--proxy-comparison")
+    for word in argv:
+        if len(word) > MAX_TEXT or "\x00" in word or "\n" in word:
+            raise ValueError(f"a selector longer than {MAX_TEXT} characters or with a line break: {word[:60]!r}")
+    return argv
+
+
+def _usable(version: str) -> bool:
+    match = VERSION.match(version)
+    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (3, 10)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False       # no Ansible temp dir: the command makes and removes its own
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        result.pop("invocation", None)
+        task_vars = task_vars or {}
+        args = self._task.args
+        host = str(task_vars.get("inventory_hostname") or "")
+        record = {
+            "schema": RECORD_SCHEMA, "host": host, "name_ok": False,
+            "reach": {"unreachable": False, "failed": False, "msg": ""},
+            "python": {"state": "", "path": "", "version": "", "usable": False, "asked": str(args.get("python") or "python3")},
+            "collect": {"ran": False, "rc": None, "timed_out": False, "limit_s": None, "msg": "", "stderr": "",
+                        "bytes": 0, "json": False, "too_large": False},
+            "written": False, "write_msg": "", "target": str(args.get("target") or ""),
+            "expect": {key: str(args.get(f"expect_{key}") or "").strip() for key in ("hostname", "smbios_uuid", "vm_id")},
+        }
+
+        def done(msg: str, **extra):
+            facts = {"imds_fleet": record}
+            return dict(result, ansible_facts=facts, msg=msg, **extra)
+
+        record["name_ok"] = bool(HOST_NAME.match(host)) and host.lower() not in RESERVED_NAMES
+        if not record["name_ok"]:
+            return done(f"inventory name {host!r} cannot name a folder: nothing collected", failed=True)
+        try:
+            limit = int(float(args.get("collect_timeout") or 300))
+            max_bytes = int(args.get("max_bundle_bytes") or 8 * 1024 * 1024)
+            argv = collect_argv(args)
+            probe = str(args["probe"])
+            out_dir = str(args["out_dir"])
+        except (KeyError, TypeError, ValueError) as err:
+            record["collect"]["msg"] = f"bad task arguments: {str(err)[:300]}"
+            return done(record["collect"]["msg"], failed=True)
+        record["collect"]["limit_s"] = limit
+        if not (os.path.isabs(probe) and os.path.isabs(out_dir)):
+            return done("probe and out_dir must be absolute paths on the controller", failed=True)
+        try:
+            with open(probe, "rb") as handle:
+                payload = handle.read()
+        except OSError as err:
+            return done(f"cannot read the probe {probe}: {err.strerror or err}", failed=True)
+
+        try:
+            check = self._low_level_execute_command(CHECK.replace("__PY__", shlex.quote(record["python"]["asked"])),
+                                                    sudoable=True)
+        except AnsibleConnectionFailure as err:
+            record["reach"].update(unreachable=True, msg=str(err)[:2000])
+            return done(str(err)[:2000], unreachable=True)
+        lines = check["stdout"].splitlines()
+        found = next((line for line in lines if line.startswith("imds-python|")), "")
+        if not found:      # the command did not get that far: become (sudo) refused, no shell, ...
+            record["reach"].update(failed=True, msg=(f"rc={check['rc']} {check['stderr']} {check['stdout']}")[:2000])
+            return done(f"the command on the host failed (rc={check['rc']})", failed=True)
+        _, state, path, version = (found + "|||").split("|")[:4]
+        record["python"].update(state=state, path=path[:300], version=version.strip()[:200],
+                                usable=state == "found" and _usable(version.strip()))
+        if not record["python"]["usable"]:
+            return done("no usable Python >= 3.10 on the host", failed=True)
+
+        timeout = f"timeout -k 10 {max(1, limit)}" if "imds-timeout|yes" in lines else ""
+        command = (RUN.replace("__TIMEOUT__", timeout).replace("__PYTHON__", shlex.quote(path))
+                   .replace("__ARGS__", " ".join(shlex.quote(word) for word in argv)))
+        record["collect"]["ran"] = True
+        try:
+            ran = self._low_level_execute_command(command, sudoable=True, in_data=payload,
+                                                  encoding_errors="surrogateescape")
+        except AnsibleConnectionFailure as err:
+            record["reach"].update(unreachable=True, msg=str(err)[:2000])
+            return done(str(err)[:2000], unreachable=True)
+        rc, stdout = ran["rc"], ran["stdout"]
+        record["collect"]["stderr"] = "\n".join(line.split("|", 1)[-1] if line.startswith("imds-error|") else line
+                                                 for line in ran["stderr"].splitlines())[-600:]
+        record["collect"].update(rc=rc, timed_out=rc == 124, bytes=len(stdout.encode("utf-8", "surrogateescape")))
+        if rc != 0:
+            return done(f"the probe exited with code {rc}", failed=True)
+        return self._keep(stdout, out_dir, host, max_bytes, record, done)
+
+    def _keep(self, stdout, out_dir, host, max_bytes, record, done):
+        """The probe's output as OUT/<host>/evidence.json, if it is an evidence bundle."""
+        data = stdout.encode("utf-8", "surrogateescape")
+        if len(data) > max_bytes:
+            record["collect"]["too_large"] = True
+            record["write_msg"] = f"{len(data)} bytes, more than {max_bytes}"
+            return done(record["write_msg"], failed=True)
+        try:
+            document = json.loads(data)
+        except ValueError as err:
+            record["write_msg"] = f"not a JSON document: {str(err)[:120]}"
+            return done(record["write_msg"], failed=True)
+        record["collect"]["json"] = True
+        if not isinstance(document, dict) or document.get("kind") != KIND:
+            record["write_msg"] = f"a JSON document, but not an evidence bundle (no kind {KIND!r})"
+            return done(record["write_msg"], failed=True)
+        folder = os.path.join(out_dir, host)
+        dest = os.path.join(folder, "evidence.json")
+        try:
+            os.makedirs(folder, mode=0o755, exist_ok=True)
+            if stat.S_ISLNK(os.lstat(folder).st_mode) or not os.path.isdir(folder):
+                raise OSError(f"{folder} is not a folder (or is a symbolic link)")
+            fd, temporary = tempfile.mkstemp(prefix=".evidence.", suffix=".tmp", dir=folder)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data if data.endswith(b"\n") else data + b"\n")
+                os.chmod(temporary, 0o644)
+                os.replace(temporary, dest)
+            except BaseException:
+                try:
+                    os.unlink(temporary)
+                except OSError:
+                    pass
+                raise
+        except OSError as err:
+            record["write_msg"] = f"cannot write {dest}: {getattr(err, 'strerror', None) or err}"[:300]
+            return done(record["write_msg"], failed=True)
+        record["written"] = True
+        return done(f"evidence kept: {dest} ({len(data)} bytes)", changed=True, dest=dest)
