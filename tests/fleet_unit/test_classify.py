@@ -78,6 +78,9 @@ def test_the_probe_output_is_judged_on_the_controller_not_on_its_exit_code(recor
     ("Incorrect sudo password", "auth_failed", "privilege escalation"),
     ("Timeout (12s) waiting for privilege escalation prompt: ", "auth_failed", "privilege escalation"),
     ("non-zero return code sudo: a password is required", "auth_failed", "sudo: a password is required"),
+    # seen here: su to an account whose shell is nologin
+    ("Task failed: Premature end of stream waiting for become success.\n>>> Standard Output\nThis account is "
+     "currently not available.", "auth_failed", "privilege escalation (become) failed: Premature end of stream"),
     # OpenSSH's
     ("Failed to connect to the host via ssh: Warning: Permanently added '10.0.0.4' (ED25519) to the list of known "
      "hosts.\r\nadmin@10.0.0.4: Permission denied (publickey,password).", "auth_failed",
@@ -107,6 +110,8 @@ def test_no_record_is_still_a_result():
     assert "without a result" in fh.classify({})[1]
     status, reason = fh.classify(None, "Task failed: Failed to connect to the host via ssh: u@h: Permission denied (publickey).")
     assert status == "auth_failed" and "Permission denied" in reason
+    status, reason = fh.classify(None, "Task failed: Premature end of stream waiting for become success.")
+    assert status == "auth_failed" and "become" in reason
     status, reason = fh.classify(None, "Task failed: module crashed")
     assert status == "collect_failed" and reason == "Ansible stopped on this host: module crashed"
 

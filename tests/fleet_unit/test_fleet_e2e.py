@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,3 +103,34 @@ def test_fleet_over_the_local_connection(tmp_path):
     leaks = [str(p) for p in out.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
     assert leaks == [] and canary not in proc.stdout + proc.stderr
     print(f"fleet of 6 local hosts: {elapsed:.1f} s")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("su"), reason="needs root and su (become another user)")
+def test_become_runs_the_probe_as_the_become_user_and_a_refused_become_is_named(tmp_path):
+    """The probe reaches the host on standard input, also through become (su here: what sudo
+    does for Ansible is the same wrapping); an account that cannot be become is auth_failed."""
+    from imds_helpers.fleet import fleet_hosts as fh
+    from imds_helpers.fleet.ansible_run import EVENTS_ENV, PLAYBOOK, EventReader
+    from imds_helpers.fleet.fleet_run import build_probe
+
+    probe = build_probe(tmp_path / "imds-probe.pyz")
+    with Emulator(mode="vm", scenario="vm-healthy") as healthy:
+        become = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                  "imds_endpoint": healthy.base_url, "imds_target": "vm", "imds_python": "/usr/bin/python3",
+                  "imds_become": True, "ansible_become_method": "su", "ansible_become_user": "nobody"}
+        inventory = tmp_path / "inventory.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": {
+            "as-nobody": {**become, "ansible_become_flags": "-s /bin/sh"},
+            "nologin": become}}}))       # nobody's own shell refuses a login
+        events = tmp_path / "events.jsonl"
+        subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), str(PLAYBOOK), "-e", f"imds_out_dir={tmp_path / 'out'}",
+                        "-e", f"imds_probe={probe}"], env={**os.environ, EVENTS_ENV: str(events)},
+                       capture_output=True, text=True, timeout=120)
+    seen = EventReader(events).read()
+    records = {e["host"]: e["record"] for e in seen if e["event"] == "record"}
+    failures = {e["host"]: e["msg"] for e in seen if e["event"] in ("failed", "unreachable")}
+    assert fh.classify(records.get("as-nobody")) == (fh.COLLECTED, "")
+    bundle = json.loads((tmp_path / "out" / "as-nobody" / "evidence.json").read_text())
+    assert bundle["host"]["vmId"] == healthy.machine.vm_id
+    status, reason = fh.classify(records.get("nologin"), failures.get("nologin", ""))
+    assert status == "auth_failed" and "become" in reason, (status, reason)
