@@ -235,6 +235,8 @@ def classify(record: Mapping[str, Any] | None, failure: str = "") -> tuple[str, 
             f"the inventory name {host!r} cannot name a folder (1-128 letters, digits, '.', '_' or '-', "
             f"starting with a letter or digit; not {', '.join(RESERVED_NAMES)}): give the host a plain name "
             f"and its address in ansible_host")
+    if record.get("error"):       # stopped before anything ran (the task's own arguments)
+        return "collect_failed", one_line(str(record["error"]))
     reach = _mapping(record.get("reach"))
     if reach.get("unreachable"):
         return classify_connection(str(reach.get("msg") or ""))

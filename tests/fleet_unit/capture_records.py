@@ -11,7 +11,7 @@ and writes each host's record (what the callback passes on) to fixtures/records.
   (iptables, this namespace only);
 * over the local connection: Python missing, too old (a stand-in printing 3.6.8), masked (one
   that fails), a probe that refuses its arguments, one that runs too long, output that is no
-  JSON document, and a healthy collection.
+  JSON document, an inventory variable no command line may carry, and a healthy collection.
 
 Everything listens on loopback inside the namespace isolated.sh made; the emulator answers as
 the metadata service. The records are facts of Ansible's behaviour (messages, registered
@@ -127,6 +127,7 @@ def capture(work: Path, ansible_playbook: str, target: Path) -> int:
         "probe-timeout": {**local, "imds_endpoint": hang.base_url, "imds_collect_timeout": 2},
         "probe-not-json": {**local, "imds_python": str(fake / "python-garbage")},
         "local-healthy": {**local, "imds_target": "vm"},
+        "bad-variables": {**local, "imds_tokens_dir": "/x\n--endpoint=http://elsewhere"},
     }
     inventory = work / "inventory.json"
     inventory.write_text(json.dumps({"all": {"vars": {"ansible_python_interpreter": "/usr/bin/python3"},

@@ -26,6 +26,7 @@ CASES = [
     ("probe-timeout", "collect_timeout", ["longer than 2 s", "imds_collect_timeout"]),
     ("probe-bad-usage", "collect_failed", ["exited with code 2", "--client-id: not a GUID"]),
     ("probe-not-json", "collect_failed", ["not a JSON document", "16 bytes"]),
+    ("bad-variables", "collect_failed", ["bad task arguments", "line break"]),
 ]
 
 

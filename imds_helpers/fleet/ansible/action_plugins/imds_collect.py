@@ -130,7 +130,7 @@ class ActionModule(ActionBase):
             "python": {"state": "", "path": "", "version": "", "usable": False, "asked": str(args.get("python") or "python3")},
             "collect": {"ran": False, "rc": None, "timed_out": False, "limit_s": None, "msg": "", "stderr": "",
                         "bytes": 0, "json": False, "too_large": False},
-            "written": False, "write_msg": "", "target": str(args.get("target") or ""),
+            "written": False, "write_msg": "", "error": "", "target": str(args.get("target") or ""),
             "expect": {key: str(args.get(f"expect_{key}") or "").strip() for key in ("hostname", "smbios_uuid", "vm_id")},
         }
 
@@ -148,16 +148,18 @@ class ActionModule(ActionBase):
             probe = str(args["probe"])
             out_dir = str(args["out_dir"])
         except (KeyError, TypeError, ValueError) as err:
-            record["collect"]["msg"] = f"bad task arguments: {str(err)[:300]}"
-            return done(record["collect"]["msg"], failed=True)
+            record["error"] = f"bad task arguments (the host's inventory variables): {str(err)[:300]}"
+            return done(record["error"], failed=True)
         record["collect"]["limit_s"] = limit
         if not (os.path.isabs(probe) and os.path.isabs(out_dir)):
-            return done("probe and out_dir must be absolute paths on the controller", failed=True)
+            record["error"] = "imds_probe and imds_out_dir must be absolute paths on the controller"
+            return done(record["error"], failed=True)
         try:
             with open(probe, "rb") as handle:
                 payload = handle.read()
         except OSError as err:
-            return done(f"cannot read the probe {probe}: {err.strerror or err}", failed=True)
+            record["error"] = f"cannot read the probe {probe}: {err.strerror or err}"
+            return done(record["error"], failed=True)
 
         try:
             check = self._low_level_execute_command(CHECK.replace("__PY__", shlex.quote(record["python"]["asked"])),
@@ -197,6 +199,9 @@ class ActionModule(ActionBase):
     def _keep(self, stdout, out_dir, host, max_bytes, record, done):
         """The probe's output as OUT/<host>/evidence.json, if it is an evidence bundle."""
         data = stdout.encode("utf-8", "surrogateescape")
+        if self._task.check_mode:      # the collection changes nothing; keeping its output would
+            record["write_msg"] = "check mode: the output was not kept"
+            return done(record["write_msg"], changed=True)
         if len(data) > max_bytes:
             record["collect"]["too_large"] = True
             record["write_msg"] = f"{len(data)} bytes, more than {max_bytes}"
