@@ -267,21 +267,11 @@ def run_fleet(
     rows = tuple(_finish(outcome, rendered.get(outcome.host), out, started_at, ansible.arrived_s.get(outcome.host))
                  for outcome in outcomes)
     notebook_path = notebook_error = None
-    if notebook and not any(_has_checks(row.sidecar_path) for row in rows):
-        # 03_fleet_report charts check latencies: with no check anywhere it has nothing to plot
-        notebook_error = "no host was diagnosed: the fleet notebook needs at least one report (see summary.html)"
-    elif notebook:
+    if notebook:
         notebook_path, notebook_error = render_fleet_notebook(out, kernel_name=kernel_name, timeout=cell_timeout)
     return FleetSummary(out_dir=str(out), started_at=started_at, duration_s=time.monotonic() - t0,
                         collect_s=collect_s, render_s=render_s, hosts=rows, ansible=ansible, render=render,
                         notebook_path=notebook_path, notebook_error=notebook_error)
-
-
-def _has_checks(sidecar_path: str) -> bool:
-    try:
-        return bool(read_sidecar(sidecar_path)["checks"])
-    except SidecarError:
-        return False
 
 
 class _Collecting:
