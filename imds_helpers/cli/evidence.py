@@ -42,7 +42,11 @@ def configure_collect(parser: argparse.ArgumentParser) -> None:
 
 
 def output_path(value: str, *, argument: str) -> Path:
-    """A file to write, checked before any work: its folder exists, it is not a folder or a symlink."""
+    """A file to write, checked before any work: its folder exists; it is not a folder, a
+    symlink, a FIFO or a socket. A character device (``/dev/null``, a terminal) is written in
+    place, never replaced (see :func:`write_bundle`)."""
+    import stat
+
     path = Path(value)
     if path.is_symlink():
         raise UsageError(f"{value} is a symlink; give a regular file path", argument=argument)
@@ -50,6 +54,14 @@ def output_path(value: str, *, argument: str) -> Path:
         raise UsageError(f"{value} is a folder; give a file path", argument=argument)
     if not path.parent.is_dir():
         raise UsageError(f"folder {path.parent} does not exist", argument=argument)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return path
+    except OSError as err:
+        raise UsageError(f"{value}: {err.strerror or err}", argument=argument) from None
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+        raise UsageError(f"{value} is not a regular file; give a file path", argument=argument)
     return path
 
 
@@ -57,7 +69,16 @@ def write_bundle(path: Path, bundle: Mapping[str, Any]) -> None:
     from imds_helpers.model.evidence import dumps
     from imds_helpers.fleet.sidecar import atomic_write_text
 
-    atomic_write_text(path, dumps(bundle) + "\n")
+    import stat
+
+    text = dumps(bundle) + "\n"
+    if path.exists() and stat.S_ISCHR(path.stat().st_mode):
+        # /dev/null, a terminal: written into. The atomic write renames a temporary file over
+        # its target, which would replace the device node with a regular file.
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return
+    atomic_write_text(path, text)
 
 
 def run_collect(args: argparse.Namespace) -> int:

@@ -185,3 +185,26 @@ def test_many_bundles_are_judged_on_every_core_as_json_lines(vm_bundle, arc_bund
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stdout == "" and "host-050.json" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a device node needs root")
+def test_a_device_is_written_into_never_replaced(tmp_path):
+    """collect --out /dev/null (and check --save-evidence) once renamed a regular file over the
+    device: the atomic write must not apply to a character device. A private copy of /dev/null's
+    node stands in for it here; a FIFO is refused (it could block)."""
+    import stat
+
+    node = tmp_path / "null"
+    os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    env = {**os.environ, "IMDS_RUNBOOK_ENDPOINT": "http://127.0.0.1:9"}
+    for args in (["collect", "--timeout", "1", "--out", str(node)],
+                 ["check", "--timeout", "1", "--save-evidence", str(node)]):
+        run = subprocess.run([sys.executable, "-m", "imds_helpers", *args], capture_output=True, text=True,
+                             timeout=60, env=env)
+        assert run.returncode in (0, 1) and "Traceback" not in run.stderr, run.stderr
+        assert stat.S_ISCHR(node.stat().st_mode), "the device node was replaced"
+    refused = subprocess.run([sys.executable, "-m", "imds_helpers", "collect", "--out", str(fifo)],
+                             capture_output=True, text=True, timeout=60, env=env)
+    assert refused.returncode == 2 and "not a regular file" in refused.stderr and stat.S_ISFIFO(fifo.stat().st_mode)
