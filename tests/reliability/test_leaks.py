@@ -60,6 +60,15 @@ EXEMPT = {
     "imds_helpers.fleet.runner.RunSummary": "HostRun rows",
     "imds_helpers.fleet.runner.HostPlan": "paths and the host's parameter file values",
     "imds_helpers.fleet.runner._Running": "a worker process handle",
+    # The fleet's own records: inventory names, statuses, redacted one-line reasons, paths, vmIds and
+    # Ansible's per-host record (built by the action plugin, which never puts the bundle in it).
+    # The bundles themselves are scanned for canaries and signed tokens by tests/fleet.
+    "imds_helpers.fleet.ansible_run.PlaybookRun": "ansible-playbook's command, exit code and per-host records",
+    "imds_helpers.fleet.fleet_hosts.IdentityCheck": "an identity field: expected and found hostname / UUID / vmId",
+    "imds_helpers.fleet.fleet_hosts.Outcome": "a host's fleet status, redacted reason, bundle path and host object",
+    "imds_helpers.fleet.fleet_run.FleetHost": "a host's status, verdict, reason, codes and file paths",
+    "imds_helpers.fleet.fleet_run.FleetProgress": "one progress line: host, stage, status, counts",
+    "imds_helpers.fleet.fleet_run.FleetSummary": "FleetHost rows, timings and the PlaybookRun",
     "imds_helpers.emulator.model.ManagedIdentity": "the emulator's identity ids",
     "imds_helpers.emulator.model.Machine": "the emulator's machine description",
     "imds_helpers.emulator.scenarios.Answer": "the emulator's canned answers (test input)",
