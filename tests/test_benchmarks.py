@@ -79,3 +79,51 @@ def test_bench_runner_real_vm_runs():
     assert re.search(r"real VM runbook, emulated VMs \(vm-healthy, .*\): warm-up host ok in [\d.]+ s", out), out
     assert re.search(r"^429s\s+0\s+0$", out, re.M), out
     assert re.search(r"workers=2 vs 1: [\d.]+x \(target >= 1\.6x: (?:met|MISSED)\)", out), out
+
+
+def _fleet_rig_unavailable() -> str | None:
+    """Why the fleet rig cannot run here (None: it can), from tests/fleet/rig.py itself."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_fleet_rig_check", ROOT / "tests" / "fleet" / "rig.py")
+    rig = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = rig            # dataclasses look their module up while the class is made
+    try:
+        spec.loader.exec_module(rig)
+    finally:
+        sys.modules.pop(spec.name, None)
+    return rig.unavailable(["vm-healthy"], ansible=True) or (
+        None if rig.ansible_bin("ansible") else "needs the ansible command (ansible-core)")
+
+
+def test_bench_fleet_quick_mode():
+    """Two namespace VMs, one round: every row of both parts is printed with its numbers and
+    verdict (the script itself stops when a host is not pinged, a bundle does not come back or
+    carries its emulator's canary, or a report is not rendered)."""
+    pytest.importorskip("papermill")
+    reason = _fleet_rig_unavailable()
+    if reason:
+        pytest.skip(f"fleet rig: {reason}")
+    out = _bench("bench_fleet.py", "--vms", "2", "--rounds", "1")
+    assert re.search(r"fleet rig: 2 healthy namespace VMs \(vm-healthy\) up in [\d.]+ s", out), out
+    seconds = r"\s+[\d.]+s\s+[\d.]+-[\d.]+\s+"
+    ratio = r"[\d.]+x \([\d.]+-[\d.]+\)"
+    assert re.search(r"ansible all -m ping" + seconds + r"1\.00x\n", out), out
+    assert re.search(r"collect\.yml as imds-runbook fleet runs it" + seconds + ratio + r"\n", out), out
+    assert re.search(r"\+ building the probe .*\s[\d.]+s\s+" + ratio, out), out
+    assert re.search(r"collection / ping: [\d.]+x \(target <= 2x: (?:met|MISSED)\)", out), out
+    assert re.search(r"the last timed collection, from its start: first play starts [\d.]+ s, collection play "
+                     r"[\d.]+ s, records [\d.]+ s \.\. [\d.]+ s \(median [\d.]+ s\), play recap [\d.]+ s, "
+                     r"the command returns [\d.]+ s", out), out
+    for label in ("ansible all -m ping", "collect.yml"):     # the CPU table: controller, VMs, per host, busy
+        assert re.search(rf"^  {re.escape(label)}\s+[\d.]+s\s+[\d.]+s\s+[\d.]+s\s+[\d.]+\s+[\d.]+s$", out, re.M), out
+    assert re.search(r"One whole fleet run first \(2 hosts, .*\): [\d.]+ s = collection [\d.]+ s .* reports [\d.]+ s "
+                     r"\+ fleet notebook and summaries [\d.]+ s", out), out
+    # sizes N/4 and N/2 are both 1 host here: rows for 1 and 2 hosts, each worker count and the speed-up
+    for hosts in (1, 2):
+        assert re.search(rf"^\s+{hosts}(?:\s+[\d.]+s \(\s*[\d.]+-\s*[\d.]+\)\s+[\d.]+s){{2}}\s+{ratio}$", out, re.M), \
+            f"no render row for {hosts} host(s):\n{out}"
+    assert re.search(r"time per host, spread across sizes: workers=1 \d+% \(1, 2 hosts\); workers=2 n/a "
+                     r"\(needs two sizes of >= 2 hosts\) \(linear, within 25%: (?:met|MISSED)\)", out), out
+    assert re.search(r"workers=2 vs 1 at 2 hosts: [\d.]+x \(target > 1\.5x, both cores used: (?:met|MISSED)\)",
+                     out), out
