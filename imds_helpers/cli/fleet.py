@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
+from imds_helpers.cli.run import add_render_options
+from imds_helpers.cli.run import default_out_dir as timestamped_dir
 from imds_helpers.model.textsafe import terminal_safe
 
 
 def default_out_dir() -> Path:
-    return Path("reports") / ("fleet-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+    return timestamped_dir("fleet-")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -47,13 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collect-timeout", type=float, default=None, metavar="S",
                         help="limit for one host's whole collection (default: the inventory's "
                              "imds_collect_timeout, else 300)")
-    parser.add_argument("--workers", type=int, default=2, metavar="N",
-                        help="reports rendered at the same time (default 2)")
-    parser.add_argument("--timeout", type=float, default=300.0, metavar="S",
-                        help="wall-clock limit per host's report, kernel start included (default 300)")
-    parser.add_argument("--cell-timeout", type=float, default=60.0, metavar="S",
-                        help="limit per notebook cell (default 60)")
-    parser.add_argument("--kernel", default="python3", metavar="NAME", help="Jupyter kernel (default python3)")
+    add_render_options(parser, per="report")
     parser.add_argument("--no-notebook", action="store_true", help="do not execute the fleet notebook (summary.ipynb)")
     parser.add_argument("ansible_args", nargs="*", metavar="-- ANSIBLE-PLAYBOOK OPTIONS",
                         help="after '--': passed to ansible-playbook as they are (e.g. -- -u admin -e imds_become=true)")

@@ -29,8 +29,21 @@ from typing import Any
 from imds_helpers.model.textsafe import terminal_safe
 
 
-def default_out_dir() -> Path:
-    return Path("reports") / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+def default_out_dir(prefix: str = "") -> Path:
+    return Path("reports") / (prefix + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+
+
+def add_render_options(parser: argparse.ArgumentParser, *, per: str = "host") -> None:
+    """How runbooks are executed: ``run`` renders a host per parameter file, ``fleet`` a report
+    per collected host; both through :func:`imds_helpers.fleet.runner.run_hosts`."""
+    parser.add_argument("--workers", type=int, default=2, metavar="N",
+                        help=f"{per}s rendered at the same time (default 2)")
+    parser.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                        help=f"wall-clock limit per {per}, kernel start included (default 300)")
+    parser.add_argument("--cell-timeout", type=float, default=60.0, metavar="S",
+                        help="limit per notebook cell (default 60)")
+    parser.add_argument("--kernel", default="python3", metavar="NAME",
+                        help="Jupyter kernel to run the runbooks in (default python3)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,14 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="runbook: vm, arc, or auto = each file's 'target' key (default vm)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default: reports/<UTC timestamp>/)")
-    parser.add_argument("--workers", type=int, default=2, metavar="N",
-                        help="hosts run at the same time (default 2)")
-    parser.add_argument("--timeout", type=float, default=300.0, metavar="S",
-                        help="wall-clock limit per host, kernel start included (default 300)")
-    parser.add_argument("--cell-timeout", type=float, default=60.0, metavar="S",
-                        help="limit per notebook cell (default 60)")
-    parser.add_argument("--kernel", default="python3", metavar="NAME",
-                        help="Jupyter kernel to run the runbooks in (default python3)")
+    add_render_options(parser)
     parser.add_argument("--notebooks-dir", type=Path, default=None, metavar="DIR",
                         help=argparse.SUPPRESS)  # tests and benchmarks: stand-in runbooks
 
