@@ -526,7 +526,8 @@ class Service:
             os.close(fd)
 
     def _temp_dir(self) -> str:
-        path = tempfile.mkdtemp(prefix="imds-emulator-outside-")
+        # The name says nothing about the scenario: the blind lab shows realms that point here.
+        path = tempfile.mkdtemp(prefix="imds-emulator-realm-")
         with self._lock:
             self._temp_dirs.append(path)
         return path

@@ -43,7 +43,8 @@ MACHINE = {"subprocess", "socket.socket", "http.client", "glob", "pwd", "grp", "
 THIRD_PARTY = {"pandas", "papermill", "nbconvert", "nbformat", "nbclient", "jupyter_client", "ipykernel", "IPython",
                "jupyterlab", "matplotlib", "yaml", "requests", "urllib3", "numpy"}
 # the hooks that start an emulator for training runs
-TRAINING = {"imds_helpers.runbooks.runbook", "imds_helpers.cli.lab", "imds_helpers.cli.demo"}
+TRAINING = {"imds_helpers.runbooks.runbook", "imds_helpers.runbooks.fault_lab", "imds_helpers.cli.lab",
+            "imds_helpers.cli.demo"}   # fault_lab: the blind lab starts an emulator per case
 
 
 def layer_of(module: str) -> str:
