@@ -432,6 +432,71 @@ report.write_text(csv_path, report.render_csv(df)) if csv_path else "no export (
 ]
 
 
+LAB_CELLS = [
+    md("""
+# Fault lab: a broken host, your diagnosis
+
+Something is wrong with a machine's metadata service, and all you have is the ticket. Investigate it
+with the probes the primer teaches (`00_imds_primer.ipynb`) — raw requests and answers, the curl and
+PowerShell lines — then choose the cause from the list. The lab grades your answer, shows the evidence
+that proves it and the runbook's full verdict. Hints help, and cost points.
+
+The fault is hidden: nothing above the answer names it. An emulator plays the machine (no real
+metadata service is contacted); `imds-runbook lab --blind` opens this notebook with a seed,
+`imds-runbook lab --exam` runs several cases in a terminal.
+"""),
+    code("""
+seed: int = 7  # which cases are drawn (an instructor reads them with imds-runbook lab --answer-key --seed N)
+track: str = "all"  # vm (Azure VM IMDS), arc (Arc HIMDS) or all
+difficulty: int = 0  # 1 easy .. 3 hard; 0 any
+round: int = 0  # the seed's n-th case, from 0; the next case is round + 1
+hints: int = 0  # hints to take, 0-3; each costs points
+answer: str = ""  # your diagnosis: a cause's letter or code; empty until you answer
+fix: str = ""  # optional: a fix's letter
+""", "parameters"),
+    md("## The case"),
+    code("""
+from imds_helpers.runbooks import fault_lab, lab_view
+
+lab = fault_lab.Lab(seed, track, difficulty or None, round)
+lab_view.case(lab)
+"""),
+    md("How this machine makes the faults (the same words for every case):"),
+    code("lab.simulated", "nbval-ignore-output"),
+    md("""
+## Investigate
+
+The instance request first: does the service answer, and is it the service? (`lab.probe` sends one
+GET like `curl -i`, proxies bypassed, secrets redacted.)
+"""),
+    code("lab.probe(*lab_view.INSTANCE)"),
+    md("""
+Then the token AMA asks for. On an Arc server this is the challenge: the 401 names a key file, its
+contents go back as `Authorization: Basic`.
+"""),
+    code('lab.challenge() if lab.target == "arc" else lab.probe(*lab.token_request())', "nbval-ignore-output"),
+    md("""
+The same requests by hand, from a terminal. Anything else the primer shows works here too:
+`lab.probe(path, params, headers={...}, metadata=False)`, `lab.files()` (the Arc tokens directory),
+`lab.stat(path)` (a file as `ls -ld` shows it).
+"""),
+    code("lab_view.by_hand(lab)"),
+    md("## Your diagnosis: one cause, and the fix if you know it"),
+    code("lab_view.choices(lab)"),
+    md("## Hints"),
+    code("lab_view.hints(lab, hints)"),
+    md("## Answer"),
+    code("lab_view.answer(lab, answer, fix)"),
+    md("## After the answer: the runbook's full verdict"),
+    code("lab_view.after(lab)"),
+    md("""
+Next: the same seed's next case is `round + 1` (`imds-runbook lab --blind --seed N --round R`), or
+another seed. The lab's emulator stops here:
+"""),
+    code("lab.close()"),
+]
+
+
 def merge_markdown(cells):
     """Adjacent markdown cells become one (a step's "if it fails" joins the next heading).
 
@@ -452,6 +517,7 @@ NOTEBOOKS = {
     "01_azure_vm_imds.ipynb": VM_CELLS,
     "02_arc_himds.ipynb": ARC_CELLS,
     "03_fleet_report.ipynb": FLEET_CELLS,
+    "04_fault_lab.ipynb": LAB_CELLS,
 }
 
 
