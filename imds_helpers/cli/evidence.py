@@ -39,6 +39,9 @@ def configure_collect(parser: argparse.ArgumentParser) -> None:
                 parser._option_string_actions.pop(option, None)
     parser.add_argument("--out", metavar="FILE", default="-",
                         help="where to write the bundle ('-': standard output, the default)")
+    parser.add_argument("--digest", action="store_true",
+                        help="write the evidence digest instead of the bundle: at most 4,096 bytes, what Azure "
+                             "Run Command's 'invoke' returns whole (analyze reads it like a bundle)")
 
 
 def output_path(value: str, *, argument: str) -> Path:
@@ -67,11 +70,16 @@ def output_path(value: str, *, argument: str) -> Path:
 
 def write_bundle(path: Path, bundle: Mapping[str, Any]) -> None:
     from imds_helpers.model.evidence import dumps
+
+    write_text(path, dumps(bundle) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """``text`` into ``path``: atomically, or into a character device in place."""
     from imds_helpers.fleet.sidecar import atomic_write_text
 
     import stat
 
-    text = dumps(bundle) + "\n"
     if path.exists() and stat.S_ISCHR(path.stat().st_mode):
         # /dev/null, a terminal: written into. The atomic write renames a temporary file over
         # its target, which would replace the device node with a regular file.
@@ -101,12 +109,18 @@ def run_collect(args: argparse.Namespace) -> int:
     finally:
         if collecting:
             gc.enable()
-    if out is None:
+    if args.digest:
+        from imds_helpers.model.digest import encode
+
+        text = encode(bundle)
+    else:
         from imds_helpers.model.evidence import dumps
 
-        sys.stdout.write(dumps(bundle) + "\n")
+        text = dumps(bundle) + "\n"
+    if out is None:
+        sys.stdout.write(text)
     else:
-        write_bundle(out, bundle)
+        write_text(out, text)
         sys.stderr.write(f"imds-runbook collect: wrote {out} ({out.stat().st_size} bytes); "
                          f"analyze it anywhere with: imds-runbook analyze {out}\n")
     return 0
@@ -114,7 +128,9 @@ def run_collect(args: argparse.Namespace) -> int:
 
 def configure_analyze(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundles", metavar="BUNDLE_OR_DIR", nargs="+",
-                        help="evidence bundles written by collect (a folder: every *.json in it)")
+                        help="evidence bundles written by collect, digests (collect --digest), or what "
+                             "'az vm run-command invoke' / 'az connectedmachine run-command show' printed "
+                             "(a folder: every *.json in it)")
     parser.add_argument("--json", action="store_true",
                         help="print JSON instead of the listing: check's object for one bundle, JSON Lines for several")
 
@@ -136,8 +152,11 @@ def bundle_paths(values: list[str]) -> list[Path]:
 
 
 def read_bundle(path: Path) -> dict[str, Any]:
-    """One bundle from disk: a regular file (no symlink, no FIFO), bounded, schema-checked."""
+    """One bundle from disk: a regular file (no symlink, no FIFO), bounded, schema-checked. The
+    file may hold a bundle, a digest, or a Run Command answer around either
+    (:func:`imds_helpers.model.runcommand.load_any`)."""
     from imds_helpers.model import evidence
+    from imds_helpers.model.runcommand import load_any
     from imds_helpers.fleet.sidecar import read_regular_file
 
     try:
@@ -145,8 +164,8 @@ def read_bundle(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as err:
         raise UsageError(f"{path}: {err}", argument="BUNDLE_OR_DIR") from None
     try:
-        return evidence.load(data)
-    except evidence.BadBundle as err:
+        return load_any(data)
+    except UsageError as err:
         raise UsageError(f"{path}: {err}", argument="BUNDLE_OR_DIR") from None
 
 
@@ -222,4 +241,5 @@ class _Command:
 collect_command = _Command(configure_collect, run_collect)
 analyze_command = _Command(configure_analyze, run_analyze)
 
-__all__ = ["analyze_command", "bundle_paths", "collect_command", "output_path", "read_bundle", "write_bundle"]
+__all__ = ["analyze_command", "bundle_paths", "collect_command", "output_path", "read_bundle", "write_bundle",
+           "write_text"]
