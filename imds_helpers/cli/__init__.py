@@ -40,7 +40,8 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "emulator": ("imds_helpers.emulator.cli", "serve an emulated IMDS or Arc HIMDS with fault scenarios", ()),
     "demo": ("imds_helpers.cli.demo", "run the runbooks on emulated healthy and broken hosts; write reports/",
              ("notebooks",)),
-    "lab": ("imds_helpers.cli.lab", "JupyterLab on the runbooks with an emulated IMDS running", ("notebooks", "lab")),
+    "lab": ("imds_helpers.cli.lab", "training: JupyterLab on the primer and runbooks with an emulated IMDS; "
+            "--blind: a hidden fault to diagnose; --exam: several, scored; --answer-key", ("notebooks", "lab")),
     "run": ("imds_helpers.cli.run", "run a runbook per host parameter file (papermill) and summarise",
             ("notebooks",)),
     "report": ("imds_helpers.cli.report", "tabulate a folder of runbook results (table, CSV, HTML, markdown)",

@@ -1,6 +1,7 @@
 """``imds-runbook lab`` (``make lab``): training.
 
-    imds-runbook lab [--scenario S] [--port P] [--dry-run]      JupyterLab on the runbooks, an emulated IMDS running
+    imds-runbook lab [--scenario S] [--port P] [--dry-run]      JupyterLab on the runbooks (the primer first), an
+                                                                emulated IMDS running
     imds-runbook lab --blind [--seed N] [--track vm|arc|all] [--difficulty D] [--round R]
                                                                 the blind fault lab (notebooks/04_fault_lab.ipynb)
     imds-runbook lab --exam --seed N [--count 5] [--track T] [--difficulty D] [--out DIR]
@@ -37,6 +38,7 @@ from imds_helpers.runbooks.resources import data_dir, is_installed_copy
 
 NOTEBOOKS_DIR = data_dir("notebooks")
 LAB_NOTEBOOK = "04_fault_lab.ipynb"
+PRIMER_NOTEBOOK = "00_imds_primer.ipynb"   # what JupyterLab opens first without a mode
 DEFAULT_SCENARIO = "vm-healthy"
 DEFAULT_EXAM_COUNT = 5
 SHEET_NAME = "score-sheet"       # DIR/score-sheet.json and DIR/score-sheet.md
@@ -152,7 +154,7 @@ def run_runbooks(args: argparse.Namespace) -> int:
     get_scenario(scenario, "vm")
     with Emulator(mode="vm", scenario=scenario) as vm:
         env = {**os.environ, OVERRIDE_ENV: vm.base_url}
-        command = lab_command(args.port or 8888, workspace(args.dir or Path("imds-runbook-lab")))
+        command = lab_command(args.port or 8888, workspace(args.dir or Path("imds-runbook-lab")), PRIMER_NOTEBOOK)
         sys.stdout.write(
             f"emulated IMDS ({scenario}) at {vm.base_url}; {OVERRIDE_ENV} points the runbooks at it\n"
             "Arc runbook: set emulator_scenario = \"arc-healthy\" (or another arc-* scenario) in its parameters cell\n"

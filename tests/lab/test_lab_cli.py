@@ -163,3 +163,14 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path, args, names):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("imds-runbook lab") and names in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]          # nothing written
+
+
+def test_without_a_mode_the_runbooks_open_on_the_primer_with_an_emulator(tmp_path):
+    proc = _lab("--dry-run", "--scenario", "vm-no-identity", "--port", "18999", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    url, _arc, command = proc.stdout.splitlines()
+    assert url.startswith("emulated IMDS (vm-no-identity) at http://127.0.0.1:")
+    assert "--ServerApp.ip=127.0.0.1 --ServerApp.port=18999" in command
+    assert "--LabApp.default_url=/lab/tree/00_imds_primer.ipynb" in command
+    bad = _lab("--scenario", "vm-nope", "--dry-run", cwd=tmp_path, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "vm-nope" in bad.stderr
