@@ -17,8 +17,8 @@ one documented override); the Arc runbook reaches an emulated HIMDS through its
 injection, nothing executed) into ``--dir`` and opens it; the notebook starts the hidden fault
 itself. ``--exam`` prints, per round, the symptom story, the emulator's URL and the curl lines to
 try from another terminal, then reads ``hint``, ``choices``, ``answer X [fix Y]`` or ``skip`` from
-standard input (a file works; its end leaves the remaining rounds unanswered) and writes the score
-sheet as JSON and markdown. Nothing printed before an answer names the fault. JupyterLab listens
+standard input (a file works; its end, or Ctrl-C, leaves the remaining rounds unanswered) and writes
+the score sheet as JSON and markdown. Nothing printed before an answer names the fault. JupyterLab listens
 on 127.0.0.1 only.
 """
 
@@ -243,9 +243,12 @@ class Trainee:
     def read(self) -> str | None:
         """The next command line, stripped; None at the end of the input. A line longer than
         MAX_LINE is read to its end and comes back as one that is not a command."""
-        self.stdout.write("> ")
-        self.stdout.flush()
-        line = self.stdin.readline(MAX_LINE + 1)
+        try:
+            self.stdout.write("> ")
+            self.stdout.flush()
+            line = self.stdin.readline(MAX_LINE + 1)
+        except KeyboardInterrupt:       # Ctrl-C ends the exam like the end of the input: the sheet is written
+            line = ""
         if not line:
             self.ended = True
             self.say("", "(end of input: this round and the ones left are unanswered)")

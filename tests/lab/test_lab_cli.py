@@ -174,3 +174,29 @@ def test_without_a_mode_the_runbooks_open_on_the_primer_with_an_emulator(tmp_pat
     assert "--LabApp.default_url=/lab/tree/00_imds_primer.ipynb" in command
     bad = _lab("--scenario", "vm-nope", "--dry-run", cwd=tmp_path, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "vm-nope" in bad.stderr
+
+
+def test_ctrl_c_at_the_prompt_ends_the_exam_and_the_sheet_is_written(tmp_path):
+    import select
+    import signal
+
+    env = {**os.environ, "IMDS_EMULATOR_CANARY": CANARY, "IMDS_RUNBOOK_ENDPOINT": "http://127.0.0.1:9",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "imds_helpers", "lab", "--exam", "--seed", str(SEED), "--count", "2",
+                             "--out", str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    try:
+        seen = b""
+        while not seen.endswith(b"> "):                       # the first prompt: it waits for a command
+            assert select.select([proc.stdout], [], [], 60)[0], seen
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            assert chunk, seen
+            seen += chunk
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    sheet = json.loads((tmp_path / "score-sheet.json").read_text())
+    assert [r["answer"] for r in sheet["rows"]] == ["", ""] and sheet["total"] == 0
+    assert b"score sheet:" in out
