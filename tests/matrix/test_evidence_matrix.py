@@ -1,17 +1,22 @@
 """Collect -> analyze over every emulator scenario: the live run's report equals the analysis of
 its bundle (same checks, statuses, codes - the whole report), the analysis is byte-identical
 when repeated, it asks nothing the bundle does not hold, and no bundle holds the emulator's
-canary or a token that still has its signature."""
+canary or a token that still has its signature. The same bundle, encoded as an evidence digest
+(imds_helpers/model/digest.py), fits in 4,096 bytes, holds neither, and analyzes to the same
+verdict and (check id, status, code) list - one collection per row serves both (the digest's
+other tests are in tests/core/test_digest.py)."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import re
 
 import jsonschema
 import pytest
 
-from imds_helpers.model import evidence
+from imds_helpers.model import digest, evidence
 from imds_helpers.analyze import analyze, analyze_with_misses
 from imds_helpers.api import check_options
 from imds_helpers.collect import LiveHost, parameters
@@ -38,6 +43,11 @@ def _collect(case, emu):
     return live, host.bundle(parameters(opts, pipeline.tokens_dir))
 
 
+def triples(report) -> tuple[str, list[tuple[str, str, str]]]:
+    data = report.to_dict()
+    return data["verdict"], [(c["id"], c["status"], c["code"]) for c in data["checks"]]
+
+
 @pytest.mark.parametrize("case", MATRIX, ids=IDS)
 def test_live_equals_analysis_of_its_bundle(case):
     mode = SCENARIOS[case.scenario].mode
@@ -55,3 +65,15 @@ def test_live_equals_analysis_of_its_bundle(case):
     first = json.dumps(analyze(evidence.load(text)).to_dict(), sort_keys=True)
     assert first == json.dumps(analyze(evidence.load(text)).to_dict(), sort_keys=True)
     assert len(text) < (60_000 if case.scenario.endswith("healthy") else 3_000_000)
+    _check_digest(loaded, report, emu.canary)
+
+
+def _check_digest(bundle, report, canary):
+    text = digest.encode(bundle)
+    assert len(text.encode("ascii")) <= digest.MAX_DIGEST_BYTES
+    plain = gzip.decompress(base64.b64decode("".join(text.splitlines()[1:-1]))).decode()
+    for shown in (text, plain):
+        assert canary not in shown and not SIGNED_JWT.search(shown)
+    # the levels that keep what the checks read are enough for every scenario
+    assert int(text.rsplit("level=", 1)[1]) <= 1
+    assert triples(analyze(digest.decode(text))) == triples(report)
