@@ -1,0 +1,1015 @@
+#!/bin/sh
+# imds-collect.sh - the imds-runbook evidence collector in POSIX sh + curl (no Python needed).
+#
+#   sh imds-collect.sh [--target auto|vm|arc] [--endpoint URL] [--resource R]... [--client-id ID]...
+#                      [--object-id ID]... [--msi-res-id ID]... [--tokens-dir D] [--timeout S] [--digest]
+#
+# Writes to standard output the same evidence bundle as `imds-runbook collect` (analyze it anywhere
+# with `imds-runbook analyze FILE`), or with --digest a compact digest that fits the last 4,096
+# bytes Azure Run Command returns. Needs curl, od and awk; uses whatever of stat, base64, gzip,
+# cksum, ip, iptables-save, nft, systemctl, timeout it finds. Bad usage: one line, exit 2.
+#
+# What it sends: the requests the checks send (instance metadata, versions, tokens, the Arc
+# challenge), straight to the endpoint, never through a proxy. Secrets stay here: an Arc key is
+# read only after the key-file rules pass, reaches curl through a 0600 file in a 0700 folder
+# (never a command line), and is never written out; tokens lose their signature before anything
+# is written. The temporary folder is removed on any exit.
+# shellcheck disable=SC2016  # awk programs and curl -w formats are single-quoted on purpose
+
+VERSION=0.1.0
+UA="imds-runbook/$VERSION"
+LC_ALL=C
+LANG=C
+export LC_ALL LANG
+
+die() { printf 'imds-collect.sh: %s\n' "$1" >&2; exit 2; }
+
+# --- the awk engine: bytes (od -An -v -tu1) -> JSON text ------------------------------------------
+# mode text    : UTF-8 decoded with U+FFFD for bad bytes, scrubbed, bounded to `limit` characters
+# mode body    : a JSON string if valid UTF-8 (line 2: utf-8), else base64 (line 2: base64); scrubbed
+# mode excerpt : first 960 bytes decoded, redacted (tokens removed whole), first 240 characters
+# mode headers : a curl -D dump -> line 1 the pairs [[name, value], ...] (Latin-1, scrubbed),
+#                line 2 the evidence headers {name: value}
+# mode key     : the Arc key's verdict "CODE<TAB>chars<TAB>problem"; writes the Latin-1 bytes of the
+#                secret after "Authorization: Basic " to `hdr` and its code points to `secn`
+# `secn` (optional): a file of code points, one a line: a secret replaced by <redacted>.
+J='
+function hex4(v) { return sprintf("%04x", v) }
+function esc(v) {
+  if (v == 34) return "\\\""
+  if (v == 92) return "\\\\"
+  if (v == 10) return "\\n"
+  if (v == 13) return "\\r"
+  if (v == 9) return "\\t"
+  if (v == 8) return "\\b"
+  if (v == 12) return "\\f"
+  if (v < 32 || v > 126) {
+    if (v >= 65536) { v -= 65536; return "\\u" hex4(55296 + int(v / 1024)) "\\u" hex4(56320 + v % 1024) }
+    return "\\u" hex4(v)
+  }
+  return CH[v]
+}
+function isspace(v) {
+  return (v >= 9 && v <= 13) || (v >= 28 && v <= 32) || v == 133 || v == 160 || v == 5760 \
+    || (v >= 8192 && v <= 8202) || v == 8232 || v == 8233 || v == 8239 || v == 8287 || v == 12288
+}
+function cls(v) {
+  if (v > 32 && v < 127) return CH[v]
+  if (isspace(v)) return " "
+  if (v > 127) return "\001"
+  return "\002"
+}
+function isword(v) { return (v >= 48 && v <= 57) || (v >= 65 && v <= 90) || (v >= 97 && v <= 122) || v == 95 || (v > 127 && !isspace(v)) }
+# cp[1..m] -> the class string (one ASCII character per code point)
+function classes(   i, s, blk) {
+  s = ""; blk = ""
+  for (i = 1; i <= m; i++) { blk = blk cls(cp[i]); if (i % 2048 == 0) { s = s blk; blk = "" } }
+  return s blk
+}
+# decode b[from..to] as UTF-8 into cp[]; strict=1: return 0 at the first invalid sequence
+function decode(from, to, strict,   i, c, need, lo, hi, v, k, ok) {
+  m = 0; i = from
+  while (i <= to) {
+    c = b[i]
+    if (c < 128) { cp[++m] = c; i++; continue }
+    need = 0; lo = 128; hi = 191
+    if (c >= 194 && c <= 223) { need = 1; v = c - 192 }
+    else if (c >= 224 && c <= 239) { need = 2; v = c - 224; if (c == 224) lo = 160; if (c == 237) hi = 159 }
+    else if (c >= 240 && c <= 244) { need = 3; v = c - 240; if (c == 240) lo = 144; if (c == 244) hi = 143 }
+    if (need == 0) { if (strict) return 0; cp[++m] = 65533; i++; continue }
+    ok = 1
+    for (k = 1; k <= need; k++) {
+      if (i + k > to || b[i + k] < lo || b[i + k] > hi) { ok = 0; break }
+      v = v * 64 + (b[i + k] - 128); lo = 128; hi = 191
+    }
+    if (!ok) { if (strict) return 0; cp[++m] = 65533; i += k; continue }
+    cp[++m] = v; i += need + 1
+  }
+  return 1
+}
+function latin(from, to,   i) { m = 0; for (i = from; i <= to; i++) cp[++m] = b[i] }
+# replace cp[s..e] (e < s: insert) by the placeholder, or delete them (rep == "")
+function splice(s, e, rep,   i, j, n2, t) {
+  n2 = 0
+  for (i = 1; i < s; i++) t[++n2] = cp[i]
+  for (j = 1; j <= length(rep); j++) t[++n2] = ORD[substr(rep, j, 1)]
+  for (i = e + 1; i <= m; i++) t[++n2] = cp[i]
+  m = n2; for (i = 1; i <= m; i++) cp[i] = t[i]
+  delete t
+}
+function scrub_secret(   i, k, ok, done) {
+  if (sn == 0) return
+  done = 0
+  for (i = 1; i + sn - 1 <= m; i++) {
+    if (cp[i] != sec[1]) continue
+    ok = 1
+    for (k = 2; k <= sn; k++) if (cp[i + k - 1] != sec[k]) { ok = 0; break }
+    if (ok) { splice(i, i + sn - 1, "<redacted>"); i += 9 }
+  }
+}
+# JWT: header.claims.signature -> header.claims. (whole=1: the whole token -> <redacted>)
+function scrub_jwt(whole,   s, p, q, r, a, d) {
+  p = 1
+  while (1) {
+    s = classes()
+    r = substr(s, p)
+    if (!match(r, /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)*/)) return
+    a = p + RSTART - 1
+    if (whole) { splice(a, a + RLENGTH - 1, "<redacted>"); p = a + 10; continue }
+    q = index(substr(s, a), "."); d = index(substr(s, a + q), ".")
+    splice(a + q + d, a + RLENGTH - 1, "")
+    p = a + q + d
+  }
+}
+# (Basic|Bearer)<spaces>(?!realm=)<credential> -> ... <redacted>
+function scrub_auth(bearer,   s, l, p, a, e, r, w) {
+  p = 1
+  while (1) {
+    s = classes(); l = tolower(s)
+    r = substr(l, p)
+    if (bearer) { if (!match(r, /(basic|bearer)[ ]+[^ "\047\\,]/)) return }
+    else if (!match(r, /basic[ ]+[^ "\047\\,]/)) return
+    a = p + RSTART - 1; e = a + RLENGTH - 1
+    if (a > 1 && isword(cp[a - 1])) { p = a + 1; continue }
+    if (substr(l, e, 6) == "realm=") { p = e; continue }
+    w = e
+    while (w + 1 <= m && substr(s, w + 1, 1) !~ /[ "\047\\,]/) w++
+    splice(e, w, "<redacted>"); p = e + 10
+  }
+}
+# "access_token": "..." and access_token=... (redact_text)
+function scrub_fields(   s, l, p, a, e, r, w) {
+  p = 1
+  while (1) {
+    s = classes(); l = tolower(s); r = substr(l, p)
+    if (!match(r, /"?(access_token|refresh_token|id_token)"?[ ]*[:=][ ]*"?[^"&, }\\]/)) return
+    a = p + RSTART - 1; e = a + RLENGTH - 1; w = e
+    while (w + 1 <= m && substr(s, w + 1, 1) !~ /[" &,}\\]/) w++
+    splice(e, w, "<redacted>"); p = e + 10
+  }
+}
+function has(word,   s) { s = tolower(classes()); return index(s, word) > 0 }
+function scrub() { scrub_secret(); if (index(classes(), "eyJ")) scrub_jwt(0); if (has("basic")) scrub_auth(0) }
+function redact() { scrub_secret(); if (has("eyj")) scrub_jwt(1); if (has("_token")) scrub_fields(); if (has("basic") || has("bearer")) scrub_auth(1) }
+function jstr(limit,   i, o, trunc) {
+  trunc = (limit > 0 && m > limit)
+  if (trunc) m = limit
+  printf "\""
+  o = ""
+  for (i = 1; i <= m; i++) { o = o esc(cp[i]); if (i % 512 == 0) { printf "%s", o; o = "" } }
+  printf "%s", o
+  if (trunc) printf "\\n[... truncated by imds-runbook]"
+  printf "\""
+}
+function b64(   i, v, o, n3) {
+  o = ""; printf "\""
+  for (i = 1; i + 2 <= m; i += 3) {
+    v = cp[i] * 65536 + cp[i + 1] * 256 + cp[i + 2]
+    o = o substr(B, int(v / 262144) + 1, 1) substr(B, int(v / 4096) % 64 + 1, 1) substr(B, int(v / 64) % 64 + 1, 1) substr(B, v % 64 + 1, 1)
+    if (i % 1536 == 1) { printf "%s", o; o = "" }
+  }
+  n3 = m - i + 1
+  if (n3 == 1) { v = cp[i] * 65536; o = o substr(B, int(v / 262144) + 1, 1) substr(B, int(v / 4096) % 64 + 1, 1) "==" }
+  if (n3 == 2) { v = cp[i] * 65536 + cp[i + 1] * 256; o = o substr(B, int(v / 262144) + 1, 1) substr(B, int(v / 4096) % 64 + 1, 1) substr(B, int(v / 64) % 64 + 1, 1) "=" }
+  printf "%s\"", o
+}
+# headers: lines of the last block of a curl -D dump
+function headers(   i, s, nl, L, start, j, k, name, val, c, lname, seen, order, joined, keyname, no, first, ev) {
+  nl = 0; s = 1
+  for (i = 1; i <= n; i++) if (b[i] == 10) { L[++nl, "s"] = s; L[nl, "e"] = i - 1; s = i + 1 }
+  if (s <= n) { L[++nl, "s"] = s; L[nl, "e"] = n }
+  start = 0
+  for (j = 1; j <= nl; j++) {
+    if (L[j, "e"] - L[j, "s"] >= 4 && b[L[j, "s"]] == 72 && b[L[j, "s"] + 1] == 84 && b[L[j, "s"] + 2] == 84 && b[L[j, "s"] + 3] == 80 && b[L[j, "s"] + 4] == 47) start = j
+  }
+  printf "["; first = 1; no = 0
+  for (j = start + 1; start > 0 && j <= nl; j++) {
+    e = L[j, "e"]; if (e >= L[j, "s"] && b[e] == 13) e--
+    if (e < L[j, "s"]) break
+    c = 0
+    for (k = L[j, "s"]; k <= e; k++) if (b[k] == 58) { c = k; break }
+    if (!c) continue
+    latin(L[j, "s"], c - 1); name = ""; for (k = 1; k <= m; k++) name = name (cp[k] < 128 ? CH[cp[k]] : "?")
+    for (k = 1; k <= m; k++) nm[k] = cp[k]; nmn = m
+    s = c + 1; while (s <= e && (b[s] == 32 || b[s] == 9)) s++
+    if (!first) printf ","
+    first = 0
+    printf "["; scrub(); jstr(0); printf ","
+    latin(s, e); vv = ""; for (k = 1; k <= m; k++) vv = vv SUBSEP cp[k]
+    scrub(); jstr(0); printf "]"
+    lname = tolower(name)
+    if (lname in seen) joined[lname] = joined[lname] SUBSEP 44 SUBSEP 32 vv
+    else { seen[lname] = name; joined[lname] = substr(vv, 2); order[++no] = lname; nmsave[lname] = nmn; for (k = 1; k <= nmn; k++) nmcp[lname, k] = nm[k] }
+  }
+  printf "]\n{"; first = 1
+  for (k = 1; k <= no; k++) {
+    lname = order[k]
+    if (lname !~ /^(server|content-type|content-length|retry-after|www-authenticate|via)$/) continue
+    if (!first) printf ","
+    first = 0
+    m = nmsave[lname]; for (i = 1; i <= m; i++) cp[i] = nmcp[lname, i]
+    jstr(0); printf ":"
+    m = split(joined[lname], ev, SUBSEP); for (i = 1; i <= m; i++) cp[i] = ev[i] + 0
+    if (joined[lname] == "") m = 0
+    redact(); scrub(); jstr(0)
+  }
+  printf "}\n"
+}
+function key(   i, v, lat, nl) {
+  if (!decode(1, n, 1)) { print "NOT_UTF8\t" n "\t"; return }
+  if (m == 0) { print "PROBLEM\t0\tthe key file is empty"; return }
+  nl = 0
+  for (i = 1; i <= m; i++) if (cp[i] == 10 || cp[i] == 13 || cp[i] == 0) nl++
+  for (i = m; i >= 1 && (cp[i] == 10 || cp[i] == 13); i--) ;
+  if ((cp[m] == 10 || cp[m] == 13) && nl == m - i) { print "TRAILING\t" m "\tends with a line break"; return }
+  if (nl) { print "PROBLEM\t" m "\tthe key contains line breaks or NUL characters, which cannot be sent in a header"; return }
+  for (i = 1; i <= m; i++) if (cp[i] > 255) { print "PROBLEM\t" m "\tthe key contains characters outside Latin-1, which HTTP clients cannot send in a header"; return }
+  printf "Authorization: Basic " > hdr
+  for (i = 1; i <= m; i++) { printf "%c", cp[i] > hdr; print cp[i] > secn }
+  printf "\n" > hdr
+  close(hdr); close(secn)
+  print "OK\t" m "\t"
+}
+BEGIN {
+  for (i = 0; i < 256; i++) { CH[i] = sprintf("%c", i); ORD[CH[i]] = i }
+  B = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  sn = 0
+  if (secn != "" && mode != "key") while ((getline line < secn) > 0) sec[++sn] = line + 0
+  n = 0
+}
+{ for (i = 1; i <= NF; i++) b[++n] = $i + 0 }
+END {
+  if (mode == "text") { decode(1, n, 0); scrub(); jstr(limit); printf "\n" }
+  else if (mode == "body") {
+    if (decode(1, n, 1)) { scrub(); jstr(0); printf "\nutf-8\n" }
+    else { latin(1, n); scrub(); b64(); printf "\nbase64\n" }
+  }
+  else if (mode == "excerpt") { decode(1, (n < 960 ? n : 960), 0); redact(); if (m > 240) m = 240; jstr(0); printf "\n" }
+  else if (mode == "headers") headers()
+  else if (mode == "key") key()
+}
+'
+
+# json FILE MODE [LIMIT] [SECRETS]: the file's bytes as JSON (see J)
+json() { od -An -v -tu1 "$1" | awk -v mode="$2" -v limit="${3:-0}" -v secn="${4:-}" "$J"; }
+# jtext STRING: a JSON string of a short text (an argument, a path, an environment value)
+jtext() { printf '%s' "$1" > "$T/jt"; json "$T/jt" text; }
+
+# --- the clock ----------------------------------------------------------------------------------
+now_ms() {
+  _t=$(date +%s%N 2>/dev/null)
+  case $_t in
+    *N*|'') _t=$(date +%s); echo "${_t}000" ;;
+    *) echo "${_t%??????}" ;;
+  esac
+}
+ms_since() { echo $(( $(now_ms) - $1 )); }
+sleep_s() { sleep "$1" 2>/dev/null || sleep "$(awk -v s="$1" 'BEGIN { print int(s + 0.999) }')"; }
+fmt_ms() { awk -v v="$1" 'BEGIN { printf "%.1f", v }'; }
+
+# --- records --------------------------------------------------------------------------------------
+add() {    # add KIND JSON-OBJECT-FILE
+  _n=$(cat "$T/n.$1" 2>/dev/null || echo 0)
+  [ "$_n" -ge 512 ] && return 0
+  [ "$_n" -gt 0 ] && printf ',' >> "$T/r.$1"
+  cat "$2" >> "$T/r.$1"
+  echo $((_n + 1)) > "$T/n.$1"
+}
+
+# command_record ARGV... : run with a 2 s timeout and the C locale, record what it printed
+run_cmd() {
+  _t0=$(now_ms); _rc=null; _err=null
+  : > "$T/out"; : > "$T/errout"
+  if ! command -v "$1" >/dev/null 2>&1; then
+    _err='"not_found"'
+  elif [ -n "$TIMEOUT_BIN" ]; then
+    "$TIMEOUT_BIN" -s KILL 2 "$@" > "$T/out" 2> "$T/errout" < /dev/null
+    _rc=$?
+    if [ "$_rc" = 137 ] || [ "$_rc" = 124 ]; then _err='"timeout"'; _rc=null
+    elif [ "$_rc" = 126 ]; then _err='"permission_denied"'; _rc=null; fi
+  else
+    "$@" > "$T/out" 2> "$T/errout" < /dev/null
+    _rc=$?
+  fi
+  _el=$(ms_since "$_t0")
+  CMD_ERR=$_err
+  {
+    printf '{"argv":['
+    _first=1
+    for _a in "$@"; do [ $_first = 1 ] || printf ','; _first=0; jtext "$_a" | tr -d '\n'; done
+    printf '],"timeout_s":2.0,"returncode":%s,"stdout":' "$_rc"
+    json "$T/out" text 262144 | tr -d '\n'
+    printf ',"stderr":'
+    json "$T/errout" text 262144 | tr -d '\n'
+    printf ',"error":%s,"elapsed_ms":%s}' "$_err" "$(fmt_ms "$_el")"
+  } > "$T/rec"
+  add commands "$T/rec"
+}
+
+# read_file PATH LIMIT
+read_file() {
+  _lim=$2; [ "$_lim" -gt 65536 ] && _lim=65536
+  _txt=null; _err=null
+  if [ ! -e "$1" ] && [ ! -L "$1" ]; then _err='"missing"'
+  elif [ -d "$1" ]; then _err='"os_error: Is a directory"'
+  elif [ ! -r "$1" ]; then _err='"permission_denied"'
+  elif ! head -c "$_lim" "$1" > "$T/file" 2>/dev/null; then _err='"permission_denied"'
+  else _txt=x; fi
+  {
+    printf '{"op":"read","path":'; jtext "$1" | tr -d '\n'
+    printf ',"limit":%s,"text":' "$2"
+    if [ "$_txt" = x ]; then json "$T/file" text 65536 | tr -d '\n'; else printf 'null'; fi
+    printf ',"error":%s,"kind":null,"paths":null}' "$_err"
+  } > "$T/rec"
+  add files "$T/rec"
+  [ "$_txt" = x ]
+}
+
+path_kind() {
+  if [ -f "$1" ]; then KIND="file"; elif [ -d "$1" ]; then KIND="dir"; elif [ -e "$1" ]; then KIND="other"; else KIND="missing"; fi
+  { printf '{"op":"kind","path":'; jtext "$1" | tr -d '\n'
+    printf ',"limit":null,"text":null,"error":null,"kind":"%s","paths":null}' "$KIND"; } > "$T/rec"
+  add files "$T/rec"
+}
+
+# glob PATTERN: the first 16 paths (sorted), also in GLOBBED (one a line)
+glob_rec() {
+  GLOBBED=""; _c=0
+  { printf '{"op":"glob","path":'; jtext "$1" | tr -d '\n'; printf ',"limit":null,"text":null,"error":null,"kind":null,"paths":['
+    for _p in $1; do
+      { [ -e "$_p" ] || [ -L "$_p" ]; } || continue
+      [ $_c -ge 16 ] && break
+      [ $_c -gt 0 ] && printf ','
+      jtext "$_p" | tr -d '\n'; _c=$((_c + 1))
+      GLOBBED="$GLOBBED$_p
+"
+    done
+    printf ']}'; } > "$T/rec"
+  add files "$T/rec"
+}
+
+# --- TCP: connect and close, nothing sent -------------------------------------------------------
+tcp_probe() {   # HOST PORT TIMEOUT
+  _t0=$(now_ms)
+  _h=$1; case $_h in *:*) _u="[$_h]" ;; *) _u=$_h ;; esac
+  : > "$T/tv"
+  curl -v -s --noproxy '*' --connect-timeout "$3" -m "$(awk -v t="$3" 'BEGIN { print t + 1 }')" \
+    "telnet://$_u:$2" < /dev/null > /dev/null 2> "$T/tv" &
+  _pid=$!
+  _ok=0
+  while :; do
+    if grep -q '^\* Connected to' "$T/tv" 2>/dev/null; then _ok=1; kill "$_pid" 2>/dev/null; wait "$_pid" 2>/dev/null; break; fi
+    kill -0 "$_pid" 2>/dev/null || { wait "$_pid" 2>/dev/null; grep -q '^\* Connected to' "$T/tv" && _ok=1; break; }
+    sleep_s 0.01
+  done
+  _el=$(ms_since "$_t0")
+  TCP_OK=$_ok; TCP_KIND=
+  _src=null
+  if [ $_ok = 1 ] && command -v ip >/dev/null 2>&1; then
+    _a=$(sed -n 's/^\* Connected to .* (\(.*\)) port .*/\1/p' "$T/tv" | head -n 1)
+    _s=$(ip route get "$_a" 2>/dev/null | sed -n 's/.* src \([^ ]*\).*/\1/p' | head -n 1)
+    [ -n "$_s" ] && _src="\"$_s\""
+  fi
+  awk -v ok="$_ok" -v el="$_el" -v host="$1" -v src="$_src" -v port="$2" -v to="$3" '
+    function q(s) { gsub(/[\\"]/, "\\\\&", s); gsub(/[\001-\037]/, " ", s); return "\"" s "\"" }
+    function kindof(r) {
+      if (r ~ /refused/) { ER = 111; return "connect_refused" }
+      if (r ~ /[Nn]o route to host/) { ER = 113; return "host_unreachable" }
+      if (r ~ /[Nn]etwork is unreachable/) { ER = 101; return "network_unreachable" }
+      if (r ~ /[Tt]ime/) { ER = "null"; return "connect_timeout" }
+      if (r ~ /[Rr]eset/) { ER = 104; return "connection_reset" }
+      if (r ~ /not permitted/) { ER = 1; return "transport_error" }
+      if (r ~ /[Pp]ermission denied/) { ER = 13; return "transport_error" }
+      ER = "null"; return "transport_error"
+    }
+    /^\* Connected to / { a = $0; sub(/^[^(]*\(/, "", a); sub(/\).*/, "", a); conn = a }
+    /^\* connect to .* failed: / { a = $0; sub(/^\* connect to /, "", a); r = a; sub(/ port .*/, "", a); sub(/.* failed: /, "", r)
+      na++; addr[na] = a; reason[na] = r }
+    /^\* (Connection timed out|Connection timeout|Failed to connect)/ { last = $0 }
+    /^\* Could not resolve host/ { resolve = $0 }
+    END {
+      printf "{\"host\":%s,\"port\":%d,\"timeout_s\":%s,", q(host), port, to
+      if (resolve != "" && !ok) { printf "\"resolve_error\":%s,\"attempts\":[],\"elapsed_ms\":%.1f}", q(substr(resolve, 3)), el; print "" ; print "resolve"; exit }
+      printf "\"resolve_error\":null,\"attempts\":["
+      sep = ""
+      for (i = 1; i <= na; i++) {
+        k = kindof(reason[i])
+        if (ok && addr[i] == conn) continue
+        printf "%s{\"address\":%s,\"error_kind\":\"%s\",\"errno\":%s,\"error\":%s,\"source_address\":null,\"elapsed_ms\":%.1f}", sep, q(addr[i]), k, ER, q(reason[i]), el; sep = ","
+        lastkind = k
+      }
+      if (ok) { printf "%s{\"address\":%s,\"error_kind\":null,\"errno\":null,\"error\":null,\"source_address\":%s,\"elapsed_ms\":%.1f}", sep, q(conn), src, el; lastkind = "" }
+      else if (na == 0) {
+        r = last; sub(/^\* /, "", r); if (r == "") r = "no answer"
+        a = host; gsub(/[][]/, "", a); if (a == "localhost") a = "127.0.0.1"
+        k = kindof(r); printf "{\"address\":%s,\"error_kind\":\"%s\",\"errno\":%s,\"error\":%s,\"source_address\":null,\"elapsed_ms\":%.1f}", q(a), k, ER, q(r), el; lastkind = k
+      }
+      printf "],\"elapsed_ms\":%.1f}\n%s\n", el, lastkind
+    }' "$T/tv" > "$T/tcp"
+  sed -n 1p "$T/tcp" > "$T/rec"
+  TCP_KIND=$(sed -n 2p "$T/tcp")
+  add tcp "$T/rec"
+}
+
+# --- HTTP: one attempt with curl, then the retry loop of collect/http.py -------------------------
+RETRY_VM=' 404 410 429 '
+is_retry_status() {   # STATUS SET(vm|challenge)
+  case $1 in 5??) return 0 ;; esac
+  [ "$2" = challenge ] && { [ "$1" = 410 ] || [ "$1" = 429 ]; return; }
+  case $RETRY_VM in *" $1 "*) return 0 ;; esac
+  return 1
+}
+
+# http_once URL REMAINING_S [AUTH]: sets A_STATUS A_ERROR A_ELAPSED A_RECV A_PHASES; files $T/a.h $T/a.b $T/a.v
+http_once() {
+  _ct=$(awk -v c="$CT" -v r="$2" 'BEGIN { v = (c < r ? c : r); if (v < 0.01) v = 0.01; print v }')
+  _mt=$(awk -v r="$2" 'BEGIN { if (r < 0.01) r = 0.01; print r }')
+  _st=$(awk -v r="$RT" 'BEGIN { v = int(r + 0.5); if (v < 1) v = 1; print v }')
+  rm -f "$T/a.h" "$T/a.b" "$T/a.v"
+  if [ -n "${3:-}" ]; then set -- "$1" "$2" -H "@$3"; else set -- "$1" "$2"; fi
+  _u=$1; shift 2
+  # stdout (the body) through head: never more than 1 MiB + 1 byte kept; stderr through sed: only
+  # curl's own "* " lines and the -w line (the request headers it shows start with "> ").
+  { curl -v -sS --noproxy '*' -g --path-as-is --compressed -A "$UA" -H 'Accept:' -H 'Accept-Encoding: identity' \
+      -H 'Metadata: true' "$@" --connect-timeout "$_ct" -m "$_mt" --speed-limit 1 --speed-time "$_st" \
+      -D "$T/a.h" -o - \
+      -w '%{stderr}@@W %{http_code} %{time_connect} %{time_starttransfer} %{time_total} %{size_header} %{size_download} %{exitcode}\n' \
+      "$_u" 2>&1 1>&3 3>&- < /dev/null | sed -n -e '/^\* /p' -e '/^@@W /p' > "$T/a.v"; } 3>&1 | head -c 1048577 > "$T/a.b"
+  A_RECV=$(date +%s)
+  [ -f "$T/a.h" ] || : > "$T/a.h"
+  _wl=$(sed -n 's/^@@W //p' "$T/a.v" | tail -n 1)
+  [ -n "$_wl" ] || _wl="0 0 0 0 0 0 99"
+  read -r _code _tc _tst _tt _sh _sd _rc <<EOW
+$_wl
+EOW
+  _bs=$(wc -c < "$T/a.b" | tr -d ' ')
+  _complete=0
+  tr -d '\r' < "$T/a.h" | grep -q '^$' && _complete=1
+  A_STATUS=null
+  [ "$_complete" = 1 ] && [ "$_code" != 000 ] && [ "$_code" != 0 ] && A_STATUS=$_code
+  A_ERROR=null
+  case $_rc in
+    0) ;;
+    7) _r=$(sed -n 's/^\* connect to .* failed: //p' "$T/a.v" | tail -n 1)
+       case $_r in
+         *refused*) A_ERROR=connect_refused ;;
+         *"o route to host"*) A_ERROR=host_unreachable ;;
+         *"etwork is unreachable"*) A_ERROR=network_unreachable ;;
+         *imed*|*ime*out*) A_ERROR=connect_timeout ;;
+         *) if grep -q 'Timeout was reached\|timed out' "$T/a.v"; then A_ERROR=connect_timeout; else A_ERROR=transport_error; fi ;;
+       esac ;;
+    28) if awk -v t="$_tc" 'BEGIN { exit !(t == 0) }'; then A_ERROR=connect_timeout
+        # curl's low-speed check counts body bytes only: nothing at all for the read timeout is
+        # Python's read_timeout; part of an answer (a header line, some body) is an answer too slow.
+        elif [ ! -s "$T/a.h" ] && [ "${_sd:-0}" = 0 ]; then A_ERROR=read_timeout
+        else A_ERROR=deadline_exceeded; fi ;;
+    52|55|56|8|1) A_ERROR=connection_reset ;;
+    18|61) A_ERROR=bad_payload ;;
+    23) if [ "$_bs" -gt 1048576 ]; then A_ERROR=oversized_payload; else A_ERROR=transport_error; fi ;;
+    *) A_ERROR=transport_error ;;
+  esac
+  if [ "$_bs" -gt 1048576 ]; then
+    A_ERROR=oversized_payload
+    head -c 1048576 "$T/a.b" > "$T/a.b2"; mv "$T/a.b2" "$T/a.b"
+  fi
+  [ "$A_STATUS" = null ] && [ "$A_ERROR" = null ] && A_ERROR=transport_error
+  A_ELAPSED=$(awk -v t="$_tt" 'BEGIN { printf "%.1f", t * 1000 }')
+  if [ "$_complete" = 1 ]; then
+    A_PHASES=$(awk -v c="$_tc" -v s="$_tst" -v t="$_tt" 'BEGIN { printf "{\"connect_ms\":%.1f,\"headers_ms\":%.1f,\"body_ms\":%.1f}", c * 1000, s * 1000, t * 1000 }')
+  else
+    A_PHASES='{}'
+  fi
+}
+
+# retry_after SECONDS-OR-HTTP-DATE -> seconds from now, or nothing
+retry_after() {
+  awk -v v="$1" -v now="$(date +%s)" 'BEGIN {
+    sub(/^[ \t]+/, "", v); sub(/[ \t]+$/, "", v)
+    if (v ~ /^[0-9]+$/) { print v + 0; exit }
+    split("jan feb mar apr may jun jul aug sep oct nov dec", M, " ")
+    n = split(tolower(v), f, /[ ,:]+/)
+    if (n < 7) exit
+    d = f[2] + 0; mo = 0; for (i = 1; i <= 12; i++) if (f[3] == M[i]) mo = i
+    y = f[4] + 0; if (!mo || !y) exit
+    if (mo <= 2) { y--; mo += 12 }
+    days = 365 * y + int(y / 4) - int(y / 100) + int(y / 400) + int((153 * (mo - 3) + 2) / 5) + d - 719469
+    t = days * 86400 + f[5] * 3600 + f[6] * 60 + f[7]
+    w = t - now; if (w < 0) w = 0; print w
+  }'
+}
+
+# request URL KIND(vm|challenge|once) [AUTH-HEADER-FILE] [SECRETS-FILE]: the request with its
+# retries, recorded; sets H_STATUS H_ERROR and keeps the last answer in $T/last.h, $T/last.b
+request() {
+  _url=$1; _set=$2; _auth=${3:-}; _secn=${4:-}
+  _start=$(now_ms)
+  _budget_ms=$(awk -v t="$TOTAL" 'BEGIN { printf "%d", t * 1000 }')
+  _n=0; _backoff=0.5
+  : > "$T/atts"
+  while :; do
+    _rem=$(awk -v b="$_budget_ms" -v e="$(ms_since "$_start")" 'BEGIN { r = (b - e) / 1000; if (r < 0.01) r = 0.01; print r }')
+    http_once "$_url" "$_rem" "$_auth"
+    _n=$((_n + 1))
+    { [ "$_n" -gt 1 ] && printf ','
+      printf '{"method":"GET","url":'; jtext "$_url" | tr -d '\n'
+      printf ',"status":%s,"error":%s,"elapsed_ms":%s,"headers":' "$A_STATUS" "$(q_or_null "$A_ERROR")" "$A_ELAPSED"
+      json "$T/a.h" headers 0 "$_secn" | sed -n 2p | tr -d '\n'
+      printf ',"body_excerpt":'; json "$T/a.b" excerpt 0 "$_secn" | tr -d '\n'
+      printf ',"phases":%s}' "$A_PHASES"; } >> "$T/atts"
+    _retry=0
+    if [ "$_set" != once ] && [ "$_n" -lt 4 ]; then
+      if [ "$A_ERROR" = null ] && is_retry_status "$A_STATUS" "$_set"; then _retry=1; fi
+      case $A_ERROR in connection_reset|bad_payload) _retry=1 ;; esac
+    fi
+    _wait=$_backoff
+    if [ "$A_ERROR" = null ]; then
+      _ra=$(awk 'BEGIN { IGNORECASE = 1 } { sub(/\r$/, "") } tolower($0) ~ /^retry-after:/ { sub(/^[^:]*:[ \t]*/, ""); v = (v == "" ? $0 : v ", " $0) } /^HTTP\// { v = "" } END { print v }' "$T/a.h")
+      if [ -n "$_ra" ]; then _w=$(retry_after "$_ra"); [ -n "$_w" ] && _wait=$_w; fi
+    fi
+    if [ $_retry = 1 ] && awk -v w="$_wait" -v b="$_budget_ms" -v e="$(ms_since "$_start")" 'BEGIN { exit !(w + 0.05 < (b - e) / 1000) }'; then
+      sleep_s "$_wait"
+      _backoff=$(awk -v b="$_backoff" 'BEGIN { b *= 2; if (b > 8) b = 8; print b }')
+      continue
+    fi
+    break
+  done
+  _el=$(ms_since "$_start")
+  H_STATUS=$A_STATUS; H_ERROR=$A_ERROR
+  cp "$T/a.h" "$T/last.h"; cp "$T/a.b" "$T/last.b"
+  _bytes=$(wc -c < "$T/a.b" | tr -d ' ')
+  _trunc=false; [ "$A_ERROR" = oversized_payload ] && { _trunc=true; _bytes=$((_bytes + 1)); }
+  json "$T/a.b" body 0 "$_secn" > "$T/bj"
+  {
+    printf '{"request":{"method":"GET","url":'; jtext "$_url" | tr -d '\n'
+    if [ -n "$_auth" ]; then printf ',"headers":[["Authorization","<redacted>"],["Metadata","true"]]'
+    else printf ',"headers":[["Metadata","true"]]'; fi
+    printf ',"via_proxy":false},"status":%s,"error":%s,"headers":' "$A_STATUS" "$(q_or_null "$A_ERROR")"
+    json "$T/a.h" headers 0 "$_secn" | sed -n 1p | tr -d '\n'
+    printf ',"body":'; sed -n 1p "$T/bj" | tr -d '\n'
+    printf ',"body_encoding":"%s","body_bytes":%s,"body_truncated":%s' "$(sed -n 2p "$T/bj")" "$_bytes" "$_trunc"
+    printf ',"elapsed_ms":%s,"received_at":%s,"attempts":[' "$(fmt_ms "$_el")" "$A_RECV"
+    cat "$T/atts"; printf ']}'
+  } > "$T/rec"
+  add http "$T/rec"
+}
+q_or_null() { if [ "$1" = null ]; then printf null; else printf '"%s"' "$1"; fi; }
+
+# the first value of a JSON body's string list NAME ("newest-versions", "apiVersions"): all, one a line
+json_list() {
+  tr -d '\n\r' < "$2" | awk -v name="$1" '{
+    i = index($0, "\"" name "\""); if (!i) exit
+    r = substr($0, i + length(name) + 2); sub(/^[ \t]*:[ \t]*\[/, "", r)
+    if (!match(r, /^[^]]*\]/)) exit
+    r = substr(r, 1, RLENGTH - 1)
+    n = split(r, p, ",")
+    for (k = 1; k <= n; k++) { v = p[k]; gsub(/^[ \t]*"|"[ \t]*$/, "", v); if (v != "" && v !~ /["\\]/) print v }
+  }'
+}
+json_field() {   # NAME FILE: the first "NAME": "string" value
+  tr -d '\n\r' < "$2" | awk -v name="$1" '{ i = index($0, "\"" name "\""); if (!i) exit
+    r = substr($0, i + length(name) + 2); if (match(r, /^[ \t]*:[ \t]*"[^"\\]*"/)) { r = substr(r, RSTART, RLENGTH); sub(/^[^"]*"/, "", r); sub(/"$/, "", r); print r } }'
+}
+
+# urlencode like Python's urlencode (quote_plus)
+urlenc() {
+  printf '%s' "$1" | od -An -v -tu1 | awk '{ for (i = 1; i <= NF; i++) { c = $i + 0
+    if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 45 || c == 46 || c == 95 || c == 126) printf "%c", c
+    else if (c == 32) printf "+"; else printf "%%%02X", c } }'
+}
+
+# --- the Arc key file ------------------------------------------------------------------------------
+file_type() {
+  if [ -L "$1" ]; then echo symlink; elif [ -f "$1" ]; then echo "regular file"; elif [ -d "$1" ]; then echo directory
+  elif [ -p "$1" ]; then echo "FIFO (named pipe)"; elif [ -c "$1" ]; then echo "character device"
+  elif [ -b "$1" ]; then echo "block device"; elif [ -S "$1" ]; then echo socket; else echo unknown; fi
+}
+# stat_of PATH -> "mode owner group size inode" (lstat)
+stat_of() {
+  if [ -n "$STAT_BIN" ]; then "$STAT_BIN" -c '0%a %U %G %s %d:%i' -- "$1" 2>/dev/null && return
+  fi
+  # shellcheck disable=SC2012  # ls -n is the portable way to the numeric owner and size
+  ls -ldn -- "$1" 2>/dev/null | awk '{ print "?", $3, $4, $5, "?" }'
+}
+resolve() {   # realpath of PATH (symlinks and .. resolved)
+  if command -v realpath >/dev/null 2>&1; then realpath -m -- "$1" 2>/dev/null && return; fi
+  readlink -f -- "$1" 2>/dev/null && return
+  ( _d=$(dirname -- "$1"); cd -P -- "$_d" 2>/dev/null && printf '%s/%s\n' "$(pwd -P)" "$(basename -- "$1")" ) || printf '%s\n' "$1"
+}
+verdict_json() {   # CODE DETAIL OK ELAPSED EVIDENCE-JSON
+  printf '{"code":"%s","detail":' "$1"; jtext "$2" | tr -d '\n'
+  printf ',"evidence":%s,"ok":%s,"elapsed_ms":%s}' "$5" "$3" "$4"
+}
+
+# arc_key REALM TOKENS_DIR: judge, then read; sets KEY_OK (1: the header file $T/k/auth is ready)
+arc_key() {
+  _realm=$1; _td=$2; KEY_OK=0
+  _t0=$(now_ms)
+  _broken=""; _codes=""; _first_detail=""
+  brk() { _codes="$_codes $1"; _broken="$_broken$( [ -n "$_broken" ] && printf ', ')$2"; [ -z "$_first_detail" ] && _first_detail=$3; }
+  _ev_extra=""
+  _stop=0
+  if printf '%s' "$_realm" | od -An -tu1 | awk '{ for (i = 1; i <= NF; i++) if ($i < 32 || $i == 127) f = 1 } END { exit !f }' || [ -z "$_realm" ]; then
+    brk IMDS-ARC-014 "a plain path" "realm '$_realm' is empty or contains control characters (NUL, line breaks)"; _stop=1
+  fi
+  if [ $_stop = 0 ]; then case $_realm in /*) ;; *) brk IMDS-ARC-020 "absolute path" "realm '$_realm' is not an absolute path; clients cannot locate the key file"; _stop=1 ;; esac; fi
+  _st=""
+  if [ $_stop = 0 ]; then
+    _res=$(resolve "$_realm"); _dres=$(resolve "$_td")
+    _ev_extra=",\"resolved\":$(jtext "$_res" | tr -d '\n'),\"tokens_dir_resolved\":$(jtext "$_dres" | tr -d '\n')"
+    if [ "$(dirname -- "$_res")" != "$_dres" ]; then
+      _how=""; [ "$_res" != "$_realm" ] && _how=" (it resolves to $_res)"
+      brk IMDS-ARC-021 "inside the tokens directory" "realm '$_realm' is not directly inside $_td$_how"
+    fi
+    case $_realm in *.key) ;; *) brk IMDS-ARC-022 "name ends with .key" "realm '$_realm' does not name a '.key' file" ;; esac
+    if [ ! -e "$_realm" ] && [ ! -L "$_realm" ]; then
+      if [ -d "$(dirname -- "$_realm")" ] && [ ! -x "$(dirname -- "$_realm")" ]; then
+        brk IMDS-ARC-026 "readable by this user" "this process may not even look into $_td; running as $(id -un 2>/dev/null || id -u)"
+      else
+        brk IMDS-ARC-023 "exists" "$_realm does not exist (key files are single-use and deleted after use, or the agent could not write it)"
+      fi
+      _stop=1
+    fi
+  fi
+  if [ $_stop = 0 ]; then
+    _type=$(file_type "$_realm")
+    _st=$(stat_of "$_realm")
+    # shellcheck disable=SC2086  # split on purpose: mode owner group size inode
+    set -- $_st
+    _mode=$1 _own=$2 _grp=$3 _size=$4 _ino=$5
+    _ev_extra="$_ev_extra,\"file\":{\"type\":\"$_type\",\"mode\":\"$( printf '%s' "$_mode" | sed 's/^0*/0o/')\",\"owner\":$(jtext "$_own" | tr -d '\n'),\"group\":$(jtext "$_grp" | tr -d '\n'),\"size\":${_size:-0}}"
+    if [ "$_type" != "regular file" ]; then
+      brk IMDS-ARC-024 "regular file" "$_realm is a $_type, not a regular file"; _stop=1
+    fi
+  fi
+  _euid=$(id -u)
+  if [ $_stop = 0 ]; then
+    [ "${_size:-0}" -gt 4096 ] && brk IMDS-ARC-025 "at most 4096 bytes" "$_realm is $_size bytes; clients refuse key files over 4096 bytes"
+    if [ ! -r "$_realm" ]; then
+      brk IMDS-ARC-026 "readable by this user" "this process cannot read $_realm (mode $_mode, owner $_own, group $_grp); running as $(id -un 2>/dev/null || echo "uid $_euid")"
+    fi
+  fi
+  _el=$(ms_since "$_t0")
+  _ev="{\"realm\":$(jtext "$_realm" | tr -d '\n'),\"tokens_dir\":$(jtext "$_td" | tr -d '\n'),\"who_may_read\":\"root, or members of group 'himds' (sudo usermod -aG himds <user>, then log in again)\"$_ev_extra,\"broken_rules\":[$(printf '%s' "$_broken" | awk -F', ' '{ for (i = 1; i <= NF; i++) printf "%s\"%s\"", (i > 1 ? "," : ""), $i }')]}"
+  _code=IMDS-ARC-002; _rok=true
+  if [ -n "$_codes" ]; then
+    # shellcheck disable=SC2086  # split on purpose: the codes of the broken rules
+    set -- $_codes
+    _code=$1; _rok=false
+    _detail=$_first_detail
+    [ $# -gt 1 ] && _detail="$_detail; also breaks: ${_broken#*, }"
+    _detail="$_detail; not opened"
+  elif [ "$_euid" = 0 ] && [ "$(( 0$(printf '%s' "$_mode" | sed 's/^0*//') & 040 ))" = 0 ] 2>/dev/null; then
+    _code=IMDS-ARC-029
+    _detail="$_realm (mode $_mode, owner $_own, group $_grp) is readable here only because this check runs as root: the himds group has no read permission"
+  else
+    _detail="$_realm: regular file, $_size bytes, inside $_td, readable"
+  fi
+  verdict_json "$_code" "$_detail" "$_rok" "$(fmt_ms "$_el")" "$_ev" > "$T/rv"
+  _kv=null; _hp=null
+  if [ "$_rok" = true ]; then
+    _t0=$(now_ms)
+    # Read: the same file (device and inode as judged), a regular file, not a symlink, <= 4096 bytes.
+    mkdir -p "$T/k" && chmod 700 "$T/k"
+    : > "$T/k/auth"; : > "$T/k/sec"; chmod 600 "$T/k/auth" "$T/k/sec"
+    _kev="{\"path\":$(jtext "$_realm" | tr -d '\n')}"
+    if [ -L "$_realm" ] || [ ! -f "$_realm" ]; then
+      _kc=IMDS-ARC-024; _kd="$_realm is no longer a regular file; not read"
+    elif [ "$(stat_of "$_realm")" != "$_st" ]; then
+      _kc=IMDS-ARC-024; _kd="$_realm was replaced between the check and the read; not read"
+    elif ! head -c 4097 -- "$_realm" > "$T/k/raw" 2>/dev/null; then
+      _kc=IMDS-ARC-026; _kd="opening $_realm was refused (permission denied)"
+    else
+      _n=$(wc -c < "$T/k/raw" | tr -d ' ')
+      _kev="{\"path\":$(jtext "$_realm" | tr -d '\n'),\"bytes_read\":$_n}"
+      if [ "$_n" -gt 4096 ]; then
+        _kc=IMDS-ARC-025; _kd="$_realm grew past 4096 bytes while reading; discarded"
+      else
+        _kres=$(od -An -v -tu1 "$T/k/raw" | awk -v mode=key -v hdr="$T/k/auth" -v secn="$T/k/sec" "$J")
+        _kind=$(printf '%s' "$_kres" | cut -f1); _kn=$(printf '%s' "$_kres" | cut -f2); _kp=$(printf '%s' "$_kres" | cut -f3)
+        case $_kind in
+          OK) _kc=IMDS-ARC-003; _kd="read $_kn characters from $_realm"; KEY_OK=1 ;;
+          TRAILING) _kc=IMDS-ARC-027; _kd="$_realm ends with a line break; clients send it verbatim, which makes the Authorization header invalid"; _hp="\"$_kp\"" ;;
+          NOT_UTF8) _kc=IMDS-ARC-028; _kd="$_realm is not UTF-8 text ($_kn bytes); clients read it as text" ;;
+          *) _kc=IMDS-ARC-028; _kd="$_realm: $_kp" ;;
+        esac
+      fi
+      : > "$T/k/raw"
+    fi
+    _kok=false; case $_kc in IMDS-ARC-003|IMDS-ARC-027) _kok=true ;; esac
+    _kv=$(verdict_json "$_kc" "$_kd" "$_kok" "$(fmt_ms "$(ms_since "$_t0")")" "$_kev")
+  fi
+  { printf '{"realm":'; jtext "$_realm" | tr -d '\n'; printf ',"tokens_dir":'; jtext "$_td" | tr -d '\n'
+    printf ',"realm_verdict":'; cat "$T/rv"; printf ',"key_verdict":%s,"header_problem":%s}' "$_kv" "$_hp"; } > "$T/rec"
+  add arc_keys "$T/rec"
+}
+
+digest() { die "--digest: not available yet"; }
+
+# --- the steps ------------------------------------------------------------------------------------
+TARGET=auto; ENDPOINT=""; RESOURCES=""; IDS=""; TOKENS_DIR=""; TIMEOUT=""; DIGEST=0
+need() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
+guid_ok() { printf '%s' "$1" | grep -Eqi '^\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$'; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --target) need "$@"; TARGET=$2; shift ;;
+    --endpoint) need "$@"; ENDPOINT=$2; shift ;;
+    --resource) need "$@"; RESOURCES="$RESOURCES$2
+"; shift ;;
+    --client-id|--object-id) need "$@"; guid_ok "$2" || die "$1: not a GUID"; IDS="$IDS$(echo "${1#--}" | tr - _) $2
+"; shift ;;
+    --msi-res-id) need "$@"; case $2 in /subscriptions/*) ;; *) die "--msi-res-id: not an Azure resource ID (/subscriptions/...)" ;; esac
+      case $2 in *' '*) die "--msi-res-id: contains a space" ;; esac
+      IDS="${IDS}msi_res_id $2
+"; shift ;;
+    --tokens-dir) need "$@"; TOKENS_DIR=$2; shift ;;
+    --timeout) need "$@"; TIMEOUT=$2; shift ;;
+    --digest) DIGEST=1 ;;
+    -h|--help) sed -n '2,16p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$(printf '%s' "$1" | tr -c '[:print:]' '?' | cut -c1-60)' (see --help)" ;;
+  esac
+  shift
+done
+case $TARGET in auto|vm|arc) ;; *) die "--target: must be one of auto, vm, arc" ;; esac
+command -v curl >/dev/null 2>&1 || die "curl is needed and was not found"
+command -v od >/dev/null 2>&1 || die "od is needed and was not found"
+
+norm_endpoint() {   # VALUE ARGUMENT -> the normalised base URL, or exit 2
+  printf '%s' "$1" | awk -v arg="$2" '{
+    v = $0; sub(/^[ \t]+/, "", v); sub(/[ \t]+$/, "", v)
+    if (v ~ /@/) { print "E" arg ": no user name or password, give only scheme, host and port"; exit }
+    if (!match(v, /^[A-Za-z]+:\/\//)) { print "E" arg ": expected http://HOST[:PORT]"; exit }
+    s = tolower(substr(v, 1, RLENGTH - 3)); r = substr(v, RLENGTH + 1)
+    if (s != "http" && s != "https") { print "E" arg ": expected http://HOST[:PORT]"; exit }
+    sub(/\/$/, "", r)
+    if (r ~ /[\/?# \t]/ || r == "") { print "E" arg ": give only scheme, host and port"; exit }
+    port = ""
+    if (r ~ /^\[/) { if (!match(r, /^\[[0-9A-Fa-f:.]+\]/)) { print "E" arg ": an IPv6 address in [ ] is unclosed or invalid"; exit }
+      h = tolower(substr(r, 1, RLENGTH)); rest = substr(r, RLENGTH + 1) }
+    else { h = r; rest = ""; i = index(r, ":"); if (i) { h = substr(r, 1, i - 1); rest = substr(r, i) } h = tolower(h) }
+    if (rest != "") { if (rest !~ /^:[0-9]+$/ || substr(rest, 2) + 0 < 1 || substr(rest, 2) + 0 > 65535) { print "E" arg ": port is not a number in 1-65535"; exit }
+      port = ":" (substr(rest, 2) + 0) }
+    if (h == "") { print "E" arg ": expected http://HOST[:PORT]"; exit }
+    print s "://" h port }'
+}
+PARAM_ENDPOINT=null
+if [ -n "$ENDPOINT" ]; then
+  EP=$(norm_endpoint "$ENDPOINT" --endpoint)
+  case $EP in E*) die "${EP#E}" ;; esac
+  ENDPOINT=$EP
+fi
+if [ -n "$TIMEOUT" ]; then
+  awk -v t="$TIMEOUT" 'BEGIN { exit !(t ~ /^[0-9]+(\.[0-9]+)?$/ && t + 0 > 0 && t + 0 <= 3600) }' || die "--timeout: must be a number of seconds > 0 and <= 3600"
+  CT=$(awk -v t="$TIMEOUT" 'BEGIN { print (t < 2 ? t + 0 : 2) }'); RT=$(awk -v t="$TIMEOUT" 'BEGIN { print (t < 5 ? t + 0 : 5) }'); TOTAL=$(awk -v t="$TIMEOUT" 'BEGIN { print t + 0 }')
+else
+  CT=2; RT=5; TOTAL=10
+fi
+[ -n "$RESOURCES" ] || RESOURCES="https://management.azure.com/
+https://monitor.azure.com/
+"
+printf '%s' "$RESOURCES" | while IFS= read -r _r; do
+  case $_r in https://?*|http://?*) ;; *) die "--resource: must be an http(s) URI such as https://management.azure.com/" ;; esac
+  case $_r in *[[:space:]]*|*'"'*|*\\*) die "--resource: contains a space, quote or backslash" ;; esac
+done || exit 2
+
+T=$(mktemp -d 2>/dev/null) || die "mktemp -d failed"
+chmod 700 "$T"
+trap 'rm -rf "$T"' EXIT
+trap 'exit 2' HUP INT TERM
+TIMEOUT_BIN=""; command -v timeout >/dev/null 2>&1 && TIMEOUT_BIN=timeout
+STAT_BIN=""; stat -c %s / >/dev/null 2>&1 && STAT_BIN=stat
+for k in commands files tcp http arc_keys; do : > "$T/r.$k"; done
+STARTED_MS=$(now_ms)
+STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%S.000+00:00)
+
+# --- step 1: the platform -------------------------------------------------------------------------
+for f in chassis_asset_tag sys_vendor product_name product_uuid; do read_file "/sys/class/dmi/id/$f" 512; done
+ASSET_TAG=$( { tr -d ' \n\r\t' < /sys/class/dmi/id/chassis_asset_tag; } 2>/dev/null)
+SMBIOS=null
+[ -r /sys/class/dmi/id/product_uuid ] && SMBIOS=$(head -c 512 /sys/class/dmi/id/product_uuid 2>/dev/null | tr -d ' \n\r\t' | tr -cd 'A-Za-z0-9-' | sed 's/.*/"&"/')
+[ -n "$SMBIOS" ] || SMBIOS=null
+path_kind /sys/firmware; [ "$KIND" = dir ] && path_kind /sys/firmware/efi
+path_kind /opt/azcmagent/bin/himds; HIMDS_INSTALLED=$KIND
+run_cmd systemctl show himdsd --property=LoadState,ActiveState,SubState
+HIMDS_RUNNING=0; grep -q '^ActiveState=active' "$T/out" && HIMDS_RUNNING=1
+path_kind /.dockerenv; path_kind /run/.containerenv
+read_file /proc/1/cgroup 65536; read_file /proc/self/cgroup 65536
+
+# The endpoint (detect_platform): --endpoint, IMDS_RUNBOOK_ENDPOINT, the target's address.
+IMDS_EP=${IMDS_ENDPOINT:-}
+arc_default() {
+  _v=$(printf '%s' "$IMDS_EP" | sed 's/^[ \t]*//;s/[ \t]*$//')
+  if [ -n "$_v" ]; then _e=$(norm_endpoint "$_v" IMDS_ENDPOINT); case $_e in E*) echo http://localhost:40342 ;; *) echo "$_e" ;; esac
+  else echo http://localhost:40342; fi
+}
+EXPLICIT=""
+if [ -n "$ENDPOINT" ]; then EXPLICIT=$ENDPOINT; PARAM_ENDPOINT=$ENDPOINT
+elif [ -n "$(printf '%s' "${IMDS_RUNBOOK_ENDPOINT:-}" | tr -d ' \t')" ]; then
+  EXPLICIT=$(norm_endpoint "$IMDS_RUNBOOK_ENDPOINT" IMDS_RUNBOOK_ENDPOINT)
+  case $EXPLICIT in E*) die "${EXPLICIT#E}" ;; esac
+fi
+IS_VM=0; [ "$ASSET_TAG" = 7783-7084-3265-9085-8269-3286-77 ] && IS_VM=1
+IS_ARC=0; [ "$HIMDS_INSTALLED" = file ] && IS_ARC=1
+case ${IDENTITY_ENDPOINT:-} in ?*) [ -n "$IMDS_EP" ] && [ -z "${IDENTITY_HEADER:-}" ] && case $IMDS_EP in *:40342|*:40342/*) IS_ARC=1 ;; esac ;; esac
+if [ -n "$EXPLICIT" ]; then
+  EP=$EXPLICIT; TGT=$TARGET
+  if [ "$TGT" = auto ]; then
+    TGT=vm
+    case $EXPLICIT in *:40342) TGT=arc ;; esac
+    [ -n "$IMDS_EP" ] && [ "$(printf '%s' "$IMDS_EP" | sed 's:/*$::')" = "$EXPLICIT" ] && TGT=arc
+  fi
+elif [ "$TARGET" = vm ]; then EP=http://169.254.169.254; TGT=vm
+elif [ "$TARGET" = arc ]; then EP=$(arc_default); TGT=arc
+elif [ $IS_ARC = 1 ] && { [ $IS_VM = 0 ] || [ $HIMDS_RUNNING = 1 ]; }; then EP=$(arc_default); TGT=arc
+else EP=http://169.254.169.254; TGT=vm; fi
+[ -n "$TOKENS_DIR" ] || TOKENS_DIR=/var/opt/azcmagent/tokens
+
+# --- step 3: the network --------------------------------------------------------------------------
+HOSTPART=${EP#*://}; PORT=
+case $HOSTPART in
+  \[*\]:*) HOST=${HOSTPART%%]*}; HOST="${HOST#[}"; PORT=${HOSTPART##*]:} ;;
+  \[*\]) HOST=${HOSTPART#[}; HOST=${HOST%]} ;;
+  *:*) HOST=${HOSTPART%%:*}; PORT=${HOSTPART#*:} ;;
+  *) HOST=$HOSTPART ;;
+esac
+if [ -z "$PORT" ]; then case $EP in https:*) PORT=443 ;; *) PORT=80 ;; esac; fi
+LOOPBACK=0
+case $HOST in localhost|LOCALHOST|127.*|::1|0:0:0:0:0:0:0:1) LOOPBACK=1 ;; esac
+if [ $LOOPBACK = 0 ]; then
+  run_cmd ip route get "$HOST"
+  if [ "$CMD_ERR" = null ]; then run_cmd ip route show; else read_file /proc/net/route 65536; fi
+  for g in '/run/systemd/netif/leases/*' '/var/lib/dhcp/dhclient*.lease*' '/var/lib/dhclient/*.lease*' '/var/lib/NetworkManager/*.lease'; do
+    glob_rec "$g"
+    printf '%s' "$GLOBBED" | while IFS= read -r p; do [ -n "$p" ] && read_file "$p" 65536; done
+  done
+fi
+tcp_probe "$HOST" "$PORT" "$CT"
+run_cmd iptables-save
+OWNERS=$(sed -n 's/.*--uid-owner \([^ ]*\).*/\1/p' "$T/out")
+if [ "$CMD_ERR" = '"not_found"' ]; then
+  for t in filter nat mangle raw; do run_cmd iptables -t "$t" -S; OWNERS="$OWNERS $(sed -n 's/.*--uid-owner \([^ ]*\).*/\1/p' "$T/out")"; done
+fi
+run_cmd nft list ruleset
+OWNERS="$OWNERS $(sed -n 's/.*skuid \([^ ]*\).*/\1/p' "$T/out")"
+USERS=""
+for o in $(printf '%s' "$OWNERS" | tr ' ' '\n' | tr '-' '\n' | grep -v '^[0-9]*$' | grep -E '^[A-Za-z_][A-Za-z0-9_.-]*$' | sort -u); do
+  u=$(id -u "$o" 2>/dev/null) && USERS="$USERS${USERS:+,}\"$o\":$u"
+done
+
+# --- steps 4-6: the HTTP exchanges ----------------------------------------------------------------
+BASE=$EP
+unusable() { case $H_ERROR in read_timeout|connection_reset|deadline_exceeded|bad_payload|oversized_payload|transport_error) return 0 ;; esac; return 1; }
+VMID=null; RESID=null
+identity_from() {   # the first 200 instance document names this host (collect/__init__.py _identity)
+  if [ "$VMID" != null ] || [ "$H_STATUS" != 200 ] || [ "$H_ERROR" != null ]; then return 0; fi
+  _v=$(json_field vmId "$T/last.b"); _r=$(json_field resourceId "$T/last.b")
+  [ -n "$_v" ] && [ -n "$_r" ] && { VMID=$(jtext "$_v" | tr -d '\n'); RESID=$(jtext "$_r" | tr -d '\n'); }
+  return 0
+}
+instance() {   # SERVICE
+  request "$BASE/metadata/instance?api-version=2019-11-01&format=json" vm
+  identity_from
+  if [ "$H_STATUS" = 400 ] && [ "$H_ERROR" = null ]; then
+    NEWEST=$(json_list newest-versions "$T/last.b" | head -n 1)
+    [ -n "$NEWEST" ] && { request "$BASE/metadata/instance?api-version=$(urlenc "$NEWEST")&format=json" vm; identity_from; }
+  fi
+  if [ "$1" = vm ] && [ "$H_ERROR" = null ] && [ "${H_STATUS#2}" != "$H_STATUS" ]; then
+    _keep_status=$H_STATUS; _keep_error=$H_ERROR
+    request "$BASE/metadata/versions" vm
+    if [ "$H_ERROR" = null ] && [ "${H_STATUS#2}" != "$H_STATUS" ]; then
+      NEWEST=$(json_list apiVersions "$T/last.b" | sort | tail -n 1)
+      [ -n "$NEWEST" ] && request "$BASE/metadata/instance?api-version=$(urlenc "$NEWEST")&format=json" vm
+    fi
+    H_STATUS=$_keep_status; H_ERROR=$_keep_error
+  fi
+}
+token_url() {  # API RESOURCE [SELECTOR VALUE]
+  _q="api-version=$1&resource=$(urlenc "$2")"
+  [ $# -ge 4 ] && _q="$_q&$3=$(urlenc "$4")"
+  echo "$BASE/metadata/identity/oauth2/token?$_q"
+}
+
+if [ "$TCP_OK" = 1 ] || { [ "$TGT" = arc ] && [ "$TCP_KIND" = connect_refused ]; }; then
+  if [ "$TGT" = arc ]; then
+    read_file /lib/systemd/system.conf.d/azcmagent.conf 65536
+    [ "$TCP_OK" = 1 ] && instance arc
+    if [ "$TCP_OK" = 0 ] || ! unusable; then
+      R1=$(printf '%s' "$RESOURCES" | head -n 1)
+      SEL=$(printf '%s' "$IDS" | head -n 1)
+      if [ -n "$SEL" ]; then URL=$(token_url 2020-06-01 "$R1" "${SEL% *}" "${SEL#* }"); else URL=$(token_url 2020-06-01 "$R1"); fi
+      request "$URL" challenge
+      if [ "$H_STATUS" = 401 ]; then
+        REALM=$(awk '{ sub(/\r$/, "") } /^HTTP\// { v = ""; n = 0 } tolower($0) ~ /^www-authenticate:/ { sub(/^[^:]*:[ \t]*/, ""); v = (n++ ? v ", " $0 : $0) } END { printf "%s", v }' "$T/last.h" |
+          awk '{ s = $0; sub(/^[ \t\r\n]+/, "", s); sub(/[ \t\r\n]+$/, "", s); i = index(s, "="); if (!i) exit
+            if (tolower(substr(s, 1, i - 1)) != "basic realm") exit
+            r = substr(s, i + 1); if (r == "" || index(r, "=") || r ~ /^["\047]/ || r ~ /["\047]$/ || r ~ /[\001-\037\177]/) exit
+            printf "%s", r }')
+        if [ -n "$REALM" ]; then
+          arc_key "$REALM" "$TOKENS_DIR"
+          if [ "$KEY_OK" = 1 ]; then
+            request "$URL" once "$T/k/auth" "$T/k/sec"
+            : > "$T/k/auth"; : > "$T/k/sec"; rm -rf "$T/k"
+          fi
+        fi
+      fi
+    fi
+  else
+    instance vm
+    if ! unusable; then
+      read_file /etc/default/azuremonitoragent 65536 && AMA=$(sed -n 's/^[ \t]*\(export[ \t]\{1,\}\)\{0,1\}MANAGED_IDENTITY=//p' "$T/file" | head -n 1 | tr -d "\"'" ) || AMA=""
+      # shellcheck disable=SC2086  # split on purpose: resources hold no blanks (checked)
+      for r in $RESOURCES; do request "$(token_url 2018-02-01 "$r")" vm; done
+      printf '%s' "$IDS" > "$T/ids"
+      while IFS=' ' read -r s v; do
+        [ -n "$s" ] || continue
+        # shellcheck disable=SC2086  # split on purpose: resources hold no blanks (checked)
+        for r in $RESOURCES; do request "$(token_url 2018-02-01 "$r" "$s" "$v")" vm; done
+      done < "$T/ids"
+      if [ -n "$AMA" ]; then
+        n=$(printf '%s' "${AMA%%#*}" | tr '[:upper:]' '[:lower:]' | tr -d ' '); v=$(printf '%s' "${AMA#*#}" | sed 's/^ *//;s/ *$//')
+        case $n in mi_res_id|msi_res_id) s=msi_res_id ;; client_id|object_id) s=$n ;; *) s="" ;; esac
+        if [ -n "$s" ] && [ -n "$v" ] && [ "$AMA" != "${AMA#*#}" ] && ! printf '%s' "$IDS" | grep -Fqi " $v"; then
+          request "$(token_url 2018-02-01 https://monitor.azure.com/ "$s" "$v")" vm
+        fi
+      fi
+    fi
+  fi
+fi
+
+# --- the bundle -------------------------------------------------------------------------------------
+env_record() {
+  _first=1
+  for name in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' | sort -u); do
+    case $name in
+      IDENTITY_HEADER|IDENTITY_SERVER_THUMBPRINT|MSI_SECRET) _show='set' ;;
+      IDENTITY_ENDPOINT|IMDS_ENDPOINT|MSI_ENDPOINT|AZUREPS_HOST_ENVIRONMENT|AZURE_POD_IDENTITY_AUTHORITY_HOST|KUBERNETES_SERVICE_HOST|IMDS_RUNBOOK_ENDPOINT|container|REQUEST_METHOD|ProgramFiles|PROGRAMFILES|ProgramData|PROGRAMDATA) _show='url' ;;
+      *_[Pp][Rr][Oo][Xx][Yy]) _show=url; case $name in [Nn][Oo]_[Pp][Rr][Oo][Xx][Yy]) _show=plain ;; esac ;;
+      *) continue ;;
+    esac
+    eval "_v=\${$name:-}"
+    [ -n "$_v" ] || continue
+    [ $_first = 1 ] || printf ','
+    _first=0
+    jtext "$name" | tr -d '\n'; printf ':'
+    if [ "$_show" = set ]; then printf '"<set>"'
+    elif [ "$_show" = plain ]; then jtext "$_v" | tr -d '\n'
+    else
+      # credentials hidden: everything before the authority's last "@"
+      printf '%s' "$_v" > "$T/jt"
+      _hidden=$(awk 'BEGIN { RS = "\001" } { v = $0; i = index(v, "://"); s = ""; r = v; if (i) { s = substr(v, 1, i + 2); r = substr(v, i + 3) }
+        e = length(r) + 1; for (k = 1; k <= length(r); k++) { c = substr(r, k, 1); if (c == "/" || c == "?" || c == "#") { e = k; break } }
+        a = substr(r, 1, e - 1); if (index(a, "@") == 0) { if (index(r, "@") == 0) { printf "%s", v; exit } a = r; e = length(r) + 1 }
+        for (k = length(a); k >= 1; k--) if (substr(a, k, 1) == "@") break
+        printf "%s<credentials>@%s", s, substr(r, k + 1) }' "$T/jt")
+      jtext "$_hidden" | tr -d '\n'
+    fi
+  done
+}
+proxy_problems() {
+  _first=1
+  for name in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*_[Pp][Rr][Oo][Xx][Yy]\)=.*/\1/p' | sort -u); do
+    case $name in [Nn][Oo]_[Pp][Rr][Oo][Xx][Yy]) continue ;; esac
+    eval "_v=\${$name:-}"
+    [ -n "$_v" ] || continue
+    _p=$(printf '%s' "$_v" | awk 'BEGIN { RS = "\001" } { u = $0; if (index(u, "://") == 0) u = "http://" u
+      r = substr(u, index(u, "://") + 3); e = length(r) + 1
+      for (k = 1; k <= length(r); k++) { c = substr(r, k, 1); if (c == "/" || c == "?" || c == "#") { e = k; break } }
+      a = substr(r, 1, e - 1)
+      if (index(substr(r, e), "@") && !index(a, "@")) { print "a \047/\047, \047?\047 or \047#\047 in the user name or password ends the host part early (percent-encode it)"; exit }
+      for (k = length(a); k >= 1; k--) if (substr(a, k, 1) == "@") break
+      h = substr(a, k + 1)
+      if (h ~ /^\[/) { if (h !~ /^\[[^]]*\](:.*)?$/) { print "an IPv6 address in [ ] is unclosed or invalid"; exit } p = h; sub(/^\[[^]]*\]/, "", p); hn = h; sub(/\].*/, "", hn); sub(/^\[/, "", hn) }
+      else { i = index(h, ":"); p = (i ? substr(h, i) : ""); hn = (i ? substr(h, 1, i - 1) : h) }
+      if (p != "" && p != ":") { p = substr(p, 2); if (p !~ /^[0-9]+$/ || p + 0 > 65535) { print "the port is not a number in 1-65535"; exit } }
+      if (hn == "") { print "no host"; exit }
+      if (p != "" && p != ":" && p + 0 == 0) { print "port 0"; exit } }')
+    [ -n "$_p" ] || continue
+    [ $_first = 1 ] || printf ','
+    _first=0
+    jtext "$name" | tr -d '\n'; printf ':'; jtext "$_p" | tr -d '\n'
+  done
+}
+
+DURATION=$(ms_since "$STARTED_MS")
+{
+  printf '{"kind":"imds-runbook/evidence","schema_version":1,"collector":{"name":"imds-collect.sh","version":"%s"}' "$VERSION"
+  printf ',"started_at":"%s","duration_ms":%s' "$STARTED_AT" "$(fmt_ms "$DURATION")"
+  printf ',"host":{"hostname":'; jtext "$(uname -n 2>/dev/null | cut -c1-255)" | tr -d '\n'
+  printf ',"os":"linux","os_release":'; jtext "$(uname -sr 2>/dev/null | tr ' ' -)" | tr -d '\n'
+  printf ',"smbios_uuid":%s,"vmId":%s,"resourceId":%s}' "$SMBIOS" "$VMID" "$RESID"
+  printf ',"os_name":"linux","parameters":{"target":"%s","endpoint":' "$TARGET"
+  if [ "$PARAM_ENDPOINT" = null ]; then printf null; else jtext "$PARAM_ENDPOINT" | tr -d '\n'; fi
+  printf ',"resources":['
+  # shellcheck disable=SC2086  # split on purpose: resources hold no blanks (checked)
+  _f=1; for r in $RESOURCES; do [ $_f = 1 ] || printf ','; _f=0; jtext "$r" | tr -d '\n'; done
+  printf '],"identities":['
+  _f=1; printf '%s' "$IDS" > "$T/ids"
+  while IFS=' ' read -r s v; do [ -n "$s" ] || continue; [ $_f = 1 ] || printf ','; _f=0; printf '["%s",' "$s"; jtext "$v" | tr -d '\n'; printf ']'; done < "$T/ids"
+  printf '],"timeouts":{"connect":%s,"read":%s,"total":%s},"tokens_dir":' "$CT" "$RT" "$TOTAL"
+  jtext "$TOKENS_DIR" | tr -d '\n'
+  printf ',"ama_config_path":"/etc/default/azuremonitoragent","proxy_comparison":false}'
+  printf ',"environment":{'; env_record; printf '},"proxy_url_problems":{'; proxy_problems
+  printf '},"identity":{"euid":%s,"users":{%s}},"wininet":null' "$(id -u)" "$USERS"
+  for k in commands files tcp http arc_keys; do printf ',"%s":[' "$k"; cat "$T/r.$k"; printf ']'; done
+  printf '}\n'
+} > "$T/bundle.json"
+if [ "$DIGEST" = 1 ]; then digest "$T/bundle.json"; else cat "$T/bundle.json"; fi
