@@ -254,14 +254,17 @@ class Emulator:
     that :meth:`close` removes. ``canary`` defaults to ``$IMDS_EMULATOR_CANARY``, else
     ``imdsrbcanary`` + 16 random hex chars, and appears literally in every token and Arc
     secret. ``scenario_params`` override the scenario's settings (see
-    :mod:`imds_helpers.emulator.scenarios`). ``rate_limits`` turns the real service's 5 req/s
+    :mod:`imds_helpers.emulator.scenarios`). ``label`` stands for the scenario's name wherever the
+    emulator would show it (``request_log``, its fault labels, ``repr``, log lines): the blind lab
+    runs a scenario nobody may read. ``rate_limits`` turns the real service's 5 req/s
     (identity 20 req/s, 5 concurrent) limits on or off (vm mode).
     """
 
     def __init__(self, mode: str = "vm", scenario: str | None = None, host: str = "127.0.0.1",
                  port: int = 0, key_dir: str | None = None, canary: str | None = None,
                  allow_remote: bool = False, os_type: str = "Linux", *,
-                 scenario_params: dict[str, Any] | None = None, rate_limits: bool = True) -> None:
+                 scenario_params: dict[str, Any] | None = None, rate_limits: bool = True,
+                 label: str | None = None) -> None:
         if mode not in ("vm", "arc"):
             raise UsageError(f"unknown mode {mode!r}; choose vm or arc", argument="--mode")
         if os_type.lower() not in ("linux", "windows"):
@@ -280,6 +283,7 @@ class Emulator:
 
         self.mode = mode
         self.host = host
+        self._label = label
         self.canary = canary
         self.os_type = "Windows" if os_type.lower() == "windows" else "Linux"
         self.request_log: list[dict[str, Any]] = []
@@ -346,7 +350,7 @@ class Emulator:
         """Switch scenario while running; counters and timers of the new one start now."""
         self._service.set_scenario(get_scenario(name, self.mode).with_params(**params))
         self._apply_listen_mode()
-        log.info("emulator %s: scenario %s", self.base_url, name)
+        log.info("emulator %s: scenario %s", self.base_url, self._label or name)
 
     @property
     def identities(self) -> dict[str, Any]:
@@ -396,7 +400,7 @@ class Emulator:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<Emulator mode={self.mode} scenario={self.scenario} url={self.base_url}>"
+        return f"<Emulator mode={self.mode} scenario={self._label or self.scenario} url={self.base_url}>"
 
     # ---- internals --------------------------------------------------------------------------
     def _prepare_key_dir(self, key_dir: str | None) -> str:
@@ -430,7 +434,7 @@ class Emulator:
 
     def _record(self, req: Request | None, resp: Response | None, *, fault: str | None = None,
                 client: str = "") -> None:
-        entry: dict[str, Any] = {"time": time.time(), "scenario": self.scenario,
+        entry: dict[str, Any] = {"time": time.time(), "scenario": self._label or self.scenario,
                                  "client": req.client if req else client,
                                  "method": req.method if req else None,
                                  "path": req.path if req else None,
@@ -449,6 +453,8 @@ class Emulator:
         if resp is not None:
             entry["status"] = None if resp.transport in ("reset", "hang") else resp.status
             entry["fault"] = resp.fault
+        if self._label is not None and entry["fault"] is not None:
+            entry["fault"] = self._label      # fault labels name the scenario or its realm kind
         with self._log_lock:
             self.request_log.append(entry)
             if len(self.request_log) > REQUEST_LOG_LIMIT:

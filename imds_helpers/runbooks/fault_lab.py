@@ -4,6 +4,7 @@
     lab.story                             # the symptom as reported; never the scenario's name
     lab.probe("/metadata/instance", {"api-version": "2021-02-01"})   # raw exchanges (primer.get)
     lab.curl("/metadata/instance", {...}) # the same request as curl / PowerShell lines
+    lab.token_claims()                    # a token's claims, or the error (primer.token_claims)
     lab.challenge()                       # Arc: the 401 -> key file -> Basic walk
     lab.files()                           # Arc: the tokens directory as ls -l shows it
     lab.hint(1)                           # three levels, each costs points
@@ -59,12 +60,14 @@ MAX_PATH_CHARS = 2000
 MAX_FILES = 200                # entries files() lists
 LETTERS = "ABCDEFGHIJ"
 KERNEL_TIMEOUT_S = 10.0
+HIDDEN_LABEL = "hidden"        # what the emulator shows for the scenario's name (request log, repr)
 
-REAL_KERNEL = ("Faults that need the kernel are made for real here (root in a private network namespace, "
-               "iptables present); the others are made by the emulator.")
-SIMULATED_KERNEL = ("Every fault is made by the emulator here: faults that need the kernel (a firewall DROP) are "
-                    "simulated with the same symptom through the same probes (not root in a private network "
-                    "namespace, or no iptables).")
+# The same words for every case (naming the kernel fault would name the one case that has it).
+REAL_KERNEL = ("Faults that need the kernel are made for real here (root in a private network namespace); "
+               "the others are made by the emulator.")
+SIMULATED_KERNEL = ("Every fault is made by the emulator here: faults that need the kernel are simulated with the "
+                    "same symptom through the same probes (not root in a private network namespace, or a kernel "
+                    "tool missing).")
 
 
 # -- drawing ---------------------------------------------------------------------------------
@@ -381,14 +384,15 @@ class Lab:
         case = self._case
         if case.kernel == IPTABLES_DROP and kernel_faults_possible():
             # The service is healthy behind the rule: the kernel drops the SYNs, not the emulator.
-            emu = Emulator(mode=case.track, scenario=case.scenario, scenario_params={"transport": None})
+            emu = Emulator(mode=case.track, scenario=case.scenario, scenario_params={"transport": None},
+                           label=HIDDEN_LABEL)
             rule = _DropRule(emu.port)
             if rule.added:
                 self._emu, self._rule = emu, rule
                 self._made_by = f"a real kernel fault: {IPTABLES_DROP} on lo for the service's port"
                 return
             emu.close()
-        self._emu = Emulator(mode=case.track, scenario=case.scenario)
+        self._emu = Emulator(mode=case.track, scenario=case.scenario, label=HIDDEN_LABEL)
         self._made_by = ("simulated by the emulator (the same symptom the kernel fault gives)" if case.kernel
                         else "made by the emulator")
 
@@ -441,6 +445,11 @@ class Lab:
         else:
             made = commands.http_get(self.base_url, path, params)
         return f"{made.curl}\n{made.powershell}"
+
+    def token_claims(self, resource: str = MANAGEMENT) -> dict[str, Any]:
+        """A token's decoded claims (the token itself is dropped), or the error, as the primer shows."""
+        self._running()
+        return primer.token_claims(self.base_url, _check_text(resource, "resource"))
 
     def challenge(self, resource: str = MANAGEMENT) -> primer.Conversation:
         """Arc: the 401 -> key file -> Basic walk, as the primer teaches it."""
