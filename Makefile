@@ -24,11 +24,13 @@ $(STAMP): pyproject.toml
 
 # Debian packages the suite uses: iptables (real firewall faults in the namespace), squid and
 # tinyproxy (real proxies on loopback), curl (what curl really does with proxy variables),
-# openssh-server (an sshd per namespace VM for the fleet tests; its host keys are the rig's own).
+# openssh-server (an sshd per namespace VM for the fleet tests; its host keys are the rig's own),
+# dash, busybox and shellcheck (imds-collect.sh runs under dash, bash --posix and busybox sh, and
+# must stay shellcheck -s sh clean).
 # Installed only as root and only when missing; without them those tests skip and say why.
 # policy-rc.d keeps the packages' own services from starting: tests start their own.
 SYSDEPS := iptables:iptables ip:iproute2 unshare:util-linux squid:squid tinyproxy:tinyproxy curl:curl \
-           sshd:openssh-server
+           sshd:openssh-server dash:dash busybox:busybox shellcheck:shellcheck
 sysdeps:
 	@missing=""; \
 	for pair in $(SYSDEPS); do \

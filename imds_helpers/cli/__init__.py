@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                 "on the host: ask every check's questions and write the evidence bundle (judges nothing)", ()),
     "analyze": ("imds_helpers.cli.evidence:analyze_command",
                 "anywhere: judge evidence bundles from collect (check's output and exit codes)", ()),
+    "collector-script": ("imds_helpers.cli.collector_script",
+                         "print imds-collect.sh, the collector for hosts without Python (POSIX sh + curl)", ()),
     "emulator": ("imds_helpers.emulator.cli", "serve an emulated IMDS or Arc HIMDS with fault scenarios", ()),
     "demo": ("imds_helpers.cli.demo", "run the runbooks on emulated healthy and broken hosts; write reports/",
              ("notebooks",)),

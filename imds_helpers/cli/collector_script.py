@@ -1,0 +1,35 @@
+"""``imds-runbook collector-script``: print the POSIX sh collector (imds_helpers/collect/imds-collect.sh),
+byte for byte as shipped, for hosts without Python and for Azure Run Command:
+
+    imds-runbook collector-script > imds-collect.sh
+    az vm run-command invoke ... --scripts @imds-collect.sh --parameters --digest
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+
+SCRIPT = "imds-collect.sh"
+
+
+def script_bytes() -> bytes:
+    """The shipped script (package data of imds_helpers.collect)."""
+    return resources.files("imds_helpers.collect").joinpath(SCRIPT).read_bytes()
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("Run it as: sh imds-collect.sh [--target auto|vm|arc] [--endpoint URL] [--resource R] "
+                     "[--client-id ID] [--object-id ID] [--msi-res-id ID] [--tokens-dir D] [--timeout S] [--digest]; "
+                     "the evidence bundle (or --digest's digest) is written to standard output.")
+
+
+def run(args: argparse.Namespace) -> int:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(script_bytes())
+    sys.stdout.buffer.flush()
+    return 0
+
+
+__all__ = ["SCRIPT", "configure", "run", "script_bytes"]
