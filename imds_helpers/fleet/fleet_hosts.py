@@ -2,14 +2,16 @@
 
 The playbook (``imds_helpers/fleet/ansible/``) ends every host with a record (the ``imds_fleet``
 fact, passed on as a JSON line by its callback): whether SSH reached the host, which Python it
-found, how the probe ended, whether the bundle was written. :func:`classify` turns a record into
+found, which collector ran (``collector``: ``python`` - the probe - or ``shell`` - imds-collect.sh,
+on a host without Python >= 3.10), how it ended, whether the bundle was written. :func:`classify` turns a record into
 a status - ``collected``, or one of :data:`imds_helpers.fleet.sidecar.FLEET_STATUSES` with the
 reason in one line:
 
 =================  ===============================================================
 unreachable        SSH could not connect (refused, timed out, no route, name unknown)
 auth_failed        SSH refused the login (key, host key) or privilege escalation failed
-no_python          no Python >= 3.10 on the host (the reason says which one was found)
+no_python          no Python >= 3.10 on the host and the shell collector could not run there
+                   either (the reason says which Python was found and which tool was missing)
 collect_timeout    the probe ran longer than ``imds_collect_timeout`` and was stopped
 collect_failed     the probe failed, printed no JSON document, or the bundle could not be
                    written or read back (also: an inventory name no folder can carry)
@@ -179,7 +181,8 @@ def _found_python(python: Mapping[str, Any]) -> str:
 # The record's typed fields. ansible-core 2.19 keeps a template's type inside set_fact's nested
 # values; 2.17 and 2.18 give numbers (and sometimes booleans) as text: read both the same way.
 _FLAGS = (("name_ok",), ("written",), ("reach", "unreachable"), ("reach", "failed"), ("python", "usable"),
-          ("collect", "ran"), ("collect", "timed_out"), ("collect", "json"), ("collect", "too_large"))
+          ("collect", "ran"), ("collect", "timed_out"), ("collect", "json"), ("collect", "too_large"),
+          ("shell", "offered"))
 _INTS = (("collect", "rc"), ("collect", "bytes"), ("collect", "limit_s"))
 _INT_TEXT = re.compile(r"^-?\d{1,12}$")
 
@@ -246,31 +249,60 @@ def classify(record: Mapping[str, Any] | None, failure: str = "") -> tuple[str, 
             return status, reason
         return "collect_failed", one_line(f"the Python check failed: {_connection_message(str(reach.get('msg') or ''))}")
     python = _mapping(record.get("python"))
-    if not python.get("usable"):
-        return "no_python", one_line(f"no usable Python >= 3.10 (found: {_found_python(python)})")
+    shell = record.get("collector") == "shell"
+    if not python.get("usable") and not shell:
+        return "no_python", one_line(f"no usable Python >= 3.10 (found: {_found_python(python)}){_no_shell(record)}")
+    probe = "the shell collector" if shell else "the probe"
     collect = _mapping(record.get("collect"))
     if collect.get("timed_out"):
         return "collect_timeout", one_line(
             f"the collection ran longer than {collect.get('limit_s') or '?'} s and was stopped (imds_collect_timeout)")
     rc = collect.get("rc")
     if not collect.get("ran"):
-        return "collect_failed", "the probe did not run"
+        return "collect_failed", f"{probe} did not run"
     if rc not in (0, None):
         said = _last_line(collect.get("stderr")) or _connection_message(str(collect.get("msg") or ""))
-        what = "could not start the probe" if rc in (126, 127) else f"the probe exited with code {rc}"
+        what = f"could not start {probe}" if rc in (126, 127) else f"{probe} exited with code {rc}"
         return "collect_failed", one_line(f"{what}: {said}" if said else what)
     if rc is None:
         return "collect_failed", one_line(
-            f"the probe gave no exit code: {_connection_message(str(collect.get('msg') or '')) or 'no message'}")
+            f"{probe} gave no exit code: {_connection_message(str(collect.get('msg') or '')) or 'no message'}")
     said = str(record.get("write_msg") or "") or _last_line(collect.get("stderr"))
     if collect.get("too_large"):
-        return "collect_failed", one_line(f"the probe printed {collect.get('bytes')} bytes, more than a bundle may hold")
+        return "collect_failed", one_line(f"{probe} printed {collect.get('bytes')} bytes, more than a bundle may hold")
     if not collect.get("json"):
         return "collect_failed", one_line(
-            f"the probe's output is not a JSON document ({collect.get('bytes') or 0} bytes): {said}".rstrip(": "))
+            f"{probe}'s output is not a JSON document ({collect.get('bytes') or 0} bytes): {said}".rstrip(": "))
     if not record.get("written"):
-        return "collect_failed", one_line(f"the probe's output was not kept: {said or 'no message'}")
+        return "collect_failed", one_line(f"{probe}'s output was not kept: {said or 'no message'}")
     return COLLECTED, ""
+
+
+def _no_shell(record: Mapping[str, Any]) -> str:
+    """Why the shell collector did not take over ('' for a record from before it could)."""
+    shell = _mapping(record.get("shell"))
+    if "offered" not in shell:
+        return ""
+    if not shell.get("offered"):
+        return "; no shell collector was given (imds_shell_collector is empty)"
+    missing = " ".join(str(shell.get("missing") or "").split())
+    return f"; the shell collector needs {missing or 'curl, od and awk'}, which the host lacks" if missing else ""
+
+
+def collector_notes(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a reader of a host collected by the shell collector should know: that it was, why,
+    and the options it does not have (dropped from the host's selectors)."""
+    record = normalize_record(record)
+    if record.get("collector") != "shell" or not record.get("written"):
+        return ()
+    python = _mapping(record.get("python"))
+    notes = [f"collected by the shell collector (imds-collect.sh): no usable Python >= 3.10 "
+             f"(found: {_found_python(python)})"]
+    dropped = _mapping(record.get("shell")).get("dropped")
+    dropped = [str(option) for option in dropped if option] if isinstance(dropped, (list, tuple)) else []
+    if dropped:
+        notes.append(f"not collected: {', '.join(dropped)} (the shell collector has no such option)")
+    return tuple(one_line(n) for n in notes)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -422,6 +454,6 @@ def bundle_identity(bundle: Mapping[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "COLLECTED", "EVIDENCE_FILE", "IdentityCheck", "Outcome", "RECORD_FILE", "RECORD_SCHEMA", "RESERVED_NAMES", "bundle_identity",
-    "classify", "classify_connection", "expectations", "identity_check", "identity_notes", "identity_problem",
+    "classify", "classify_connection", "collector_notes", "expectations", "identity_check", "identity_notes", "identity_problem",
     "folder_name_ok", "normalize_record", "inventory_alias", "one_line", "read_record", "same_machines", "write_record",
 ]

@@ -292,8 +292,10 @@ class _Collecting:
         if self.progress is None:
             return
         status, reason = fh.classify(record)
-        size = fh.normalize_record(record).get("collect", {}).get("bytes") or 0
-        detail = reason or f"{size // 1024} KB of evidence"
+        normal = fh.normalize_record(record)
+        size = normal.get("collect", {}).get("bytes") or 0
+        shell = " (shell collector: no Python >= 3.10)" if normal.get("collector") == "shell" else ""
+        detail = reason or f"{size // 1024} KB of evidence{shell}"
         self.progress(FleetProgress("collect", host, status, detail, self.done, max(self.total, self.done), seconds))
 
 
@@ -335,7 +337,7 @@ def _outcomes(ansible: PlaybookRun, out: Path) -> list[fh.Outcome]:
         ident = fh.bundle_identity(bundle)
         checks = fh.identity_check(ident, fh.expectations(outcome.record))
         problem = fh.identity_problem(checks, twins.get(outcome.host, []), ident)
-        notes = fh.identity_notes(outcome.host, checks, ident)
+        notes = fh.collector_notes(outcome.record) + fh.identity_notes(outcome.host, checks, ident)
         status, reason = ("identity_mismatch", problem) if problem else (outcome.status, outcome.reason)
         outcomes.append(fh.Outcome(host=outcome.host, status=status, reason=reason,
                                    evidence_path=outcome.evidence_path, bundle_host=ident, checks=checks,
@@ -430,7 +432,8 @@ def _finish(outcome: fh.Outcome, rendered: Any, out: Path, started_at: str, coll
     """The host's sidecar, with what the fleet knows about it (``fleet``), and its row."""
     fleet_block = {"inventory_hostname": outcome.host, "collection": outcome.status, "reason": outcome.reason or None,
                    "bundle_host": dict(outcome.bundle_host), "identity": [c.to_dict() for c in outcome.checks],
-                   "notes": list(outcome.notes), "collect_s": None if collect_s is None else round(collect_s, 3)}
+                   "notes": list(outcome.notes), "collect_s": None if collect_s is None else round(collect_s, 3),
+                   "collector": str(outcome.record.get("collector") or "") or None}
     if rendered is not None and not isinstance(rendered, dict):   # a HostRun: the runbook ran
         path = Path(rendered.sidecar_path)
         try:

@@ -9,9 +9,12 @@ and writes each host's record (what the callback passes on) to fixtures/records.
 * over real SSH to an sshd on 127.0.0.1 started here: a healthy login, a key the sshd does not
   accept, a host key known_hosts does not hold, a closed port, a port whose SYNs are dropped
   (iptables, this namespace only);
-* over the local connection: Python missing, too old (a stand-in printing 3.6.8), masked (one
-  that fails), a probe that refuses its arguments, one that runs too long, output that is no
-  JSON document, an inventory variable no command line may carry, and a healthy collection.
+* over the local connection: Python missing, too old (a stand-in printing 3.6.8, asking for the
+  proxy comparison the shell has not), masked (one that fails) - each collected by the shell
+  collector -, Python missing with no shell collector given, the shell collector refusing its
+  arguments and running too long, a probe that refuses its arguments, one that runs too long,
+  output that is no JSON document, an inventory variable no command line may carry, and a
+  healthy collection.
 
 Everything listens on loopback inside the namespace isolated.sh made; the emulator answers as
 the metadata service. The records are facts of Ansible's behaviour (messages, registered
@@ -121,8 +124,12 @@ def capture(work: Path, ansible_playbook: str, target: Path) -> int:
         "ssh-refused": {**ssh, "ansible_port": 9},
         "ssh-timeout": {**ssh, "ansible_host": "127.0.0.2"},
         "python-missing": {**local, "imds_python": "/nonexistent/python3"},
-        "python-old": {**local, "imds_python": str(fake / "python-old")},
+        "python-old": {**local, "imds_python": str(fake / "python-old"), "imds_proxy_comparison": True},
         "python-masked": {**local, "imds_python": str(fake / "python-masked")},
+        "python-missing-no-shell": {**local, "imds_python": "/nonexistent/python3", "imds_shell_collector": ""},
+        "shell-bad-usage": {**local, "imds_python": "/nonexistent/python3", "imds_client_ids": ["not-a-guid"]},
+        "shell-timeout": {**local, "imds_python": "/nonexistent/python3", "imds_endpoint": hang.base_url,
+                          "imds_collect_timeout": 2},
         "probe-bad-usage": {**local, "imds_client_ids": ["not-a-guid"]},
         "probe-timeout": {**local, "imds_endpoint": hang.base_url, "imds_collect_timeout": 2},
         "probe-not-json": {**local, "imds_python": str(fake / "python-garbage")},

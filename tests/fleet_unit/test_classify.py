@@ -1,6 +1,7 @@
 """A host that cannot be diagnosed is a named status with its reason: judged on the records the
 real playbook produced (fixtures/records.json: real SSH to a real sshd, real Pythons missing,
-old and masked, a real probe failing, hanging and printing garbage)."""
+old and masked - collected by the real shell collector instead -, a real probe and shell
+collector failing and hanging, a probe printing garbage)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ CASES = [
     ("ssh-timeout", "unreachable", ["127.0.0.2 port 2222", "timed out"]),
     ("ssh-auth-failed", "auth_failed", ["SSH authentication failed", "Permission denied (publickey)"]),
     ("ssh-host-key", "auth_failed", ["host key does not match known_hosts", "SHA256:"]),
-    ("python-missing", "no_python", ["no usable Python >= 3.10", "found: none", "/nonexistent/python3"]),
-    ("python-old", "no_python", ["no usable Python >= 3.10", "python-old 3.6.8"]),
-    ("python-masked", "no_python", ["python-masked, which does not run", "this interpreter has been masked"]),
+    # no usable Python: the shell collector (imds-collect.sh) collects instead
+    ("python-missing", "collected", []),
+    ("python-old", "collected", []),
+    ("python-masked", "collected", []),
+    ("python-missing-no-shell", "no_python", ["no usable Python >= 3.10", "found: none", "/nonexistent/python3",
+                                              "no shell collector was given"]),
+    ("shell-bad-usage", "collect_failed", ["the shell collector exited with code 2", "--client-id: not a GUID"]),
+    ("shell-timeout", "collect_timeout", ["longer than 2 s", "imds_collect_timeout"]),
     ("probe-timeout", "collect_timeout", ["longer than 2 s", "imds_collect_timeout"]),
     ("probe-bad-usage", "collect_failed", ["exited with code 2", "--client-id: not a GUID"]),
     ("probe-not-json", "collect_failed", ["not a JSON document", "16 bytes"]),
@@ -63,8 +69,37 @@ def test_a_masked_interpreter_is_not_mistaken_for_a_probe_failure(records):
     # the reference's trap: a masked Python exits non-zero like a probe that found findings would
     record = records["python-masked"]
     assert record["python"]["state"] == "found" and not record["python"]["usable"]
-    assert record["collect"]["ran"] is False     # the probe never ran on it
-    assert fh.classify(record)[0] == "no_python"
+    assert record["collector"] == "shell"        # the probe never ran on it: the shell collector did
+    assert fh.classify(record)[0] == "collected"
+    assert fh.collector_notes(record) == (
+        f"collected by the shell collector (imds-collect.sh): no usable Python >= 3.10 (found: "
+        f"{record['python']['path']}, which does not run: python3: this interpreter has been masked)",)
+
+
+@pytest.mark.parametrize("case", ["python-missing", "python-old", "python-masked"])
+def test_a_host_without_python_is_collected_by_the_shell_collector(any_records, case):
+    record = fh.normalize_record(any_records[case])
+    assert not record["python"]["usable"] and record["collector"] == "shell"
+    assert record["collect"]["rc"] == 0 and record["collect"]["json"] and record["written"]
+    # the selectors the shell has not are dropped and said so, not silently ignored
+    dropped = ["--proxy-comparison"] if case == "python-old" else []
+    assert record["shell"]["dropped"] == dropped
+    assert any("--proxy-comparison" in note for note in fh.collector_notes(record)) == bool(dropped)
+    # a host with Python keeps the probe
+    assert fh.normalize_record(any_records["local-healthy"])["collector"] == "python"
+
+
+def test_no_python_names_why_the_shell_collector_did_not_run(records):
+    record = json.loads(json.dumps(records["python-missing-no-shell"]))
+    assert record["collect"]["ran"] is False and record["collector"] == ""
+    # the host lacks a tool the shell collector needs (the check lists the missing ones)
+    record["shell"] = {"offered": True, "missing": "curl", "dropped": []}
+    status, reason = fh.classify(record)
+    assert status == "no_python" and reason.endswith("; the shell collector needs curl, which the host lacks")
+    # a record from before the shell collector: the reason it always had
+    del record["shell"], record["collector"]
+    assert fh.classify(record) == ("no_python", "no usable Python >= 3.10 (found: none; /nonexistent/python3 is not "
+                                                "on the PATH)")
 
 
 def test_the_probe_output_is_judged_on_the_controller_not_on_its_exit_code(records):

@@ -36,24 +36,34 @@ def test_every_host_is_a_row_and_collected_hosts_get_their_runbook(tmp_path, inv
     plan = {
         "web-01": record_for(records, "local-healthy", "web-01"),
         "web-02": record_for(records, "ssh-refused", "web-02"),
-        "web-03": record_for(records, "python-old", "web-03"),
+        "web-03": record_for(records, "python-missing-no-shell", "web-03"),
         "web-04": record_for(records, "probe-timeout", "web-04"),
         "web-05": record_for(records, "ssh-auth-failed", "web-05"),
         "web-06": record_for(records, "probe-bad-usage", "web-06"),
+        "web-07": record_for(records, "python-old", "web-07"),        # collected by the shell collector
     }
-    script = fake_ansible(plan, {"web-01": bundles["no-identity"]}, hosts=[*plan, "web-07"])
+    script = fake_ansible(plan, {"web-01": bundles["no-identity"], "web-07": bundles["healthy"]},
+                          hosts=[*plan, "web-08"])
     seen: list[FleetProgress] = []
     out = tmp_path / "out"
     summary = run_fleet(inventory, out_dir=out, ansible_playbook=str(script), notebook=False, progress=seen.append)
 
     rows = {row.host: row for row in summary.hosts}
-    assert list(rows) == [f"web-0{i}" for i in range(1, 8)]          # inventory order, every host
+    assert list(rows) == [f"web-0{i}" for i in range(1, 9)]          # inventory order, every host
     assert {h: r.status for h, r in rows.items()} == {
         "web-01": "findings", "web-02": "unreachable", "web-03": "no_python", "web-04": "collect_timeout",
-        "web-05": "auth_failed", "web-06": "collect_failed", "web-07": "collect_failed"}
+        "web-05": "auth_failed", "web-06": "collect_failed", "web-07": "ok", "web-08": "collect_failed"}
     assert rows["web-01"].failing_codes == ("IMDS-TOKEN-001",) and rows["web-01"].html_path
-    assert "without a result" in rows["web-07"].reason
-    assert summary.exit_code == 1 and summary.counts["findings"] == 1
+    assert "without a result" in rows["web-08"].reason
+    # the host without Python is a host like any other, and its sidecar says which collector ran and why
+    web07 = read_sidecar(rows["web-07"].sidecar_path)
+    assert rows["web-07"].html_path and web07["fleet"]["collector"] == "shell"
+    assert web07["fleet"]["notes"][:2] == [
+        "collected by the shell collector (imds-collect.sh): no usable Python >= 3.10 (found: "
+        f"{records['python-old']['python']['path']} 3.6.8)",
+        "not collected: --proxy-comparison (the shell collector has no such option)"]
+    assert read_sidecar(rows["web-01"].sidecar_path)["fleet"]["collector"] == "python"
+    assert summary.exit_code == 1 and summary.counts["findings"] == 1 and summary.counts["ok"] == 1
 
     # the files: evidence, the fleet's record, the parameter file, a sidecar for every host
     assert (out / "web-01" / "evidence.json").is_file() and (out / "web-01" / "params.yaml").is_file()
@@ -74,8 +84,8 @@ def test_every_host_is_a_row_and_collected_hosts_get_their_runbook(tmp_path, inv
     table = report.summary_table(df).set_index("host")
     assert table.loc["web-02", "run_status"] == "unreachable"
     assert "Connection refused" in table.loc["web-02", "error"]
-    assert "python-old 3.6.8" in table.loc["web-03", "error"]
-    assert report.run_counts(df) == {"ok": 0, "findings": 1, "failed": 0, "timeout": 0, "dead_kernel": 0,
+    assert "/nonexistent/python3" in table.loc["web-03", "error"]
+    assert report.run_counts(df) == {"ok": 1, "findings": 1, "failed": 0, "timeout": 0, "dead_kernel": 0,
                                      "unreachable": 1, "auth_failed": 1, "no_python": 1, "collect_timeout": 1,
                                      "collect_failed": 2, "unreadable": 0}
     markdown = report.render_markdown_report(df)
@@ -84,10 +94,12 @@ def test_every_host_is_a_row_and_collected_hosts_get_their_runbook(tmp_path, inv
     assert '<td class="imds-fail">unreachable</td>' in html
 
     # progress: the host list, each host as its record arrived, then each report
-    assert seen[0].stage == "start" and seen[0].total == 7
+    assert seen[0].stage == "start" and seen[0].total == 8
     collected = [e for e in seen if e.stage == "collect"]
     assert [e.host for e in collected] == list(plan) and collected[1].status == "unreachable"
-    assert [(e.stage, e.host, e.status) for e in seen if e.stage == "render"] == [("render", "web-01", "findings")]
+    assert collected[-1].detail.endswith("KB of evidence (shell collector: no Python >= 3.10)")
+    assert sorted((e.stage, e.host, e.status) for e in seen if e.stage == "render") == [   # as they finish
+        ("render", "web-01", "findings"), ("render", "web-07", "ok")]
 
 
 def test_identity_problems_stop_the_report_and_name_the_other_host(tmp_path, inventory, records, bundles,

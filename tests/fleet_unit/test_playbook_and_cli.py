@@ -34,7 +34,7 @@ def test_the_role_defaults_name_the_inventory_interface():
     defaults = yaml.safe_load(DEFAULTS.read_text())
     assert INVENTORY_VARS <= set(defaults)
     assert set(defaults) - INVENTORY_VARS == {"imds_proxy_comparison", "imds_endpoint", "imds_become", "imds_python",
-                                               "imds_collect_timeout", "imds_max_bundle_bytes"}
+                                               "imds_shell_collector", "imds_collect_timeout", "imds_max_bundle_bytes"}
     assert defaults["imds_become"] is False and defaults["imds_collect_timeout"] == 300
 
 
@@ -75,6 +75,15 @@ def test_the_action_asks_only_for_the_selectors_that_are_set():
         action.collect_argv({"tokens_dir": "/x\n--endpoint=http://evil"})
     with pytest.raises(ValueError):
         action.collect_argv({"client_ids": ["x"] * 101})
+    # the shell collector takes the same selectors as separate words, and has no --proxy-comparison
+    pairs = action.selectors({"target": "arc", "client_ids": ["-a"], "tokens_dir": "/t d", "proxy_comparison": True})
+    assert action.collector_argv(pairs, joined=False) == [
+        "--target", "arc", "--tokens-dir", "/t d", "--client-id", "-a", "--proxy-comparison"]
+    # ... as its own usage says (the script is S1's: this follows it)
+    script = PLAYBOOK_DIR.parents[1] / "collect" / "imds-collect.sh"
+    usage = subprocess.run(["sh", str(script), "--help"], capture_output=True, text=True, timeout=10).stdout
+    for option in [o for _, o in action.TEXTS + action.LISTS] + ["--proxy-comparison"]:
+        assert (option in usage) == (option not in action.SHELL_LACKS), option
     assert [action._usable(v) for v in ("3.10.0", "3.9.18", "3.13.1", "4.0.0", "3.1.0", "", "masked")] == [
         True, False, True, True, False, False, False]
 

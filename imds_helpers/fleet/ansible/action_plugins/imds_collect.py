@@ -4,15 +4,20 @@
         probe: /abs/imds-probe.pyz            # on the controller
         out_dir: /abs/OUT                     # the bundle goes to OUT/<inventory_hostname>/evidence.json
         python: python3                       # the interpreter to look for on the host
+        shell_collector: /abs/imds-collect.sh # on the controller: for hosts without that Python ("": none)
         target: vm                            # ... and collect's selectors (see the role's defaults)
       become: "{{ imds_become | bool }}"
 
 What runs on the host is two shell commands (through Ansible's connection, with its ``become``):
 the first looks for the interpreter and says which one it found and its version (a host without
-Python still answers; no probe is sent to it); if it is Python >= 3.10, the second makes a private
-temporary folder (``mktemp -d``, mode 0700), writes the probe into it from standard input, runs
-``<python> imds-probe.pyz collect --out -`` with the selectors under ``timeout`` when the host has
-it, and removes the folder on any exit. Nothing on the host outlives the task. Here, on the controller,
+Python still answers), and which of the shell collector's tools (curl, od, awk) it lacks; the
+second makes a private temporary folder (``mktemp -d``, mode 0700), writes the collector into it
+from standard input, runs it with the selectors under ``timeout`` when the host has it, and
+removes the folder on any exit. The collector is the probe (``<python> imds-probe.pyz collect
+--out -``) on a host with Python >= 3.10; else the shell collector (``sh imds-collect.sh``, POSIX
+sh + curl, the same bundle; it has no ``--proxy-comparison``: the record lists that option as
+dropped), when it is given and the host has its tools. The record says which one ran
+(``collector``: python | shell). Nothing on the host outlives the task. Here, on the controller,
 the output is kept as ``OUT/<inventory_hostname>/evidence.json`` only if it is a JSON document
 that is an evidence bundle (a masked interpreter also exits non-zero; its words are not a
 bundle), at most ``max_bundle_bytes``, written atomically into a folder that is not a link.
@@ -63,15 +68,25 @@ if p=$(command -v "$py" 2>/dev/null) && [ -n "$p" ]; then
 else
   echo "imds-python|missing|$py|"
 fi
+m=""; for t in curl od awk; do command -v "$t" >/dev/null 2>&1 || m="$m $t"; done
+echo "imds-shell|$m"
 if command -v timeout >/dev/null 2>&1; then echo "imds-timeout|yes"; fi"""
-# The probe arrives on standard input; the folder goes on any exit. No trailing newline: Ansible
-# appends "&& sleep 0" to the last line.
+# The collector arrives on standard input; the folder goes on any exit. No trailing newline:
+# Ansible appends "&& sleep 0" to the last line.
 RUN = r"""umask 077
 d=$(mktemp -d 2>/dev/null) || d=$(mktemp -d -t imds-probe.XXXXXXXX) || { echo "imds-error|cannot make a temporary folder" >&2; exit 125; }
 trap 'rm -rf "$d"' EXIT
 trap 'exit 129' HUP INT TERM
-cat > "$d/imds-probe.pyz" || { echo "imds-error|cannot write the probe into $d" >&2; exit 125; }
-__TIMEOUT__ __PYTHON__ "$d/imds-probe.pyz" collect --out - __ARGS__ </dev/null"""
+cat > "$d/__FILE__" || { echo "imds-error|cannot write the __WHAT__ into $d" >&2; exit 125; }
+__TIMEOUT__ __RUNNER__ "$d/__FILE__" __COMMAND__ __ARGS__ </dev/null"""
+# The two collectors: the file written into the folder, what runs it, its command words, and how
+# a selector is passed (collect takes --option=value: a value starting with '-' stays a value;
+# the shell collector takes --option value).
+COLLECTORS = {
+    "python": {"file": "imds-probe.pyz", "what": "probe", "command": "collect --out -", "joined": True},
+    "shell": {"file": "imds-collect.sh", "what": "shell collector", "command": "", "joined": False},
+}
+SHELL_LACKS = ("--proxy-comparison",)    # collect's options imds-collect.sh does not have
 
 
 def _flag(value) -> bool:
@@ -90,29 +105,52 @@ def _texts(value) -> list[str]:
     return [str(item) for item in items if str(item)]
 
 
-def collect_argv(args: Mapping) -> list[str]:
-    """collect's options for the selectors that are set (only those)."""
-    argv: list[str] = []
+def selectors(args: Mapping) -> list[tuple[str, str | None]]:
+    """The selectors that are set (only those), as (option, value or None for a switch)."""
+    pairs: list[tuple[str, str | None]] = []
     for name, option in TEXTS:
         value = args.get(name)
         if value not in (None, ""):
-            argv.append(f"{option}={value}")
+            pairs.append((option, str(value)))
     for name, option in LISTS:
         items = _texts(args.get(name))
         if len(items) > MAX_ITEMS:
             raise ValueError(f"{name}: at most {MAX_ITEMS} entries")
-        argv += [f"{option}={item}" for item in items]
+        pairs += [(option, item) for item in items]
     if _flag(args.get("proxy_comparison")):
-        argv.append("--proxy-comparison")
-    for word in argv:
+        pairs.append(("--proxy-comparison", None))
+    for option, value in pairs:
+        word = f"{option}={value}"
         if len(word) > MAX_TEXT or "\x00" in word or "\n" in word:
             raise ValueError(f"a selector longer than {MAX_TEXT} characters or with a line break: {word[:60]!r}")
+    return pairs
+
+
+def collector_argv(pairs: list[tuple[str, str | None]], joined: bool) -> list[str]:
+    """The selectors as one collector's words: --option=value (joined) or --option value."""
+    argv: list[str] = []
+    for option, value in pairs:
+        argv += [option] if value is None else [f"{option}={value}"] if joined else [option, value]
     return argv
+
+
+def collect_argv(args: Mapping) -> list[str]:
+    """collect's options for the selectors that are set (only those)."""
+    return collector_argv(selectors(args), joined=True)
 
 
 def _usable(version: str) -> bool:
     match = VERSION.match(version)
     return bool(match) and (int(match.group(1)), int(match.group(2))) >= (3, 10)
+
+
+def _read(path: str, what: str) -> tuple[bytes, str]:
+    """A collector's bytes from the controller, or why not."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(), ""
+    except OSError as err:
+        return b"", f"cannot read the {what} {path}: {err.strerror or err}"
 
 
 class ActionModule(ActionBase):
@@ -130,6 +168,7 @@ class ActionModule(ActionBase):
             "python": {"state": "", "path": "", "version": "", "usable": False, "asked": str(args.get("python") or "python3")},
             "collect": {"ran": False, "rc": None, "timed_out": False, "limit_s": None, "msg": "", "stderr": "",
                         "bytes": 0, "json": False, "too_large": False},
+            "collector": "", "shell": {"offered": False, "missing": "", "dropped": []},
             "written": False, "write_msg": "", "error": "", "target": str(args.get("target") or ""),
             "expect": {key: str(args.get(f"expect_{key}") or "").strip() for key in ("hostname", "smbios_uuid", "vm_id")},
         }
@@ -144,21 +183,20 @@ class ActionModule(ActionBase):
         try:
             limit = int(float(args.get("collect_timeout") or 300))
             max_bytes = int(args.get("max_bundle_bytes") or 8 * 1024 * 1024)
-            argv = collect_argv(args)
+            pairs = selectors(args)
             probe = str(args["probe"])
+            shell_collector = os.path.normpath(str(args["shell_collector"])) if args.get("shell_collector") else ""
             out_dir = str(args["out_dir"])
         except (KeyError, TypeError, ValueError) as err:
             record["error"] = f"bad task arguments (the host's inventory variables): {str(err)[:300]}"
             return done(record["error"], failed=True)
         record["collect"]["limit_s"] = limit
-        if not (os.path.isabs(probe) and os.path.isabs(out_dir)):
-            record["error"] = "imds_probe and imds_out_dir must be absolute paths on the controller"
+        if not (os.path.isabs(probe) and os.path.isabs(out_dir)) or (shell_collector and not os.path.isabs(shell_collector)):
+            record["error"] = "imds_probe, imds_shell_collector and imds_out_dir must be absolute paths on the controller"
             return done(record["error"], failed=True)
-        try:
-            with open(probe, "rb") as handle:
-                payload = handle.read()
-        except OSError as err:
-            record["error"] = f"cannot read the probe {probe}: {err.strerror or err}"
+        record["shell"]["offered"] = bool(shell_collector)
+        payload, record["error"] = _read(probe, "probe")
+        if record["error"]:
             return done(record["error"], failed=True)
 
         try:
@@ -175,12 +213,28 @@ class ActionModule(ActionBase):
         _, state, path, version = (found + "|||").split("|")[:4]
         record["python"].update(state=state, path=path[:300], version=version.strip()[:200],
                                 usable=state == "found" and _usable(version.strip()))
-        if not record["python"]["usable"]:
-            return done("no usable Python >= 3.10 on the host", failed=True)
-
+        missing = next((line for line in lines if line.startswith("imds-shell|")), "imds-shell|?").split("|", 1)[1]
+        record["shell"]["missing"] = " ".join(missing.split())[:100]
+        if record["python"]["usable"]:
+            collector, runner = "python", shlex.quote(path)
+        elif shell_collector and not record["shell"]["missing"]:
+            collector, runner = "shell", "sh"
+            record["shell"]["dropped"] = [option for option, _ in pairs if option in SHELL_LACKS]
+            pairs = [(option, value) for option, value in pairs if option not in SHELL_LACKS]
+            payload, record["error"] = _read(shell_collector, "shell collector")
+            if record["error"]:
+                return done(record["error"], failed=True)
+        else:
+            return done("no usable Python >= 3.10 on the host" + (
+                f", and it lacks {record['shell']['missing']} for the shell collector" if shell_collector else ""),
+                failed=True)
+        spec = COLLECTORS[collector]
+        argv = collector_argv(pairs, joined=spec["joined"])
         timeout = f"timeout -k 10 {max(1, limit)}" if "imds-timeout|yes" in lines else ""
-        command = (RUN.replace("__TIMEOUT__", timeout).replace("__PYTHON__", shlex.quote(path))
-                   .replace("__ARGS__", " ".join(shlex.quote(word) for word in argv)))
+        words = {"TIMEOUT": timeout, "RUNNER": runner, "FILE": spec["file"], "WHAT": spec["what"],
+                 "COMMAND": spec["command"], "ARGS": " ".join(shlex.quote(word) for word in argv)}
+        command = re.sub(r"__([A-Z]+)__", lambda m: words[m.group(1)], RUN)     # one pass: values stay as given
+        record["collector"] = collector
         record["collect"]["ran"] = True
         try:
             ran = self._low_level_execute_command(command, sudoable=True, in_data=payload,
@@ -193,7 +247,7 @@ class ActionModule(ActionBase):
                                                  for line in ran["stderr"].splitlines())[-600:]
         record["collect"].update(rc=rc, timed_out=rc == 124, bytes=len(stdout.encode("utf-8", "surrogateescape")))
         if rc != 0:
-            return done(f"the probe exited with code {rc}", failed=True)
+            return done(f"the {spec['what']} exited with code {rc}", failed=True)
         return self._keep(stdout, out_dir, host, max_bytes, record, done)
 
     def _keep(self, stdout, out_dir, host, max_bytes, record, done):
