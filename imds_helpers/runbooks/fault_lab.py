@@ -349,16 +349,20 @@ class _DropRule:
 class Lab:
     """One hidden case: the emulator runs from the constructor until :meth:`close` (or the end
     of a ``with`` block). ``round`` is the n-th case the seed draws (0 = first); ``case`` (a
-    row of the table) bypasses the draw, for instructors and tests."""
+    row of the table) bypasses the draw, for instructors and tests. ``timeout``: how long each
+    probe waits for its whole answer, like curl's --max-time (default 5 s, the runbook's read timeout)."""
 
     def __init__(self, seed: int = 0, track: str = "all", difficulty: int | None = None, round: int = 0,
-                 *, case: LabCase | None = None) -> None:
+                 *, case: LabCase | None = None, timeout: float = 5.0) -> None:
         self.seed = _check_seed(seed)
         self.track = _check_track(track)
         self.difficulty = _check_difficulty(difficulty)
         if isinstance(round, bool) or not isinstance(round, int) or not 0 <= round < MAX_COUNT:
             raise UsageError(f"must be a whole number 0..{MAX_COUNT - 1}, got {str(round)[:40]!r}", argument="round")
         self.round = round
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0.1 <= timeout <= 60:
+            raise UsageError(f"must be 0.1..60 seconds, got {str(timeout)[:40]!r}", argument="timeout")
+        self.timeout = float(timeout)
         self._case = case if case is not None else draw(self.seed, self.track, self.difficulty, round + 1)[round]
         rng = random.Random(f"imds-lab-choices:{self.seed}:{round}:{self._case.key}")
         codes = list(self._case.codes)
@@ -435,7 +439,7 @@ class Lab:
         """One raw GET against the lab's service, as curl -i shows it (redacted, bounded)."""
         self._running()
         return primer.get(self.base_url, _check_path(path), _check_mapping(params, "params"),
-                          headers=_check_mapping(headers, "headers"), metadata=bool(metadata))
+                          headers=_check_mapping(headers, "headers"), metadata=bool(metadata), timeout=self.timeout)
 
     def curl(self, path: str, params: Mapping[str, str] | None = None) -> str:
         """The curl and PowerShell lines for that request (the Arc token path: the challenge walk)."""
@@ -449,14 +453,14 @@ class Lab:
     def token_claims(self, resource: str = MANAGEMENT) -> dict[str, Any]:
         """A token's decoded claims (the token itself is dropped), or the error, as the primer shows."""
         self._running()
-        return primer.token_claims(self.base_url, _check_text(resource, "resource"))
+        return primer.token_claims(self.base_url, _check_text(resource, "resource"), timeout=self.timeout)
 
     def challenge(self, resource: str = MANAGEMENT) -> primer.Conversation:
         """Arc: the 401 -> key file -> Basic walk, as the primer teaches it."""
         self._running()
         if self.target != "arc":
             raise UsageError("the challenge is the Arc flow; this case is an Azure VM (use probe)")
-        return primer.arc_challenge(self.base_url, str(self.tokens_dir), resource)
+        return primer.arc_challenge(self.base_url, str(self.tokens_dir), resource, timeout=self.timeout)
 
     def token_request(self) -> tuple[str, dict[str, str]]:
         """The token request's path and parameters for this case's service (for probe/curl)."""

@@ -86,10 +86,10 @@ def get(base_url: str, path: str, params: Mapping[str, str] | None = None, *,
                     error=outcome.error.value if outcome.error else None)
 
 
-def token_claims(base_url: str, resource: str = MANAGEMENT, **selector: str) -> dict[str, Any]:
+def token_claims(base_url: str, resource: str = MANAGEMENT, *, timeout: float = 5.0, **selector: str) -> dict[str, Any]:
     """Fetch a token and return only its decoded claims (the token is dropped here)."""
     outcome = _send(base_url, TOKEN_PATH,
-                    {"api-version": TOKEN_API_VERSION, "resource": resource, **selector}, {"Metadata": "true"}, 5.0)
+                    {"api-version": TOKEN_API_VERSION, "resource": resource, **selector}, {"Metadata": "true"}, timeout)
     if outcome.error is not None:
         return {"error": outcome.error.value}
     try:
@@ -137,7 +137,7 @@ class Conversation:
         return "\n\n".join(f"**{i}.**\n\n{e._repr_markdown_()}" for i, e in enumerate(self.exchanges, 1))
 
 
-def arc_challenge(base_url: str, tokens_dir: str, resource: str = MANAGEMENT) -> Conversation:
+def arc_challenge(base_url: str, tokens_dir: str, resource: str = MANAGEMENT, *, timeout: float = 5.0) -> Conversation:
     """The Arc challenge as two exchanges: the 401 with its realm, then the Basic retry.
 
     The key file is read only if it lies directly in ``tokens_dir`` (as real clients insist);
@@ -148,7 +148,7 @@ def arc_challenge(base_url: str, tokens_dir: str, resource: str = MANAGEMENT) ->
     from imds_helpers.collect.arc_keyfile import read_key
 
     params = {"api-version": ARC_API_VERSION, "resource": resource}
-    first = get(base_url, TOKEN_PATH, params)
+    first = get(base_url, TOKEN_PATH, params, timeout=timeout)
     realm = (first.response_headers.get("WWW-Authenticate") or "").partition("=")[2]
     if first.status != 401 or not realm:
         return Conversation((first,))
@@ -161,5 +161,5 @@ def arc_challenge(base_url: str, tokens_dir: str, resource: str = MANAGEMENT) ->
         return Conversation((first, Exchange(f"(not reading {realm}: {verdict.detail})", {}, None,
                                              error="key refused")))
     second = get(base_url, TOKEN_PATH, params, headers={"Authorization": f"Basic {secret}"},
-                 secrets=(secret,))
+                 secrets=(secret,), timeout=timeout)
     return Conversation((first, second))

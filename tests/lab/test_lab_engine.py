@@ -69,6 +69,8 @@ def test_bad_lab_input_is_one_line_and_starts_nothing():
     assert _one_line_usage_error(Lab, seed="x").startswith("seed:")
     assert _one_line_usage_error(Lab, 1, "windows").startswith("track:")
     assert _one_line_usage_error(Lab, 1, round=-1).startswith("round:")
+    for timeout in (0, 61, "5", True, float("nan")):
+        assert _one_line_usage_error(Lab, 1, timeout=timeout).startswith("timeout:")
 
 
 def test_answer_key_lists_what_the_seed_draws():

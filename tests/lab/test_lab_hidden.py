@@ -105,7 +105,8 @@ def session(case, plant=None) -> tuple[dict[str, str], str]:
         out.setdefault(surface, []).extend(v if isinstance(v, str) else json.dumps(v, default=str) for v in values)
 
     try:
-        with Lab(case=case) as lab:
+        # 1 s per probe: what a probe shows does not depend on how long it waited (hangs end sooner)
+        with Lab(case=case, timeout=1.0) as lab:
             if plant:
                 plant(lab)
             show("story", lab.story, lab.target)
