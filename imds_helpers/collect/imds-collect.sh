@@ -151,15 +151,14 @@ function scrub_fields(   s, l, p, a, e, r, w) {
 function has(word,   s) { s = tolower(classes()); return index(s, word) > 0 }
 function scrub() { scrub_secret(); if (index(classes(), "eyJ")) scrub_jwt(0); if (has("basic")) scrub_auth(0) }
 function redact() { scrub_secret(); if (has("eyj")) scrub_jwt(1); if (has("_token")) scrub_fields(); if (has("basic") || has("bearer")) scrub_auth(1) }
+function emit(t) { if (OUT != "") printf "%s", t > OUT; else printf "%s", t }
 function jstr(limit,   i, o, trunc) {
   trunc = (limit > 0 && m > limit)
   if (trunc) m = limit
-  printf "\""
-  o = ""
-  for (i = 1; i <= m; i++) { o = o esc(cp[i]); if (i % 512 == 0) { printf "%s", o; o = "" } }
-  printf "%s", o
-  if (trunc) printf "\\n[... truncated by imds-runbook]"
-  printf "\""
+  o = "\""
+  for (i = 1; i <= m; i++) { o = o esc(cp[i]); if (i % 512 == 0) { emit(o); o = "" } }
+  if (trunc) o = o "\\n[... truncated by imds-runbook]"
+  emit(o "\"")
 }
 function b64(   i, v, o, n3) {
   o = ""; printf "\""
@@ -182,7 +181,7 @@ function headers(   i, s, nl, L, start, j, k, name, val, c, lname, seen, order, 
   for (j = 1; j <= nl; j++) {
     if (L[j, "e"] - L[j, "s"] >= 4 && b[L[j, "s"]] == 72 && b[L[j, "s"] + 1] == 84 && b[L[j, "s"] + 2] == 84 && b[L[j, "s"] + 3] == 80 && b[L[j, "s"] + 4] == 47) start = j
   }
-  printf "["; first = 1; no = 0
+  printf "[" > pf; first = 1; no = 0
   for (j = start + 1; start > 0 && j <= nl; j++) {
     e = L[j, "e"]; if (e >= L[j, "s"] && b[e] == 13) e--
     if (e < L[j, "s"]) break
@@ -192,16 +191,17 @@ function headers(   i, s, nl, L, start, j, k, name, val, c, lname, seen, order, 
     latin(L[j, "s"], c - 1); name = ""; for (k = 1; k <= m; k++) name = name (cp[k] < 128 ? CH[cp[k]] : "?")
     for (k = 1; k <= m; k++) nm[k] = cp[k]; nmn = m
     s = c + 1; while (s <= e && (b[s] == 32 || b[s] == 9)) s++
-    if (!first) printf ","
+    if (!first) printf "," > pf
     first = 0
-    printf "["; scrub(); jstr(0); printf ","
+    printf "[" > pf; scrub(); OUT = pf; jstr(0); printf "," > pf
     latin(s, e); vv = ""; for (k = 1; k <= m; k++) vv = vv SUBSEP cp[k]
-    scrub(); jstr(0); printf "]"
+    scrub(); jstr(0); printf "]" > pf; OUT = ""
     lname = tolower(name)
     if (lname in seen) joined[lname] = joined[lname] SUBSEP 44 SUBSEP 32 vv
     else { seen[lname] = name; joined[lname] = substr(vv, 2); order[++no] = lname; nmsave[lname] = nmn; for (k = 1; k <= nmn; k++) nmcp[lname, k] = nm[k] }
   }
-  printf "]\n{"; first = 1
+  printf "]" > pf; close(pf)
+  printf "{"; first = 1
   for (k = 1; k <= no; k++) {
     lname = order[k]
     if (lname !~ /^(server|content-type|content-length|retry-after|www-authenticate|via)$/) continue
@@ -213,7 +213,7 @@ function headers(   i, s, nl, L, start, j, k, name, val, c, lname, seen, order, 
     if (joined[lname] == "") m = 0
     redact(); scrub(); jstr(0)
   }
-  printf "}\n"
+  printf "}"
 }
 function key(   i, v, lat, nl) {
   if (!decode(1, n, 1)) { print "NOT_UTF8\t" n "\t"; return }
@@ -239,21 +239,27 @@ BEGIN {
 }
 { for (i = 1; i <= NF; i++) b[++n] = $i + 0 }
 END {
-  if (mode == "text") { decode(1, n, 0); scrub(); jstr(limit); printf "\n" }
+  if (mode == "text") { decode(1, n, 0); scrub(); jstr(limit) }
   else if (mode == "body") {
-    if (decode(1, n, 1)) { scrub(); jstr(0); printf "\nutf-8\n" }
-    else { latin(1, n); scrub(); b64(); printf "\nbase64\n" }
+    if (decode(1, n, 1)) { scrub(); jstr(0); print "utf-8" > encf }
+    else { latin(1, n); scrub(); b64(); print "base64" > encf }
   }
-  else if (mode == "excerpt") { decode(1, (n < 960 ? n : 960), 0); redact(); if (m > 240) m = 240; jstr(0); printf "\n" }
+  else if (mode == "excerpt") { decode(1, (n < 960 ? n : 960), 0); redact(); if (m > 240) m = 240; jstr(0) }
   else if (mode == "headers") headers()
   else if (mode == "key") key()
 }
 '
 
 # json FILE MODE [LIMIT] [SECRETS]: the file's bytes as JSON (see J)
-json() { od -An -v -tu1 "$1" | awk -v mode="$2" -v limit="${3:-0}" -v secn="${4:-}" "$J"; }
-# jtext STRING: a JSON string of a short text (an argument, a path, an environment value)
-jtext() { printf '%s' "$1" > "$T/jt"; json "$T/jt" text; }
+json() { od -An -v -tu1 "$1" | awk -v mode="$2" -v limit="${3:-0}" -v secn="${4:-}" -v pf="$T/pairs" -v encf="$T/enc" "$J"; }
+# jtext STRING: a JSON string of a short text (an argument, a path, an environment value);
+# printable ASCII without quotes, backslashes or anything scrub would change is written as is.
+jtext() {
+  case $1 in
+    *[![:print:]]*|*'"'*|*\\*|*eyJ*|*[Bb][Aa][Ss][Ii][Cc]*) printf '%s' "$1" > "$T/jt"; json "$T/jt" text ;;
+    *) printf '"%s"' "$1" ;;
+  esac
+}
 
 # --- the clock ----------------------------------------------------------------------------------
 now_ms() {
@@ -266,14 +272,24 @@ now_ms() {
 ms_since() { echo $(( $(now_ms) - $1 )); }
 sleep_s() { sleep "$1" 2>/dev/null || sleep "$(awk -v s="$1" 'BEGIN { print int(s + 0.999) }')"; }
 fmt_ms() { awk -v v="$1" 'BEGIN { printf "%.1f", v }'; }
+# arithmetic without a process: ms2s MS -> M2S "S.mmm"; s2us "S.ffffff" (curl -w) -> S2U microseconds;
+# us2ms US -> U2M "ms.d"
+ms2s() { _r=$(( $1 % 1000 + 1000 )); M2S="$(( $1 / 1000 )).${_r#1}"; }
+s2us() { _i=${1%%.*}; _f=${1#*.}; [ "$_f" = "$1" ] && _f=""; _f="${_f}000000"; _f=${_f%"${_f#??????}"}
+  S2U=$(( ${_i:-0} * 1000000 + 1$_f - 1000000 )); }
+us2ms() { U2M="$(( $1 / 1000 )).$(( $1 % 1000 / 100 ))"; }
 
 # --- records --------------------------------------------------------------------------------------
-add() {    # add KIND JSON-OBJECT-FILE
-  _n=$(cat "$T/n.$1" 2>/dev/null || echo 0)
-  [ "$_n" -ge 512 ] && return 0
-  [ "$_n" -gt 0 ] && printf ',' >> "$T/r.$1"
-  cat "$2" >> "$T/r.$1"
-  echo $((_n + 1)) > "$T/n.$1"
+# shellcheck disable=SC2034  # read through eval in rec()
+N_commands=0 N_files=0 N_tcp=0 N_http=0 N_arc_keys=0
+# rec KIND: where the next record of KIND goes (REC_OUT), its separator written; at most 512
+# records of a kind, as evidence.MAX_RECORDS
+rec() {
+  eval "_n=\$N_$1"
+  if [ "$_n" -ge 512 ]; then REC_OUT=/dev/null; return 0; fi
+  REC_OUT="$T/r.$1"
+  if [ "$_n" -gt 0 ]; then printf ',' >> "$REC_OUT"; fi
+  eval "N_$1=$((_n + 1))"
 }
 
 # command_record ARGV... : run with a 2 s timeout and the C locale, record what it printed
@@ -293,17 +309,17 @@ run_cmd() {
   fi
   _el=$(ms_since "$_t0")
   CMD_ERR=$_err
+  rec commands
   {
     printf '{"argv":['
     _first=1
-    for _a in "$@"; do [ $_first = 1 ] || printf ','; _first=0; jtext "$_a" | tr -d '\n'; done
+    for _a in "$@"; do [ $_first = 1 ] || printf ','; _first=0; jtext "$_a"; done
     printf '],"timeout_s":2.0,"returncode":%s,"stdout":' "$_rc"
-    json "$T/out" text 262144 | tr -d '\n'
+    json "$T/out" text 262144
     printf ',"stderr":'
-    json "$T/errout" text 262144 | tr -d '\n'
+    json "$T/errout" text 262144
     printf ',"error":%s,"elapsed_ms":%s}' "$_err" "$(fmt_ms "$_el")"
-  } > "$T/rec"
-  add commands "$T/rec"
+  } >> "$REC_OUT"
 }
 
 # read_file PATH LIMIT
@@ -315,37 +331,37 @@ read_file() {
   elif [ ! -r "$1" ]; then _err='"permission_denied"'
   elif ! head -c "$_lim" "$1" > "$T/file" 2>/dev/null; then _err='"permission_denied"'
   else _txt=x; fi
+  rec files
   {
-    printf '{"op":"read","path":'; jtext "$1" | tr -d '\n'
+    printf '{"op":"read","path":'; jtext "$1"
     printf ',"limit":%s,"text":' "$2"
-    if [ "$_txt" = x ]; then json "$T/file" text 65536 | tr -d '\n'; else printf 'null'; fi
+    if [ "$_txt" = x ]; then json "$T/file" text 65536; else printf 'null'; fi
     printf ',"error":%s,"kind":null,"paths":null}' "$_err"
-  } > "$T/rec"
-  add files "$T/rec"
+  } >> "$REC_OUT"
   [ "$_txt" = x ]
 }
 
 path_kind() {
   if [ -f "$1" ]; then KIND="file"; elif [ -d "$1" ]; then KIND="dir"; elif [ -e "$1" ]; then KIND="other"; else KIND="missing"; fi
-  { printf '{"op":"kind","path":'; jtext "$1" | tr -d '\n'
-    printf ',"limit":null,"text":null,"error":null,"kind":"%s","paths":null}' "$KIND"; } > "$T/rec"
-  add files "$T/rec"
+  rec files
+  { printf '{"op":"kind","path":'; jtext "$1"
+    printf ',"limit":null,"text":null,"error":null,"kind":"%s","paths":null}' "$KIND"; } >> "$REC_OUT"
 }
 
 # glob PATTERN: the first 16 paths (sorted), also in GLOBBED (one a line)
 glob_rec() {
   GLOBBED=""; _c=0
-  { printf '{"op":"glob","path":'; jtext "$1" | tr -d '\n'; printf ',"limit":null,"text":null,"error":null,"kind":null,"paths":['
+  rec files
+  { printf '{"op":"glob","path":'; jtext "$1"; printf ',"limit":null,"text":null,"error":null,"kind":null,"paths":['
     for _p in $1; do
       { [ -e "$_p" ] || [ -L "$_p" ]; } || continue
       [ $_c -ge 16 ] && break
       [ $_c -gt 0 ] && printf ','
-      jtext "$_p" | tr -d '\n'; _c=$((_c + 1))
+      jtext "$_p"; _c=$((_c + 1))
       GLOBBED="$GLOBBED$_p
 "
     done
-    printf ']}'; } > "$T/rec"
-  add files "$T/rec"
+    printf ']}'; } >> "$REC_OUT"
 }
 
 # --- TCP: connect and close, nothing sent -------------------------------------------------------
@@ -406,9 +422,9 @@ tcp_probe() {   # HOST PORT TIMEOUT
       }
       printf "],\"elapsed_ms\":%.1f}\n%s\n", el, lastkind
     }' "$T/tv" > "$T/tcp"
-  sed -n 1p "$T/tcp" > "$T/rec"
   TCP_KIND=$(sed -n 2p "$T/tcp")
-  add tcp "$T/rec"
+  rec tcp
+  sed -n 1p "$T/tcp" >> "$REC_OUT"
 }
 
 # --- HTTP: one attempt with curl, then the retry loop of collect/http.py -------------------------
@@ -422,9 +438,11 @@ is_retry_status() {   # STATUS SET(vm|challenge)
 
 # http_once URL REMAINING_S [AUTH]: sets A_STATUS A_ERROR A_ELAPSED A_RECV A_PHASES; files $T/a.h $T/a.b $T/a.v
 http_once() {
-  _ct=$(awk -v c="$CT" -v r="$2" 'BEGIN { v = (c < r ? c : r); if (v < 0.01) v = 0.01; print v }')
-  _mt=$(awk -v r="$2" 'BEGIN { if (r < 0.01) r = 0.01; print r }')
-  _st=$(awk -v r="$RT" 'BEGIN { v = int(r + 0.5); if (v < 1) v = 1; print v }')
+  _r=$2; [ "$_r" -lt 10 ] && _r=10
+  ms2s "$_r"; _mt=$M2S
+  [ "$CT_MS" -lt "$_r" ] && _r=$CT_MS
+  ms2s "$_r"; _ct=$M2S
+  _st=$(( (RT_MS + 500) / 1000 )); [ "$_st" -lt 1 ] && _st=1
   rm -f "$T/a.h" "$T/a.b" "$T/a.v"
   if [ -n "${3:-}" ]; then set -- "$1" "$2" -H "@$3"; else set -- "$1" "$2"; fi
   _u=$1; shift 2
@@ -473,9 +491,10 @@ EOW
     head -c 1048576 "$T/a.b" > "$T/a.b2"; mv "$T/a.b2" "$T/a.b"
   fi
   [ "$A_STATUS" = null ] && [ "$A_ERROR" = null ] && A_ERROR=transport_error
-  A_ELAPSED=$(awk -v t="$_tt" 'BEGIN { printf "%.1f", t * 1000 }')
+  s2us "$_tt"; A_US=$S2U; us2ms "$S2U"; A_ELAPSED=$U2M
   if [ "$_complete" = 1 ]; then
-    A_PHASES=$(awk -v c="$_tc" -v s="$_tst" -v t="$_tt" 'BEGIN { printf "{\"connect_ms\":%.1f,\"headers_ms\":%.1f,\"body_ms\":%.1f}", c * 1000, s * 1000, t * 1000 }')
+    s2us "$_tc"; us2ms "$S2U"; A_PHASES="{\"connect_ms\":$U2M"
+    s2us "$_tst"; us2ms "$S2U"; A_PHASES="$A_PHASES,\"headers_ms\":$U2M,\"body_ms\":$A_ELAPSED}"
   else
     A_PHASES='{}'
   fi
@@ -485,7 +504,7 @@ EOW
 retry_after() {
   awk -v v="$1" -v now="$(date +%s)" 'BEGIN {
     sub(/^[ \t]+/, "", v); sub(/[ \t]+$/, "", v)
-    if (v ~ /^[0-9]+$/) { print v + 0; exit }
+    if (v ~ /^[0-9]+$/) { print (v + 0) * 1000; exit }
     split("jan feb mar apr may jun jul aug sep oct nov dec", M, " ")
     n = split(tolower(v), f, /[ ,:]+/)
     if (n < 7) exit
@@ -494,63 +513,61 @@ retry_after() {
     if (mo <= 2) { y--; mo += 12 }
     days = 365 * y + int(y / 4) - int(y / 100) + int(y / 400) + int((153 * (mo - 3) + 2) / 5) + d - 719469
     t = days * 86400 + f[5] * 3600 + f[6] * 60 + f[7]
-    w = t - now; if (w < 0) w = 0; print w
+    w = t - now; if (w < 0) w = 0; print w * 1000
   }'
 }
 
 # request URL KIND(vm|challenge|once) [AUTH-HEADER-FILE] [SECRETS-FILE]: the request with its
-# retries, recorded; sets H_STATUS H_ERROR and keeps the last answer in $T/last.h, $T/last.b
+# retries, recorded; sets H_STATUS H_ERROR and leaves the last answer in $T/a.h, $T/a.b
 request() {
   _url=$1; _set=$2; _auth=${3:-}; _secn=${4:-}
-  _start=$(now_ms)
-  _budget_ms=$(awk -v t="$TOTAL" 'BEGIN { printf "%d", t * 1000 }')
-  _n=0; _backoff=0.5
+  _spent=0    # microseconds: the attempts (curl's time_total) and the waits between them
+  _n=0; _backoff=500
   : > "$T/atts"
   while :; do
-    _rem=$(awk -v b="$_budget_ms" -v e="$(ms_since "$_start")" 'BEGIN { r = (b - e) / 1000; if (r < 0.01) r = 0.01; print r }')
-    http_once "$_url" "$_rem" "$_auth"
+    http_once "$_url" "$(( TOTAL_MS - _spent / 1000 ))" "$_auth"
+    _spent=$(( _spent + A_US ))
     _n=$((_n + 1))
     { [ "$_n" -gt 1 ] && printf ','
-      printf '{"method":"GET","url":'; jtext "$_url" | tr -d '\n'
+      printf '{"method":"GET","url":'; jtext "$_url"
       printf ',"status":%s,"error":%s,"elapsed_ms":%s,"headers":' "$A_STATUS" "$(q_or_null "$A_ERROR")" "$A_ELAPSED"
-      json "$T/a.h" headers 0 "$_secn" | sed -n 2p | tr -d '\n'
-      printf ',"body_excerpt":'; json "$T/a.b" excerpt 0 "$_secn" | tr -d '\n'
+      json "$T/a.h" headers 0 "$_secn"
+      printf ',"body_excerpt":'; json "$T/a.b" excerpt 0 "$_secn"
       printf ',"phases":%s}' "$A_PHASES"; } >> "$T/atts"
     _retry=0
     if [ "$_set" != once ] && [ "$_n" -lt 4 ]; then
       if [ "$A_ERROR" = null ] && is_retry_status "$A_STATUS" "$_set"; then _retry=1; fi
       case $A_ERROR in connection_reset|bad_payload) _retry=1 ;; esac
     fi
-    _wait=$_backoff
+    _wait=$_backoff    # ms
     if [ "$A_ERROR" = null ]; then
       _ra=$(awk 'BEGIN { IGNORECASE = 1 } { sub(/\r$/, "") } tolower($0) ~ /^retry-after:/ { sub(/^[^:]*:[ \t]*/, ""); v = (v == "" ? $0 : v ", " $0) } /^HTTP\// { v = "" } END { print v }' "$T/a.h")
       if [ -n "$_ra" ]; then _w=$(retry_after "$_ra"); [ -n "$_w" ] && _wait=$_w; fi
     fi
-    if [ $_retry = 1 ] && awk -v w="$_wait" -v b="$_budget_ms" -v e="$(ms_since "$_start")" 'BEGIN { exit !(w + 0.05 < (b - e) / 1000) }'; then
-      sleep_s "$_wait"
-      _backoff=$(awk -v b="$_backoff" 'BEGIN { b *= 2; if (b > 8) b = 8; print b }')
+    if [ $_retry = 1 ] && [ $(( _wait + 50 )) -lt $(( TOTAL_MS - _spent / 1000 )) ]; then
+      ms2s "$_wait"; sleep_s "$M2S"
+      _spent=$(( _spent + _wait * 1000 ))
+      _backoff=$(( _backoff * 2 )); [ "$_backoff" -gt 8000 ] && _backoff=8000
       continue
     fi
     break
   done
-  _el=$(ms_since "$_start")
+  us2ms "$_spent"; _el=$U2M
   H_STATUS=$A_STATUS; H_ERROR=$A_ERROR
-  cp "$T/a.h" "$T/last.h"; cp "$T/a.b" "$T/last.b"
   _bytes=$(wc -c < "$T/a.b" | tr -d ' ')
   _trunc=false; [ "$A_ERROR" = oversized_payload ] && { _trunc=true; _bytes=$((_bytes + 1)); }
-  json "$T/a.b" body 0 "$_secn" > "$T/bj"
+  rec http
   {
-    printf '{"request":{"method":"GET","url":'; jtext "$_url" | tr -d '\n'
+    printf '{"request":{"method":"GET","url":'; jtext "$_url"
     if [ -n "$_auth" ]; then printf ',"headers":[["Authorization","<redacted>"],["Metadata","true"]]'
     else printf ',"headers":[["Metadata","true"]]'; fi
     printf ',"via_proxy":false},"status":%s,"error":%s,"headers":' "$A_STATUS" "$(q_or_null "$A_ERROR")"
-    json "$T/a.h" headers 0 "$_secn" | sed -n 1p | tr -d '\n'
-    printf ',"body":'; sed -n 1p "$T/bj" | tr -d '\n'
-    printf ',"body_encoding":"%s","body_bytes":%s,"body_truncated":%s' "$(sed -n 2p "$T/bj")" "$_bytes" "$_trunc"
-    printf ',"elapsed_ms":%s,"received_at":%s,"attempts":[' "$(fmt_ms "$_el")" "$A_RECV"
+    cat "$T/pairs"
+    printf ',"body":'; json "$T/a.b" body 0 "$_secn"; read -r _enc < "$T/enc"
+    printf ',"body_encoding":"%s","body_bytes":%s,"body_truncated":%s' "$_enc" "$_bytes" "$_trunc"
+    printf ',"elapsed_ms":%s,"received_at":%s,"attempts":[' "$_el" "$A_RECV"
     cat "$T/atts"; printf ']}'
-  } > "$T/rec"
-  add http "$T/rec"
+  } >> "$REC_OUT"
 }
 q_or_null() { if [ "$1" = null ]; then printf null; else printf '"%s"' "$1"; fi; }
 
@@ -596,7 +613,7 @@ resolve() {   # realpath of PATH (symlinks and .. resolved)
   ( _d=$(dirname -- "$1"); cd -P -- "$_d" 2>/dev/null && printf '%s/%s\n' "$(pwd -P)" "$(basename -- "$1")" ) || printf '%s\n' "$1"
 }
 verdict_json() {   # CODE DETAIL OK ELAPSED EVIDENCE-JSON
-  printf '{"code":"%s","detail":' "$1"; jtext "$2" | tr -d '\n'
+  printf '{"code":"%s","detail":' "$1"; jtext "$2"
   printf ',"evidence":%s,"ok":%s,"elapsed_ms":%s}' "$5" "$3" "$4"
 }
 
@@ -615,7 +632,7 @@ arc_key() {
   _st=""
   if [ $_stop = 0 ]; then
     _res=$(resolve "$_realm"); _dres=$(resolve "$_td")
-    _ev_extra=",\"resolved\":$(jtext "$_res" | tr -d '\n'),\"tokens_dir_resolved\":$(jtext "$_dres" | tr -d '\n')"
+    _ev_extra=",\"resolved\":$(jtext "$_res"),\"tokens_dir_resolved\":$(jtext "$_dres")"
     if [ "$(dirname -- "$_res")" != "$_dres" ]; then
       _how=""; [ "$_res" != "$_realm" ] && _how=" (it resolves to $_res)"
       brk IMDS-ARC-021 "inside the tokens directory" "realm '$_realm' is not directly inside $_td$_how"
@@ -636,7 +653,7 @@ arc_key() {
     # shellcheck disable=SC2086  # split on purpose: mode owner group size inode
     set -- $_st
     _mode=$1 _own=$2 _grp=$3 _size=$4 _ino=$5
-    _ev_extra="$_ev_extra,\"file\":{\"type\":\"$_type\",\"mode\":\"$( printf '%s' "$_mode" | sed 's/^0*/0o/')\",\"owner\":$(jtext "$_own" | tr -d '\n'),\"group\":$(jtext "$_grp" | tr -d '\n'),\"size\":${_size:-0}}"
+    _ev_extra="$_ev_extra,\"file\":{\"type\":\"$_type\",\"mode\":\"$( printf '%s' "$_mode" | sed 's/^0*/0o/')\",\"owner\":$(jtext "$_own"),\"group\":$(jtext "$_grp"),\"size\":${_size:-0}}"
     if [ "$_type" != "regular file" ]; then
       brk IMDS-ARC-024 "regular file" "$_realm is a $_type, not a regular file"; _stop=1
     fi
@@ -649,7 +666,7 @@ arc_key() {
     fi
   fi
   _el=$(ms_since "$_t0")
-  _ev="{\"realm\":$(jtext "$_realm" | tr -d '\n'),\"tokens_dir\":$(jtext "$_td" | tr -d '\n'),\"who_may_read\":\"root, or members of group 'himds' (sudo usermod -aG himds <user>, then log in again)\"$_ev_extra,\"broken_rules\":[$(printf '%s' "$_broken" | awk -F', ' '{ for (i = 1; i <= NF; i++) printf "%s\"%s\"", (i > 1 ? "," : ""), $i }')]}"
+  _ev="{\"realm\":$(jtext "$_realm"),\"tokens_dir\":$(jtext "$_td"),\"who_may_read\":\"root, or members of group 'himds' (sudo usermod -aG himds <user>, then log in again)\"$_ev_extra,\"broken_rules\":[$(printf '%s' "$_broken" | awk -F', ' '{ for (i = 1; i <= NF; i++) printf "%s\"%s\"", (i > 1 ? "," : ""), $i }')]}"
   _code=IMDS-ARC-002; _rok=true
   if [ -n "$_codes" ]; then
     # shellcheck disable=SC2086  # split on purpose: the codes of the broken rules
@@ -671,7 +688,7 @@ arc_key() {
     # Read: the same file (device and inode as judged), a regular file, not a symlink, <= 4096 bytes.
     mkdir -p "$T/k" && chmod 700 "$T/k"
     : > "$T/k/auth"; : > "$T/k/sec"; chmod 600 "$T/k/auth" "$T/k/sec"
-    _kev="{\"path\":$(jtext "$_realm" | tr -d '\n')}"
+    _kev="{\"path\":$(jtext "$_realm")}"
     if [ -L "$_realm" ] || [ ! -f "$_realm" ]; then
       _kc=IMDS-ARC-024; _kd="$_realm is no longer a regular file; not read"
     elif [ "$(stat_of "$_realm")" != "$_st" ]; then
@@ -680,7 +697,7 @@ arc_key() {
       _kc=IMDS-ARC-026; _kd="opening $_realm was refused (permission denied)"
     else
       _n=$(wc -c < "$T/k/raw" | tr -d ' ')
-      _kev="{\"path\":$(jtext "$_realm" | tr -d '\n'),\"bytes_read\":$_n}"
+      _kev="{\"path\":$(jtext "$_realm"),\"bytes_read\":$_n}"
       if [ "$_n" -gt 4096 ]; then
         _kc=IMDS-ARC-025; _kd="$_realm grew past 4096 bytes while reading; discarded"
       else
@@ -698,9 +715,9 @@ arc_key() {
     _kok=false; case $_kc in IMDS-ARC-003|IMDS-ARC-027) _kok=true ;; esac
     _kv=$(verdict_json "$_kc" "$_kd" "$_kok" "$(fmt_ms "$(ms_since "$_t0")")" "$_kev")
   fi
-  { printf '{"realm":'; jtext "$_realm" | tr -d '\n'; printf ',"tokens_dir":'; jtext "$_td" | tr -d '\n'
-    printf ',"realm_verdict":'; cat "$T/rv"; printf ',"key_verdict":%s,"header_problem":%s}' "$_kv" "$_hp"; } > "$T/rec"
-  add arc_keys "$T/rec"
+  rec arc_keys
+  { printf '{"realm":'; jtext "$_realm"; printf ',"tokens_dir":'; jtext "$_td"
+    printf ',"realm_verdict":'; cat "$T/rv"; printf ',"key_verdict":%s,"header_problem":%s}' "$_kv" "$_hp"; } >> "$REC_OUT"
 }
 
 digest() { die "--digest: not available yet"; }
@@ -763,6 +780,8 @@ if [ -n "$TIMEOUT" ]; then
 else
   CT=2; RT=5; TOTAL=10
 fi
+CT_MS=$(awk -v t="$CT" 'BEGIN { printf "%d", t * 1000 }'); RT_MS=$(awk -v t="$RT" 'BEGIN { printf "%d", t * 1000 }')
+TOTAL_MS=$(awk -v t="$TOTAL" 'BEGIN { printf "%d", t * 1000 }')
 [ -n "$RESOURCES" ] || RESOURCES="https://management.azure.com/
 https://monitor.azure.com/
 "
@@ -861,22 +880,22 @@ unusable() { case $H_ERROR in read_timeout|connection_reset|deadline_exceeded|ba
 VMID=null; RESID=null
 identity_from() {   # the first 200 instance document names this host (collect/__init__.py _identity)
   if [ "$VMID" != null ] || [ "$H_STATUS" != 200 ] || [ "$H_ERROR" != null ]; then return 0; fi
-  _v=$(json_field vmId "$T/last.b"); _r=$(json_field resourceId "$T/last.b")
-  [ -n "$_v" ] && [ -n "$_r" ] && { VMID=$(jtext "$_v" | tr -d '\n'); RESID=$(jtext "$_r" | tr -d '\n'); }
+  _v=$(json_field vmId "$T/a.b"); _r=$(json_field resourceId "$T/a.b")
+  [ -n "$_v" ] && [ -n "$_r" ] && { VMID=$(jtext "$_v"); RESID=$(jtext "$_r"); }
   return 0
 }
 instance() {   # SERVICE
   request "$BASE/metadata/instance?api-version=2019-11-01&format=json" vm
   identity_from
   if [ "$H_STATUS" = 400 ] && [ "$H_ERROR" = null ]; then
-    NEWEST=$(json_list newest-versions "$T/last.b" | head -n 1)
+    NEWEST=$(json_list newest-versions "$T/a.b" | head -n 1)
     [ -n "$NEWEST" ] && { request "$BASE/metadata/instance?api-version=$(urlenc "$NEWEST")&format=json" vm; identity_from; }
   fi
   if [ "$1" = vm ] && [ "$H_ERROR" = null ] && [ "${H_STATUS#2}" != "$H_STATUS" ]; then
     _keep_status=$H_STATUS; _keep_error=$H_ERROR
     request "$BASE/metadata/versions" vm
     if [ "$H_ERROR" = null ] && [ "${H_STATUS#2}" != "$H_STATUS" ]; then
-      NEWEST=$(json_list apiVersions "$T/last.b" | sort | tail -n 1)
+      NEWEST=$(json_list apiVersions "$T/a.b" | sort | tail -n 1)
       [ -n "$NEWEST" ] && request "$BASE/metadata/instance?api-version=$(urlenc "$NEWEST")&format=json" vm
     fi
     H_STATUS=$_keep_status; H_ERROR=$_keep_error
@@ -898,7 +917,7 @@ if [ "$TCP_OK" = 1 ] || { [ "$TGT" = arc ] && [ "$TCP_KIND" = connect_refused ];
       if [ -n "$SEL" ]; then URL=$(token_url 2020-06-01 "$R1" "${SEL% *}" "${SEL#* }"); else URL=$(token_url 2020-06-01 "$R1"); fi
       request "$URL" challenge
       if [ "$H_STATUS" = 401 ]; then
-        REALM=$(awk '{ sub(/\r$/, "") } /^HTTP\// { v = ""; n = 0 } tolower($0) ~ /^www-authenticate:/ { sub(/^[^:]*:[ \t]*/, ""); v = (n++ ? v ", " $0 : $0) } END { printf "%s", v }' "$T/last.h" |
+        REALM=$(awk '{ sub(/\r$/, "") } /^HTTP\// { v = ""; n = 0 } tolower($0) ~ /^www-authenticate:/ { sub(/^[^:]*:[ \t]*/, ""); v = (n++ ? v ", " $0 : $0) } END { printf "%s", v }' "$T/a.h" |
           awk '{ s = $0; sub(/^[ \t\r\n]+/, "", s); sub(/[ \t\r\n]+$/, "", s); i = index(s, "="); if (!i) exit
             if (tolower(substr(s, 1, i - 1)) != "basic realm") exit
             r = substr(s, i + 1); if (r == "" || index(r, "=") || r ~ /^["\047]/ || r ~ /["\047]$/ || r ~ /[\001-\037\177]/) exit
@@ -949,9 +968,9 @@ env_record() {
     [ -n "$_v" ] || continue
     [ $_first = 1 ] || printf ','
     _first=0
-    jtext "$name" | tr -d '\n'; printf ':'
+    jtext "$name"; printf ':'
     if [ "$_show" = set ]; then printf '"<set>"'
-    elif [ "$_show" = plain ]; then jtext "$_v" | tr -d '\n'
+    elif [ "$_show" = plain ]; then jtext "$_v"
     else
       # credentials hidden: everything before the authority's last "@"
       printf '%s' "$_v" > "$T/jt"
@@ -960,7 +979,7 @@ env_record() {
         a = substr(r, 1, e - 1); if (index(a, "@") == 0) { if (index(r, "@") == 0) { printf "%s", v; exit } a = r; e = length(r) + 1 }
         for (k = length(a); k >= 1; k--) if (substr(a, k, 1) == "@") break
         printf "%s<credentials>@%s", s, substr(r, k + 1) }' "$T/jt")
-      jtext "$_hidden" | tr -d '\n'
+      jtext "$_hidden"
     fi
   done
 }
@@ -985,7 +1004,7 @@ proxy_problems() {
     [ -n "$_p" ] || continue
     [ $_first = 1 ] || printf ','
     _first=0
-    jtext "$name" | tr -d '\n'; printf ':'; jtext "$_p" | tr -d '\n'
+    jtext "$name"; printf ':'; jtext "$_p"
   done
 }
 
@@ -993,19 +1012,19 @@ DURATION=$(ms_since "$STARTED_MS")
 {
   printf '{"kind":"imds-runbook/evidence","schema_version":1,"collector":{"name":"imds-collect.sh","version":"%s"}' "$VERSION"
   printf ',"started_at":"%s","duration_ms":%s' "$STARTED_AT" "$(fmt_ms "$DURATION")"
-  printf ',"host":{"hostname":'; jtext "$(uname -n 2>/dev/null | cut -c1-255)" | tr -d '\n'
-  printf ',"os":"linux","os_release":'; jtext "$(uname -sr 2>/dev/null | tr ' ' -)" | tr -d '\n'
+  printf ',"host":{"hostname":'; jtext "$(uname -n 2>/dev/null | cut -c1-255)"
+  printf ',"os":"linux","os_release":'; jtext "$(uname -sr 2>/dev/null | tr ' ' -)"
   printf ',"smbios_uuid":%s,"vmId":%s,"resourceId":%s}' "$SMBIOS" "$VMID" "$RESID"
   printf ',"os_name":"linux","parameters":{"target":"%s","endpoint":' "$TARGET"
-  if [ "$PARAM_ENDPOINT" = null ]; then printf null; else jtext "$PARAM_ENDPOINT" | tr -d '\n'; fi
+  if [ "$PARAM_ENDPOINT" = null ]; then printf null; else jtext "$PARAM_ENDPOINT"; fi
   printf ',"resources":['
   # shellcheck disable=SC2086  # split on purpose: resources hold no blanks (checked)
-  _f=1; for r in $RESOURCES; do [ $_f = 1 ] || printf ','; _f=0; jtext "$r" | tr -d '\n'; done
+  _f=1; for r in $RESOURCES; do [ $_f = 1 ] || printf ','; _f=0; jtext "$r"; done
   printf '],"identities":['
   _f=1; printf '%s' "$IDS" > "$T/ids"
-  while IFS=' ' read -r s v; do [ -n "$s" ] || continue; [ $_f = 1 ] || printf ','; _f=0; printf '["%s",' "$s"; jtext "$v" | tr -d '\n'; printf ']'; done < "$T/ids"
+  while IFS=' ' read -r s v; do [ -n "$s" ] || continue; [ $_f = 1 ] || printf ','; _f=0; printf '["%s",' "$s"; jtext "$v"; printf ']'; done < "$T/ids"
   printf '],"timeouts":{"connect":%s,"read":%s,"total":%s},"tokens_dir":' "$CT" "$RT" "$TOTAL"
-  jtext "$TOKENS_DIR" | tr -d '\n'
+  jtext "$TOKENS_DIR"
   printf ',"ama_config_path":"/etc/default/azuremonitoragent","proxy_comparison":false}'
   printf ',"environment":{'; env_record; printf '},"proxy_url_problems":{'; proxy_problems
   printf '},"identity":{"euid":%s,"users":{%s}},"wininet":null' "$(id -u)" "$USERS"
