@@ -5,9 +5,10 @@
 #                      [--object-id ID]... [--msi-res-id ID]... [--tokens-dir D] [--timeout S] [--digest]
 #
 # Writes to standard output the same evidence bundle as `imds-runbook collect` (analyze it anywhere
-# with `imds-runbook analyze FILE`), or with --digest a compact digest that fits the last 4,096
-# bytes Azure Run Command returns. Needs curl, od and awk; uses whatever of stat, base64, gzip,
-# cksum, ip, iptables-save, nft, systemctl, timeout it finds. Bad usage: one line, exit 2.
+# with `imds-runbook analyze FILE`). --digest (the compact form for Azure Run Command, see
+# imds_helpers/model/digest.py) is not implemented here yet: it stops with exit 2. Needs curl, od
+# and awk; uses whatever of stat, ip, iptables-save, nft, systemctl, timeout it finds. Bad usage:
+# one line, exit 2.
 #
 # What it sends: the requests the checks send (instance metadata, versions, tokens, the Arc
 # challenge), straight to the endpoint, never through a proxy. Secrets stay here: an Arc key is
@@ -740,7 +741,7 @@ while [ $# -gt 0 ]; do
 "; shift ;;
     --tokens-dir) need "$@"; TOKENS_DIR=$2; shift ;;
     --timeout) need "$@"; TIMEOUT=$2; shift ;;
-    --digest) DIGEST=1 ;;
+    --digest) die "--digest: not implemented in this script yet (imds-runbook collect --digest does it where Python is)"; DIGEST=1 ;;
     -h|--help) sed -n '2,16p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$(printf '%s' "$1" | tr -c '[:print:]' '?' | cut -c1-60)' (see --help)" ;;
   esac
