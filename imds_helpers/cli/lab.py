@@ -228,13 +228,13 @@ COMMANDS_LINE = "commands: hint | choices | answer X [fix Y] | skip"
 
 
 class Trainee:
-    """One exam round at a time: shows the case and the requests to try, then reads commands
-    until an answer, ``skip`` or the end of the input (after which every round is unanswered).
-    Returns (cause letter, fix letter or None), or None for no answer."""
+    """One exam round at a time (fault_lab.exam's answer function): shows the case and the
+    requests to try, then reads commands until an answer, ``skip`` or the end of the input.
+    Returns (cause letter, fix letter or None), None for ``skip``; the end of the input raises
+    EndOfExam (this round and the ones left are unanswered)."""
 
     def __init__(self, stdin: TextIO, stdout: TextIO, count: int, *, seed: int) -> None:
         self.stdin, self.stdout, self.count, self.seed = stdin, stdout, count, seed
-        self.ended = False
 
     def say(self, *lines: str) -> None:
         self.stdout.write("".join(terminal_safe(line) + "\n" for line in lines))
@@ -250,7 +250,6 @@ class Trainee:
         except KeyboardInterrupt:       # Ctrl-C ends the exam like the end of the input: the sheet is written
             line = ""
         if not line:
-            self.ended = True
             self.say("", "(end of input: this round and the ones left are unanswered)")
             return None
         if len(line) > MAX_LINE:
@@ -261,10 +260,11 @@ class Trainee:
             self.say(line.strip())
         return line.strip()
 
-    def __call__(self, lab: Any, number: int) -> tuple[str, str | None] | None:
+    def __call__(self, lab: Any) -> tuple[str, str | None] | None:
         from imds_helpers.runbooks import lab_view
+        from imds_helpers.runbooks.fault_lab import EndOfExam
 
-        self.stdout.write(f"\n=== round {number + 1} of {self.count} (seed {self.seed}) ===\n\n"
+        self.stdout.write(f"\n=== round {lab.round + 1} of {self.count} (seed {self.seed}) ===\n\n"
                           + lab_view.case(lab).text() + "\n" + lab_view.by_hand(lab).text() + "\n")
         self.say(COMMANDS_LINE)
         while (line := self.read()) is not None:
@@ -286,7 +286,7 @@ class Trainee:
                     return picked
             elif line:
                 self.say(f"not a command: {line[:60]}; {COMMANDS_LINE}")
-        return None
+        raise EndOfExam
 
     def _parse_answer(self, lab: Any, rest: str) -> tuple[str, str | None] | None:
         words = rest.split()
@@ -325,33 +325,15 @@ def graded_lines(grade: Any) -> list[str]:
                     f"the evidence: {grade.proof}", f"the fix: {grade.fix}"]
 
 
-def exam_rounds(seed: int, count: int, track: str, difficulty: int | None, trainee: Trainee) -> Any:
-    """``count`` hidden cases, each answered by ``trainee``; a round it does not answer (skip, or
-    the input ended) scores 0 with the cause filled in from the answer key. -> ScoreSheet."""
-    import time
-
-    from imds_helpers.runbooks.fault_lab import MAX_POINTS, Lab, ScoreRow, ScoreSheet, answer_key
-
-    rows = []
-    for n, truth in enumerate(answer_key(seed, track, count, difficulty)):
-        if trainee.ended:
-            rows.append(ScoreRow(n, truth["story"], "", truth["cause"], False, None, 0, 0, MAX_POINTS, 0.0,
-                                 truth["scenario"]))
-            continue
-        with Lab(seed, track, difficulty, round=n) as lab:
-            started = time.monotonic()
-            given = trainee(lab, n)
-            if given is None:
-                rows.append(ScoreRow(n, lab.story, "", truth["cause"], False, None, lab.hints_used, 0, MAX_POINTS,
-                                     time.monotonic() - started, truth["scenario"]))
-                trainee.say(f"unanswered: 0 points; the cause: {truth['cause']} - {truth['title']} "
-                            f"(scenario {truth['scenario']})")
-                continue
-            grade = lab.grade(*given)
+def said_after(trainee: Trainee):
+    """What the terminal shows once a round is over: the grade, or the cause of a round left unanswered."""
+    def graded(grade: Any, truth: dict) -> None:
+        if grade is not None:
             trainee.say(*graded_lines(grade))
-            rows.append(ScoreRow(n, lab.story, grade.answer, grade.cause, grade.correct, grade.fix_correct,
-                                 grade.hints_used, grade.points, grade.max_points, grade.seconds, grade.scenario))
-    return ScoreSheet(seed=seed, track=track, difficulty=difficulty, rows=tuple(rows))
+        else:
+            trainee.say(f"unanswered: 0 points; the cause: {truth['cause']} - {truth['title']} "
+                        f"(scenario {truth['scenario']})")
+    return graded
 
 
 def run_exam(args: argparse.Namespace) -> int:
@@ -367,7 +349,7 @@ def run_exam(args: argparse.Namespace) -> int:
     except OSError as err:
         raise UsageError(f"cannot create {out_dir}: {err.strerror or err}", argument="--out") from None
     trainee = Trainee(sys.stdin, sys.stdout, count, seed=args.seed)
-    sheet = exam_rounds(args.seed, count, track, args.difficulty, trainee)
+    sheet = fault_lab.exam(args.seed, count, track, trainee, args.difficulty, graded=said_after(trainee))
     json_path, md_path = write_sheet(sheet, out_dir)
     trainee.say("", f"total: {sheet.total} of {sheet.max_total} points, {sheet.correct} of {count} causes right",
                 f"score sheet: {json_path} and {md_path}")

@@ -563,20 +563,42 @@ class Lab:
         return f"<Lab seed={self.seed} round={self.round} track={self.target} {state} url={self.base_url}>"
 
 
+class EndOfExam(Exception):
+    """Raised by an answer function when its trainee is gone (end of input, Ctrl-C): this round
+    and the ones left are unanswered, and the sheet is still made."""
+
+
 def exam(seed: int, count: int, track: str = "all", answer_fn: Callable[[Lab], Any] | None = None,
-         difficulty: int | None = None) -> ScoreSheet:
+         difficulty: int | None = None, graded: Callable[[Grade | None, dict[str, Any]], None] | None = None
+         ) -> ScoreSheet:
     """``count`` hidden cases in a row, each answered by ``answer_fn(lab)`` -> ``(answer, fix,
-    hints_used)`` (or ``(answer, fix)``); hints the function took with ``lab.hint`` count too, and
-    ``hints_used`` charges levels 1..n. Returns the score sheet."""
+    hints_used)`` (or ``(answer, fix)``), or None for a round left unanswered (0 points, the cause
+    from the answer key); raising :class:`EndOfExam` leaves this round and the rest unanswered
+    without starting them. Hints the function took with ``lab.hint`` count too; ``hints_used``
+    charges levels 1..n. ``graded(grade or None, the round's answer-key row)`` is told after each
+    round. Returns the score sheet."""
     seed, count = _check_seed(seed), _check_count(count)
     track, difficulty = _check_track(track), _check_difficulty(difficulty)
     if not callable(answer_fn):
         raise UsageError("exam needs an answer function: answer_fn(lab) -> (answer, fix, hints_used)")
-    rows = []
-    for n in range(count):
+    rows, ended = [], False
+    for n, truth in enumerate(answer_key(seed, track, count, difficulty)):
+        if ended:
+            rows.append(_unanswered(n, truth, 0, 0.0))
+            continue
         with Lab(seed, track, difficulty, round=n) as lab:
-            given = answer_fn(lab)
-            answer, fix, hints = (tuple(given) + (None, 0))[:3] if isinstance(given, (tuple, list)) else (given, None, 0)
+            started = time.monotonic()
+            try:
+                given = answer_fn(lab)
+            except EndOfExam:
+                ended, given = True, None
+            if given is None:
+                rows.append(_unanswered(n, truth, lab.hints_used, time.monotonic() - started))
+                if graded:
+                    graded(None, truth)
+                continue
+            given = tuple(given) if isinstance(given, (tuple, list)) else (given,)
+            answer, fix, hints = (given + (None, 0)[len(given) - 1:])[:3] if given else (None, None, 0)
             if isinstance(hints, bool) or not isinstance(hints, int) or not 0 <= hints <= 3:
                 raise UsageError(f"must be 0..3, got {str(hints)[:40]!r}", argument="hints_used")
             for level in range(1, hints + 1):
@@ -586,7 +608,15 @@ def exam(seed: int, count: int, track: str = "all", answer_fn: Callable[[Lab], A
                                  correct=grade.correct, fix_correct=grade.fix_correct, hints_used=grade.hints_used,
                                  points=grade.points, max_points=grade.max_points, seconds=grade.seconds,
                                  scenario=grade.scenario))
+            if graded:
+                graded(grade, truth)
     return ScoreSheet(seed=seed, track=track, difficulty=difficulty, rows=tuple(rows))
+
+
+def _unanswered(n: int, truth: Mapping[str, Any], hints_used: int, seconds: float) -> ScoreRow:
+    return ScoreRow(round=n, story=truth["story"], answer="", cause=truth["cause"], correct=False, fix_correct=None,
+                    hints_used=hints_used, points=0, max_points=MAX_POINTS, seconds=seconds,
+                    scenario=truth["scenario"])
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from imds_helpers.emulator.lab_scenarios import LAB_BY_KEY, LAB_CASES
 from imds_helpers.model.errors import UsageError
 from imds_helpers.runbooks import fault_lab
-from imds_helpers.runbooks.fault_lab import (CAUSE_POINTS, FIX_POINTS, HINT_COST, MAX_POINTS, Lab, answer_key,
+from imds_helpers.runbooks.fault_lab import (CAUSE_POINTS, FIX_POINTS, HINT_COST, MAX_POINTS, EndOfExam, Lab, answer_key,
                                              draw, exam, pool)
 
 QUICK = LAB_BY_KEY["lab01"]        # answers at once: no timeouts in these tests
@@ -219,6 +219,25 @@ def test_exam_of_five_scores_right():
     markdown = sheet.to_markdown()
     assert "**35 / 60 points**, 4 of 5 causes right" in markdown
     assert markdown.count("\n| ") == 6      # header + 5 rows
+
+
+def test_exam_rounds_left_unanswered_score_nothing_and_name_the_cause():
+    key = answer_key(3, "vm", count=4)
+    told = []
+
+    def answer_fn(lab):
+        if lab.round == 0:
+            return key[0]["cause"], None              # (answer, fix): no hints
+        if lab.round == 1:
+            return None                               # skipped
+        raise EndOfExam                               # the trainee is gone: rounds 2 and 3 unanswered
+
+    sheet = exam(3, 4, "vm", answer_fn, graded=lambda grade, truth: told.append((grade is not None, truth["round"])))
+    assert [r.points for r in sheet.rows] == [CAUSE_POINTS, 0, 0, 0]
+    assert [r.answer for r in sheet.rows][1:] == ["", "", ""]
+    assert [r.cause for r in sheet.rows] == [row["cause"] for row in key]
+    assert [r.scenario for r in sheet.rows] == [row["scenario"] for row in key]
+    assert told == [(True, 0), (False, 1), (False, 2)]      # round 3 was never started
 
 
 def test_exam_checks_its_input():
