@@ -721,10 +721,8 @@ arc_key() {
     printf ',"realm_verdict":'; cat "$T/rv"; printf ',"key_verdict":%s,"header_problem":%s}' "$_kv" "$_hp"; } >> "$REC_OUT"
 }
 
-digest() { die "--digest: not available yet"; }
-
 # --- the steps ------------------------------------------------------------------------------------
-TARGET=auto; ENDPOINT=""; RESOURCES=""; IDS=""; TOKENS_DIR=""; TIMEOUT=""; DIGEST=0
+TARGET=auto; ENDPOINT=""; RESOURCES=""; IDS=""; TOKENS_DIR=""; TIMEOUT=""
 need() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
 guid_ok() { printf '%s' "$1" | grep -Eqi '^\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$'; }
 while [ $# -gt 0 ]; do
@@ -741,7 +739,7 @@ while [ $# -gt 0 ]; do
 "; shift ;;
     --tokens-dir) need "$@"; TOKENS_DIR=$2; shift ;;
     --timeout) need "$@"; TIMEOUT=$2; shift ;;
-    --digest) die "--digest: not implemented in this script yet (imds-runbook collect --digest does it where Python is)"; DIGEST=1 ;;
+    --digest) die "--digest: not implemented in this script yet (imds-runbook collect --digest does it where Python is)" ;;
     -h|--help) sed -n '2,16p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$(printf '%s' "$1" | tr -c '[:print:]' '?' | cut -c1-60)' (see --help)" ;;
   esac
@@ -1032,4 +1030,4 @@ DURATION=$(ms_since "$STARTED_MS")
   for k in commands files tcp http arc_keys; do printf ',"%s":[' "$k"; cat "$T/r.$k"; printf ']'; done
   printf '}\n'
 } > "$T/bundle.json"
-if [ "$DIGEST" = 1 ]; then digest "$T/bundle.json"; else cat "$T/bundle.json"; fi
+cat "$T/bundle.json"
