@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,7 @@ PRIMER_NOTEBOOK = "00_imds_primer.ipynb"   # what JupyterLab opens first without
 DEFAULT_SCENARIO = "vm-healthy"
 DEFAULT_EXAM_COUNT = 5
 SHEET_NAME = "score-sheet"       # DIR/score-sheet.json and DIR/score-sheet.md
+NAME = re.compile(r"[\w][\w .-]{0,63}")     # a trainee's name: on the sheet and in its file names
 MAX_LINE = 1000                  # an exam command longer than this is refused, not read on
 
 # mode -> the options it takes (argparse dests). An option given to a mode that does not take it
@@ -49,11 +51,12 @@ MAX_LINE = 1000                  # an exam command longer than this is refused, 
 MODES: dict[str, frozenset[str]] = {
     "runbooks": frozenset({"scenario", "port", "dry_run", "dir"}),
     "blind": frozenset({"seed", "track", "difficulty", "round", "port", "dry_run", "dir"}),
-    "exam": frozenset({"seed", "track", "difficulty", "count", "out"}),
+    "exam": frozenset({"seed", "track", "difficulty", "count", "out", "name"}),
     "answer_key": frozenset({"seed", "track", "difficulty", "count"}),
 }
 FLAGS = {"scenario": "--scenario", "port": "--port", "dry_run": "--dry-run", "dir": "--dir", "seed": "--seed",
-         "track": "--track", "difficulty": "--difficulty", "round": "--round", "count": "--count", "out": "--out"}
+         "track": "--track", "difficulty": "--difficulty", "round": "--round", "count": "--count", "out": "--out",
+         "name": "--name"}
 MODE_FLAGS = {"runbooks": "lab without a mode", "blind": "--blind", "exam": "--exam", "answer_key": "--answer-key"}
 
 
@@ -78,6 +81,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="--blind: the R-th scenario of the seed, from 0 (the lab's next scenario is R+1)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="--exam: folder for the score sheet (default reports/exam-<UTC timestamp>/)")
+    parser.add_argument("--name", default=None, metavar="NAME",
+                        help="--exam: the trainee's name, on the sheet and in its file names (score-sheet-NAME.json)")
     parser.add_argument("--scenario", default=None,
                         help=f"without a mode: emulator scenario for the VM runbook (default {DEFAULT_SCENARIO})")
     parser.add_argument("--port", type=int, default=None, help="JupyterLab port on 127.0.0.1 (default 8888)")
@@ -101,6 +106,8 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.mode in ("exam", "answer_key") and args.seed is None:
         raise UsageError(f"{MODE_FLAGS[args.mode]} needs --seed N (the class's sheets are checked against it)",
                          argument="--seed")
+    if args.name is not None and not NAME.fullmatch(args.name):
+        raise UsageError("a name of 1-64 letters, digits, spaces, dots, dashes or underscores", argument="--name")
     for dest, low, high in (("seed", 0, MAX_SEED), ("count", 1, MAX_COUNT), ("round", 0, MAX_COUNT - 1),
                             ("port", 1, 65535)):
         value = getattr(args, dest, None)
@@ -349,7 +356,8 @@ def run_exam(args: argparse.Namespace) -> int:
     except OSError as err:
         raise UsageError(f"cannot create {out_dir}: {err.strerror or err}", argument="--out") from None
     trainee = Trainee(sys.stdin, sys.stdout, count, seed=args.seed)
-    sheet = fault_lab.exam(args.seed, count, track, trainee, args.difficulty, graded=said_after(trainee))
+    sheet = fault_lab.exam(args.seed, count, track, trainee, args.difficulty, graded=said_after(trainee),
+                           trainee=(args.name or "").strip())
     json_path, md_path = write_sheet(sheet, out_dir)
     trainee.say("", f"total: {sheet.total} of {sheet.max_total} points, {sheet.correct} of {count} causes right",
                 f"score sheet: {json_path} and {md_path}")
@@ -357,11 +365,15 @@ def run_exam(args: argparse.Namespace) -> int:
 
 
 def write_sheet(sheet: Any, out_dir: Path) -> tuple[Path, Path]:
+    """DIR/score-sheet[-NAME].json and .md, each written whole (atomically) or not at all."""
     import json
 
-    json_path, md_path = out_dir / f"{SHEET_NAME}.json", out_dir / f"{SHEET_NAME}.md"
-    json_path.write_text(json.dumps(sheet.to_dict(), indent=2) + "\n", encoding="utf-8")
-    md_path.write_text(sheet.to_markdown(), encoding="utf-8")
+    from imds_helpers.cli.evidence import write_text
+
+    stem = SHEET_NAME + (f"-{re.sub(r'[^A-Za-z0-9._-]+', '-', sheet.trainee)}" if sheet.trainee else "")
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    write_text(json_path, json.dumps(sheet.to_dict(), indent=2) + "\n")
+    write_text(md_path, sheet.to_markdown())
     return json_path, md_path
 
 

@@ -264,6 +264,7 @@ class ScoreSheet:
     track: str
     difficulty: int | None
     rows: tuple[ScoreRow, ...] = field(default_factory=tuple)
+    trainee: str = ""              # who sat the exam, as they gave it (escaped where shown)
 
     @property
     def total(self) -> int:
@@ -278,13 +279,13 @@ class ScoreSheet:
         return sum(r.correct for r in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "imds-runbook-lab-scores", "seed": self.seed, "track": self.track,
+        return {"kind": "imds-runbook-lab-scores", "trainee": self.trainee, "seed": self.seed, "track": self.track,
                 "difficulty": self.difficulty, "total": self.total, "max_total": self.max_total,
                 "correct": self.correct, "cases": len(self.rows), "rows": [r.to_dict() for r in self.rows]}
 
     def to_markdown(self) -> str:
-        lines = [f"# Fault lab score sheet (seed {self.seed}, track {self.track}"
-                 f"{'' if self.difficulty is None else f', difficulty {self.difficulty}'})", "",
+        lines = [f"# Fault lab score sheet{f' of {_md(self.trainee)}' if self.trainee else ''} (seed {self.seed}, "
+                 f"track {self.track}{'' if self.difficulty is None else f', difficulty {self.difficulty}'})", "",
                  f"**{self.total} / {self.max_total} points**, {self.correct} of {len(self.rows)} causes right.", "",
                  "| round | story | answer | correct cause | right | fix | hints | points | seconds |",
                  "|---|---|---|---|---|---|---|---|---|"]
@@ -569,8 +570,8 @@ class EndOfExam(Exception):
 
 
 def exam(seed: int, count: int, track: str = "all", answer_fn: Callable[[Lab], Any] | None = None,
-         difficulty: int | None = None, graded: Callable[[Grade | None, dict[str, Any]], None] | None = None
-         ) -> ScoreSheet:
+         difficulty: int | None = None, graded: Callable[[Grade | None, dict[str, Any]], None] | None = None,
+         trainee: str = "") -> ScoreSheet:
     """``count`` hidden cases in a row, each answered by ``answer_fn(lab)`` -> ``(answer, fix,
     hints_used)`` (or ``(answer, fix)``), or None for a round left unanswered (0 points, the cause
     from the answer key); raising :class:`EndOfExam` leaves this round and the rest unanswered
@@ -610,7 +611,7 @@ def exam(seed: int, count: int, track: str = "all", answer_fn: Callable[[Lab], A
                                  scenario=grade.scenario))
             if graded:
                 graded(grade, truth)
-    return ScoreSheet(seed=seed, track=track, difficulty=difficulty, rows=tuple(rows))
+    return ScoreSheet(seed=seed, track=track, difficulty=difficulty, rows=tuple(rows), trainee=str(trainee)[:64])
 
 
 def _unanswered(n: int, truth: Mapping[str, Any], hints_used: int, seconds: float) -> ScoreRow:

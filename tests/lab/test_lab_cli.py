@@ -105,6 +105,17 @@ def test_the_end_of_the_input_leaves_the_rounds_unanswered_and_the_sheet_is_writ
     assert proc.stdout.count("=== round") == 2 and "end of input" in proc.stdout   # round 3 never shown
 
 
+def test_a_named_sheet_says_whose_it_is(tmp_path):
+    key = fault_lab.answer_key(SEED, "arc", count=1)
+    proc = _lab("--exam", "--seed", str(SEED), "--track", "arc", "--count", "1", "--out", str(tmp_path),
+                "--name", "Ann O_Neil", cwd=tmp_path, stdin=f"answer {key[0]['cause']}\n")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["score-sheet-Ann-O_Neil.json", "score-sheet-Ann-O_Neil.md"]
+    sheet = json.loads((tmp_path / "score-sheet-Ann-O_Neil.json").read_text())
+    assert sheet["trainee"] == "Ann O_Neil" and sheet["total"] == fault_lab.CAUSE_POINTS
+    assert (tmp_path / "score-sheet-Ann-O_Neil.md").read_text().startswith("# Fault lab score sheet of Ann O\\_Neil")
+
+
 def test_the_answer_key_says_what_a_seed_draws(tmp_path):
     proc = _lab("--answer-key", "--seed", str(SEED), "--count", "4", "--track", "arc", cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -156,6 +167,9 @@ def test_blind_dry_run_prepares_the_notebook_without_naming_the_case(tmp_path):
     (("--answer-key", "--seed", "1", "--out", "x"), "--out"),
     (("--exam", "--answer-key", "--seed", "1"), "--answer-key"),
     (("--exam", "--seed", "1", "--out", "file/sub"), "--out"),
+    (("--exam", "--seed", "1", "--name", "../../etc/x"), "--name"),
+    (("--exam", "--seed", "1", "--name", "a\x1b[2Jb"), "--name"),
+    (("--answer-key", "--seed", "1", "--name", "Ann"), "--name"),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path, args, names):
     (tmp_path / "file").write_text("a file, not a folder")
