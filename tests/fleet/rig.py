@@ -62,7 +62,8 @@ class Kind:
     """One row of the fault table: how a VM of this kind is built and what a diagnosis must say.
 
     ``expect_status`` is what a fleet run can make of the host: ``diagnosed`` (a bundle came
-    back), ``unreachable`` (no SSH) or ``no_python`` (SSH works, the interpreter does not).
+    back) or ``unreachable`` (no SSH); ``collector`` is which collector brings the bundle back
+    (``python``: the probe; ``shell``: imds-collect.sh, on a VM whose interpreter does not run).
     ``expect_codes`` are the findings a diagnosed host's report must name (none: a healthy host,
     whose identity and token steps are OK); no other host's codes may appear in it."""
 
@@ -76,6 +77,7 @@ class Kind:
     sshd: bool = True
     python: bool = True
     expect_status: str = "diagnosed"
+    collector: str = "python"
     expect_codes: tuple[str, ...] = ()
 
 
@@ -93,8 +95,8 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
          "arc-healthy", mode="arc"),
     Kind("vm-nossh", "sshd never started: SSH connections are refused", "vm-healthy", sshd=False,
          expect_status="unreachable"),
-    Kind("vm-nopython", "the interpreter is masked (exec fails): SSH works, Python does not", "vm-healthy",
-         python=False, expect_status="no_python"),
+    Kind("vm-nopython", "the interpreter is masked (exec fails): SSH works, Python does not - the shell "
+         "collector diagnoses it", "vm-healthy", python=False, collector="shell"),
 )}
 DEFAULT_VMS: tuple[str, ...] = tuple(KINDS)
 #: Every code that names some VM's fault: a report may carry only its own VM's.

@@ -1,6 +1,6 @@
 """`imds-runbook fleet -i INVENTORY --out DIR` over real SSH against the namespace fleet (issue 15):
-every reachable host's report names its own fault and no other's, the two broken hosts are
-named for what they are, the summary counts are right, and no emulator canary appears anywhere
+every reachable host's report names its own fault and no other's - also the one whose Python is
+masked, diagnosed through the shell collector -, the broken host is named for what it is, the summary counts are right, and no emulator canary appears anywhere
 in the output folder or in what Ansible and the command printed.
 
 The rig (tests/fleet/rig.py) is the ground truth: which fault each VM has, its vmId, SMBIOS UUID
@@ -151,11 +151,28 @@ def test_the_broken_hosts_are_named_for_what_they_are(run):
         row = rows[name]
         if host.expect_status == "unreachable":
             assert row["run_status"] == "unreachable" and "Connection refused" in row["error"], row
-        elif host.expect_status == "no_python":
-            assert row["run_status"] == "no_python", row
-            assert "Python" in row["error"] and run.rig.vm_python in row["error"], row     # which one was found
         else:
             assert row["run_status"] in DIAGNOSED and not row["error"], row
+
+
+def test_each_host_was_collected_by_the_collector_it_can_run(run):
+    """The VM whose interpreter is masked is diagnosed through the shell collector (and the
+    fleet says so and why); every other VM through the probe."""
+    for name, host in run.rig.hosts.items():
+        if host.expect_status != "diagnosed":
+            continue
+        kind = KINDS[host.kind]
+        fleet_block = run.sidecar(name)["fleet"]
+        assert fleet_block["collector"] == kind.collector, name
+        bundle = json.loads((run.out / name / "evidence.json").read_text())
+        assert (bundle.get("collector", {}).get("name") == "imds-collect.sh") == (kind.collector == "shell"), name
+        notes = [n for n in fleet_block["notes"] if "shell collector" in n]
+        if kind.collector == "shell":       # which Python was found, and that it does not run
+            assert notes and run.rig.vm_python in notes[0] and "does not run" in notes[0], fleet_block["notes"]
+        else:
+            assert not notes, fleet_block["notes"]
+    assert any(KINDS[h.kind].collector == "shell" for h in run.rig.hosts.values())
+    assert re.search(r"collect vm-nopython: collected .*\(shell collector", run.stderr), run.stderr[-2000:]
 
 
 def test_the_summary_counts_are_right(run):
