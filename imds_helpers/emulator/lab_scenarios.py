@@ -19,6 +19,20 @@ from types import MappingProxyType
 from typing import Mapping
 
 from imds_helpers.emulator.scenarios import SCENARIOS
+from imds_helpers.model.catalog import (ARC_AGENT_DISCONNECTED, ARC_AUTHORISED_REQUEST_REFUSED,
+                                         ARC_CHALLENGE_MALFORMED, ARC_CHALLENGE_MISSING,
+                                         ARC_ERROR_BEFORE_CHALLENGE, ARC_KEY_MISSING, ARC_KEY_NOT_REGULAR,
+                                         ARC_KEY_NOT_SENDABLE, ARC_KEY_TOO_LARGE, ARC_KEY_TRAILING_NEWLINE,
+                                         ARC_KEY_UNREADABLE, ARC_REALM_NOT_ABSOLUTE, ARC_REALM_NOT_KEY,
+                                         ARC_REALM_OUTSIDE_DIR, ARC_SECRET_REJECTED, HTTP_FORWARDED,
+                                         HTTP_NOT_FOUND, HTTP_NOT_IMDS, HTTP_NO_ANSWER,
+                                         HTTP_NO_METADATA_HEADER, HTTP_RESET, HTTP_SERVER_ERROR,
+                                         HTTP_THROTTLED, HTTP_TOO_LARGE, HTTP_TOO_SLOW, HTTP_UNREADABLE,
+                                         HTTP_UPDATING, META_INCOMPLETE, META_VERSION_OLD,
+                                         META_VERSION_REJECTED, NET_NETWORK_UNREACHABLE, NET_TCP_POLICY,
+                                         NET_TCP_REFUSED, NET_TCP_TIMEOUT, PROXY_NOT_BYPASSED,
+                                         TOKEN_AUDIENCE_UNKNOWN, TOKEN_NO_IDENTITY, TOKEN_REJECTED,
+                                         TOKEN_SYSTEM_OFF, TOKEN_UAMI_AMBIGUOUS, TOKEN_UAMI_NOT_ATTACHED)
 
 
 @dataclass(frozen=True)
@@ -57,7 +71,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "web-07 was rebuilt from the golden image on Monday. Since then Azure Monitor Agent on it has sent "
         "no heartbeat; its log repeats 'Failed to get MSI token from IMDS'. The VM answers SSH and pings, "
         "and the portal shows it running.",
-        "IMDS-TOKEN-001", ("IMDS-TOKEN-002", "IMDS-TOKEN-003", "IMDS-HTTP-015", "IMDS-TOKEN-004"),
+        TOKEN_NO_IDENTITY, (TOKEN_UAMI_NOT_ATTACHED, TOKEN_UAMI_AMBIGUOUS, HTTP_NO_METADATA_HEADER, TOKEN_AUDIENCE_UNKNOWN),
         "Give the VM a managed identity: enable the system-assigned one (az vm identity assign -g RG -n VM) "
         "or assign the user-assigned identity AMA is configured with.",
         ("Instance metadata is the easy part; ask the token endpoint for a management.azure.com token as AMA does.",
@@ -74,7 +88,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "Since the Tuesday change window ('identity clean-up') AMA on app-vm-12 and a nightly job that uses "
         "DefaultAzureCredential both fail to get tokens. A colleague's script that passes its own client id still "
         "works on the same VM.",
-        "IMDS-TOKEN-003", ("IMDS-TOKEN-001", "IMDS-TOKEN-002", "IMDS-TOKEN-007", "IMDS-TOKEN-006"),
+        TOKEN_UAMI_AMBIGUOUS, (TOKEN_NO_IDENTITY, TOKEN_UAMI_NOT_ATTACHED, TOKEN_SYSTEM_OFF, TOKEN_REJECTED),
         "Tell every client which identity to use (AMA: the extension's authentication.managedIdentity setting; "
         "SDKs: client_id), or enable the system-assigned identity again.",
         ("Ask the token endpoint for a token the way AMA does: no client_id, no object_id.",
@@ -90,7 +104,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "ops-vm-03 was moved last week from a lab subscription into one of the production tenant's. Since then "
         "AMA logs 'failed to get token for https://monitor.azure.com/' and 'az login --identity' fails too. "
         "Instance metadata still reads fine.",
-        "IMDS-TOKEN-004", ("IMDS-TOKEN-001", "IMDS-TOKEN-006", "IMDS-TOKEN-002", "IMDS-HTTP-013"),
+        TOKEN_AUDIENCE_UNKNOWN, (TOKEN_NO_IDENTITY, TOKEN_REJECTED, TOKEN_UAMI_NOT_ATTACHED, HTTP_SERVER_ERROR),
         "Request the audience that exists in the VM's cloud and tenant (e.g. the sovereign cloud's management and "
         "monitor endpoints), or register the application the resource names in the tenant.",
         ("The identity endpoint answers; read what it answers for the management and monitor audiences.",
@@ -106,7 +120,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab04", "vm-throttled",
         "batch-vm-21 runs a job that fans out 64 worker threads, each fetching a fresh token before every blob "
         "upload. Since about 02:00 uploads crawl, and AMA's heartbeats from the VM show gaps of several minutes.",
-        "IMDS-HTTP-011", ("IMDS-HTTP-013", "IMDS-HTTP-012", "IMDS-HTTP-004", "IMDS-TOKEN-006"),
+        HTTP_THROTTLED, (HTTP_SERVER_ERROR, HTTP_UPDATING, HTTP_NO_ANSWER, TOKEN_REJECTED),
         "Cache tokens until shortly before they expire and retry 429s after Retry-After with backoff; IMDS "
         "allows about 5 requests per second per VM (20 for tokens).",
         ("Send one plain request to /metadata/instance and look at the status line and every header.",
@@ -121,7 +135,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "The network team rolled out 'transparent' egress inspection on the subnet's firewall appliance last "
         "night. This morning every request from db-vm-04 to 169.254.169.254 comes back 400 Bad Request, even a "
         "hand-typed curl with the Metadata header.",
-        "IMDS-HTTP-010", ("IMDS-HTTP-015", "IMDS-META-003", "IMDS-PROXY-002", "IMDS-HTTP-009"),
+        HTTP_FORWARDED, (HTTP_NO_METADATA_HEADER, META_VERSION_REJECTED, PROXY_NOT_BYPASSED, HTTP_NOT_IMDS),
         "Exempt 169.254.169.254 from the inspection/proxy (IMDS must be reached directly, no X-Forwarded-For "
         "header may be added on the way).",
         ("Look at the 400's body: IMDS says which part of the request it refuses.",
@@ -134,7 +148,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab06", "vm-malformed-json",
         "An in-house agent on pay-vm-09 crashes at start with a parse error while reading its tags from the "
         "VM's metadata. Nothing was deployed on the VM; the same build runs fine on the VM next to it.",
-        "IMDS-HTTP-007", ("IMDS-HTTP-008", "IMDS-HTTP-009", "IMDS-META-001", "IMDS-META-003"),
+        HTTP_UNREADABLE, (HTTP_TOO_LARGE, HTTP_NOT_IMDS, META_INCOMPLETE, META_VERSION_REJECTED),
         "Find what rewrites the answers between the VM and IMDS (a proxy or interceptor) and take it out of the "
         "path; IMDS itself always answers complete JSON.",
         ("Fetch /metadata/instance and read the raw body, not a parsed value.",
@@ -149,7 +163,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab07", "vm-truncated-body",
         "After a network driver update on edge-vm-02, AMA logs token failures a few times a minute and a curl "
         "of the metadata hangs a moment, then ends with an error about the transfer.",
-        "IMDS-HTTP-007", ("IMDS-HTTP-005", "IMDS-HTTP-006", "IMDS-HTTP-004", "IMDS-HTTP-008"),
+        HTTP_UNREADABLE, (HTTP_RESET, HTTP_TOO_SLOW, HTTP_NO_ANSWER, HTTP_TOO_LARGE),
         "Find what cuts connections between the VM and IMDS (the new driver, a proxy, an inspection device) and "
         "fix or remove it.",
         ("Fetch /metadata/instance and look at how the answer ends, not only at its status.",
@@ -163,7 +177,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab08", "vm-oversized-body",
         "A sidecar on cache-vm-11 that polls the instance metadata once a minute was killed for running out of "
         "memory twice overnight; its last log line each time is 'reading metadata'.",
-        "IMDS-HTTP-008", ("IMDS-HTTP-006", "IMDS-HTTP-007", "IMDS-HTTP-011", "IMDS-META-001"),
+        HTTP_TOO_LARGE, (HTTP_TOO_SLOW, HTTP_UNREADABLE, HTTP_THROTTLED, META_INCOMPLETE),
         "Find what answers on 169.254.169.254 instead of IMDS (an interceptor or proxy) and take it out of the "
         "path; bound every read of the metadata.",
         ("Fetch /metadata/instance and note how much arrives.",
@@ -177,7 +191,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "dev-vm-31 was moved to a new VNet with a 'guest' egress policy. Since then the Azure SDK on it fails "
         "with 'Expecting value: line 1 column 1' when it asks for a token, although curl to the metadata "
         "address returns 200.",
-        "IMDS-HTTP-009", ("IMDS-HTTP-007", "IMDS-PROXY-002", "IMDS-HTTP-010", "IMDS-META-001"),
+        HTTP_NOT_IMDS, (HTTP_UNREADABLE, PROXY_NOT_BYPASSED, HTTP_FORWARDED, META_INCOMPLETE),
         "Make sure nothing intercepts 169.254.169.254 (the captive portal / guest proxy must exempt it) and run "
         "the client on the VM itself.",
         ("A 200 is not always a good answer: look at the answer's headers and the first lines of its body.",
@@ -190,7 +204,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab10", "vm-connection-reset",
         "After a host intrusion-prevention agent was installed on fin-vm-05, every call to the metadata "
         "service fails at once; AMA logs socket errors and no heartbeat has arrived since.",
-        "IMDS-HTTP-005", ("IMDS-NET-012", "IMDS-HTTP-004", "IMDS-NET-016", "IMDS-NET-011"),
+        HTTP_RESET, (NET_TCP_REFUSED, HTTP_NO_ANSWER, NET_TCP_POLICY, NET_TCP_TIMEOUT),
         "Exempt 169.254.169.254 from the new agent (or the rule that kills the connections) and retry.",
         ("Send one request and read exactly how it fails: at connect time or after the request went out?",
          "Compare a refused connection (nothing listens) with one that is accepted and then torn down.",
@@ -202,7 +216,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab11", "vm-firewalled",
         "A hardening script ran on web-07 at 09:10; Azure Monitor Agent stopped sending heartbeats at 09:12. "
         "SSH still works. The agent log shows long pauses, each ending in 'timed out'.",
-        "IMDS-NET-011", ("IMDS-NET-012", "IMDS-HTTP-004", "IMDS-NET-013", "IMDS-HTTP-006"),
+        NET_TCP_TIMEOUT, (NET_TCP_REFUSED, HTTP_NO_ANSWER, NET_NETWORK_UNREACHABLE, HTTP_TOO_SLOW),
         "Remove the rule that drops traffic to the metadata endpoint (iptables-save | grep the address / port; "
         "Get-NetFirewallRule -Action Block) and make the hardening baseline exempt it.",
         ("Send one request and note how long it takes to fail, and at which stage.",
@@ -217,7 +231,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab12", "vm-accept-then-hang",
         "On gw-vm-08 every call to the metadata service waits until the client gives up. The network team says "
         "the port is open: 'telnet 169.254.169.254 80' connects at once.",
-        "IMDS-HTTP-004", ("IMDS-NET-011", "IMDS-HTTP-006", "IMDS-HTTP-005", "IMDS-HTTP-013"),
+        HTTP_NO_ANSWER, (NET_TCP_TIMEOUT, HTTP_TOO_SLOW, HTTP_RESET, HTTP_SERVER_ERROR),
         "Find what holds the connections (ss -tnp, iptables DNAT rules, a local proxy) and remove it; if it is "
         "the service, open a support case with the evidence.",
         ("Send one request and note where it stops: connect, headers, or body?",
@@ -230,7 +244,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab13", "vm-slow-drip",
         "On rpt-vm-14 AMA's token requests take minutes and then time out. With curl -v the engineer sees "
         "'HTTP/1.1 200 OK' and the headers at once, then the output stalls.",
-        "IMDS-HTTP-006", ("IMDS-HTTP-004", "IMDS-HTTP-007", "IMDS-HTTP-011", "IMDS-HTTP-005"),
+        HTTP_TOO_SLOW, (HTTP_NO_ANSWER, HTTP_UNREADABLE, HTTP_THROTTLED, HTTP_RESET),
         "Find the proxy or traffic shaper between the VM and IMDS and take the metadata address out of it.",
         ("Send one request and note what arrives before the deadline: the status line, the headers, the body?",
          "Compare the Content-Length with how much of the body arrived and how fast.",
@@ -242,7 +256,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab14", "vm-old-api-versions",
         "A new inventory script on legacy-vm-01 (an Azure Stack Hub VM) gets 400 Bad Request from "
         "/metadata/instance, while the team's three-year-old script on the same VM works.",
-        "IMDS-META-002", ("IMDS-META-003", "IMDS-HTTP-015", "IMDS-HTTP-010", "IMDS-HTTP-014"),
+        META_VERSION_OLD, (META_VERSION_REJECTED, HTTP_NO_METADATA_HEADER, HTTP_FORWARDED, HTTP_NOT_FOUND),
         "Use an api-version the service lists (newest-versions in the 400 body, or /metadata/versions).",
         ("Read the 400's body for the metadata request; it names what it did not like.",
          "Compare the api-version you sent with the versions the error lists, and try one of those.",
@@ -254,7 +268,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab15", "vm-persistent-5xx",
         "AMA on sql-vm-06 has failed to get tokens since 06:00 with 'Internal server error'. Reading the "
         "instance metadata works fine, and the VM's identity is shown in the portal.",
-        "IMDS-HTTP-013", ("IMDS-TOKEN-001", "IMDS-HTTP-011", "IMDS-TOKEN-006", "IMDS-HTTP-012"),
+        HTTP_SERVER_ERROR, (TOKEN_NO_IDENTITY, HTTP_THROTTLED, TOKEN_REJECTED, HTTP_UPDATING),
         "Retry with backoff; if the token endpoint keeps failing, open a support case with the evidence "
         "(timestamps, request ids) - the fault is on the service side.",
         ("Ask for a token and read the status code and the error_description.",
@@ -269,7 +283,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab16", "arc-no-challenge-header",
         "On the on-premises Arc-enabled file server fs-02, AMA cannot get a token since the agent was updated. "
         "Its log shows '401 Unauthorized' from localhost:40342 and then gives up without retrying.",
-        "IMDS-ARC-013", ("IMDS-ARC-014", "IMDS-ARC-030", "IMDS-ARC-031", "IMDS-ARC-012"),
+        ARC_CHALLENGE_MISSING, (ARC_CHALLENGE_MALFORMED, ARC_SECRET_REJECTED, ARC_AGENT_DISCONNECTED, ARC_ERROR_BEFORE_CHALLENGE),
         "Check that nothing between the client and HIMDS strips headers; restart himds (systemctl restart "
         "himdsd) and update the agent if it persists.",
         ("Walk the challenge: send the first token request and read every header of the 401.",
@@ -283,7 +297,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "After the storage team re-laid the disks of the Arc-enabled build server build-03, every SDK client "
         "on it refuses to authenticate with an error about an invalid key file path. azcmagent show says "
         "Connected.",
-        "IMDS-ARC-021", ("IMDS-ARC-022", "IMDS-ARC-023", "IMDS-ARC-026", "IMDS-ARC-020"),
+        ARC_REALM_OUTSIDE_DIR, (ARC_REALM_NOT_KEY, ARC_KEY_MISSING, ARC_KEY_UNREADABLE, ARC_REALM_NOT_ABSOLUTE),
         "Find what answers on port 40342 (ss -ltnp) and treat the endpoint as untrusted; if the tokens "
         "directory was moved or replaced by a symlink, restore it (azcmagent recreates it on restart).",
         ("Walk the challenge and read the realm the 401 names.",
@@ -296,7 +310,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab18", "arc-realm-not-key",
         "On the Arc-enabled server print-srv-04 a script using ManagedIdentityCredential fails with 'invalid "
         "file extension' since the agent's last automatic update; the agent itself shows Connected.",
-        "IMDS-ARC-022", ("IMDS-ARC-021", "IMDS-ARC-023", "IMDS-ARC-024", "IMDS-ARC-014"),
+        ARC_REALM_NOT_KEY, (ARC_REALM_OUTSIDE_DIR, ARC_KEY_MISSING, ARC_KEY_NOT_REGULAR, ARC_CHALLENGE_MALFORMED),
         "Repair or update the agent so that HIMDS writes <guid>.key files; until then treat the endpoint as "
         "suspect.",
         ("Walk the challenge and read the realm's path closely.",
@@ -309,7 +323,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab19", "arc-realm-traversal",
         "A security scanner flagged the Arc-enabled jump host jmp-01 after an unsigned 'agent helper' was "
         "installed. Since then every SDK client on it refuses to use managed identity; the agent log is quiet.",
-        "IMDS-ARC-021", ("IMDS-ARC-020", "IMDS-ARC-023", "IMDS-ARC-014", "IMDS-ARC-022"),
+        ARC_REALM_OUTSIDE_DIR, (ARC_REALM_NOT_ABSOLUTE, ARC_KEY_MISSING, ARC_CHALLENGE_MALFORMED, ARC_REALM_NOT_KEY),
         "Treat the endpoint as untrusted: find what answers on port 40342 (ss -ltnp), remove the helper and "
         "restart himds.",
         ("Walk the challenge and read the realm character by character.",
@@ -322,7 +336,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab20", "arc-realm-fifo",
         "On the Arc-enabled server lab-srv-09 a script's token requests used to block until somebody added a "
         "timeout to it; now the SDK refuses to authenticate. azcmagent show says Connected.",
-        "IMDS-ARC-024", ("IMDS-ARC-025", "IMDS-ARC-026", "IMDS-ARC-023", "IMDS-ARC-021"),
+        ARC_KEY_NOT_REGULAR, (ARC_KEY_TOO_LARGE, ARC_KEY_UNREADABLE, ARC_KEY_MISSING, ARC_REALM_OUTSIDE_DIR),
         "Remove the odd entry from the tokens directory (ls -la /var/opt/azcmagent/tokens) and restart himds; "
         "if the challenge keeps naming such a path, treat the endpoint as untrusted.",
         ("Walk the challenge, then look at the file the realm names (ls -l, stat).",
@@ -336,7 +350,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab21", "arc-key-too-large",
         "On the Arc-enabled server erp-srv-02 the Python SDK refuses the local key file since a disk-encryption "
         "agent was installed; PowerShell scripts that use managed identity fail too.",
-        "IMDS-ARC-025", ("IMDS-ARC-028", "IMDS-ARC-027", "IMDS-ARC-030", "IMDS-ARC-026"),
+        ARC_KEY_TOO_LARGE, (ARC_KEY_NOT_SENDABLE, ARC_KEY_TRAILING_NEWLINE, ARC_SECRET_REJECTED, ARC_KEY_UNREADABLE),
         "Delete the key file and retry; if HIMDS keeps writing large files, repair or update the agent (or the "
         "agent that pads the files) and treat the endpoint as suspect.",
         ("Walk the challenge, then look at the key file's size.",
@@ -349,7 +363,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab22", "arc-wrong-secret",
         "On the Arc-enabled server crm-srv-07 token requests fail with 401 even when run with sudo. A second "
         "monitoring agent was installed yesterday that also asks HIMDS for tokens.",
-        "IMDS-ARC-030", ("IMDS-ARC-031", "IMDS-ARC-026", "IMDS-ARC-013", "IMDS-ARC-032"),
+        ARC_SECRET_REJECTED, (ARC_AGENT_DISCONNECTED, ARC_KEY_UNREADABLE, ARC_CHALLENGE_MISSING, ARC_AUTHORISED_REQUEST_REFUSED),
         "Retry once as root or a himds member; make sure no proxy touches localhost; if it keeps failing "
         "restart himds and check the agent (azcmagent show, journalctl -u himdsd).",
         ("Walk the whole challenge: the first 401, the key file, and the request with the secret.",
@@ -362,7 +376,7 @@ LAB_CASES: tuple[LabCase, ...] = (
         "lab23", "arc-agent-disconnected",
         "The Arc-enabled point-of-sale server pos-17 spent three months in a store's storeroom. Since it came "
         "back online AMA cannot get a token; the challenge and the key file look normal.",
-        "IMDS-ARC-031", ("IMDS-ARC-030", "IMDS-TOKEN-001", "IMDS-ARC-032", "IMDS-ARC-012"),
+        ARC_AGENT_DISCONNECTED, (ARC_SECRET_REJECTED, TOKEN_NO_IDENTITY, ARC_AUTHORISED_REQUEST_REFUSED, ARC_ERROR_BEFORE_CHALLENGE),
         "Run azcmagent show and azcmagent check; fix outbound access; if the agent is Expired, disconnect and "
         "reconnect the machine (azcmagent disconnect, then azcmagent connect).",
         ("Walk the whole challenge and read the final answer's status and error_description.",
