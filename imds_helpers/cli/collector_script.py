@@ -2,7 +2,12 @@
 byte for byte as shipped, for hosts without Python and for Azure Run Command:
 
     imds-runbook collector-script > imds-collect.sh
-    az vm run-command invoke ... --scripts @imds-collect.sh --parameters --digest
+    sh imds-collect.sh --digest                 # on a host: the digest instead of the bundle
+
+    # Azure Run Command ('set --' gives the script its arguments; README: "Through Azure Run Command")
+    az vm run-command invoke -g RG -n VM --command-id RunShellScript \
+        --scripts "$(printf 'set -- --digest\n'; imds-runbook collector-script)" > vm.json
+    imds-runbook analyze vm.json
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ def script_bytes() -> bytes:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("Run it as: sh imds-collect.sh [--target auto|vm|arc] [--endpoint URL] [--resource R] "
-                     "[--client-id ID] [--object-id ID] [--msi-res-id ID] [--tokens-dir D] [--timeout S] [--digest]; "
-                     "the evidence bundle (or --digest's digest) is written to standard output.")
+                     "[--client-id ID] [--object-id ID] [--msi-res-id ID] [--tokens-dir D] [--timeout S] [--digest], "
+                     "or sh imds-collect.sh --digest-of BUNDLE; the evidence bundle (or the digest) is written "
+                     "to standard output.")
 
 
 def run(args: argparse.Namespace) -> int:

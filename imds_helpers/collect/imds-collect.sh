@@ -3,12 +3,14 @@
 #
 #   sh imds-collect.sh [--target auto|vm|arc] [--endpoint URL] [--resource R]... [--client-id ID]...
 #                      [--object-id ID]... [--msi-res-id ID]... [--tokens-dir D] [--timeout S] [--digest]
+#   sh imds-collect.sh --digest-of BUNDLE     (the digest of a bundle this script wrote; nothing sent)
 #
 # Writes to standard output the same evidence bundle as `imds-runbook collect` (analyze it anywhere
-# with `imds-runbook analyze FILE`). --digest (the compact form for Azure Run Command, see
-# imds_helpers/model/digest.py) is not implemented here yet: it stops with exit 2. Needs curl, od
-# and awk; uses whatever of stat, ip, iptables-save, nft, systemctl, timeout it finds. Bad usage:
-# one line, exit 2.
+# with `imds-runbook analyze FILE`). --digest writes a digest instead: the bundle reduced until it
+# fits in the 4,096 bytes Azure Run Command returns, gzipped, in base64 between two marker lines
+# (imds_helpers/model/digest.py; `imds-runbook analyze` reads it); it needs gzip and cksum. Needs
+# curl, od and awk; uses whatever of stat, ip, iptables-save, nft, systemctl, timeout it finds.
+# Bad usage (and --digest without gzip): one line, exit 2.
 #
 # What it sends: the requests the checks send (instance metadata, versions, tokens, the Arc
 # challenge), straight to the endpoint, never through a proxy. Secrets stay here: an Arc key is
@@ -721,8 +723,485 @@ arc_key() {
     printf ',"realm_verdict":'; cat "$T/rv"; printf ',"key_verdict":%s,"header_problem":%s}' "$_kv" "$_hp"; } >> "$REC_OUT"
 }
 
+# --- the digest (--digest): the bundle reduced until it fits in 4,096 bytes ----------------------
+# DG: imds_helpers/model/digest.py RULES in awk, `level` 0-5; B64L: od bytes -> base64, 76 a line.
+DG='
+# The digest engine: the bundle (one line of ASCII JSON, as this script writes it) -> the
+# reduced bundle of `level` (imds_helpers/model/digest.py RULES), compact JSON on stdout.
+# Strings are kept in their escaped form; "\\" and "\"" become \001 and \002 first, so every
+# remaining quote delimits a string (split, no per-character scan). The text of a JSON body is the
+# same form one level down: its quotes are \002, its backslashes \001 (\005 = \\, \006 = \").
+function emit(s,   k, l) {
+  if (TOSTR == 1) BUF = BUF s
+  else if (TOSTR == 2) { l = tolower(s); for (k = 1; k <= 2; k++) if (index(l, TXT[k])) FOUND[k] = 1 }
+  else printf "%s", s
+}
+# a kept string, placeholders back to JSON escapes
+function wout(s) { w1(s, 1) }
+function w1(s, k,   n, a, i) {
+  if (k > 4) { emit(s); return }
+  n = split(s, a, SEP[k])
+  for (i = 1; i <= n; i++) { if (i > 1) emit(SOUT[k]); w1(a[i], k + 1) }
+}
+# --- tokens and the tree -----------------------------------------------------------------------
+function tok_bundle(s,   np, P, i, j, c, t, lit) {
+  gsub(/\\\\/, "\001", s); gsub(/\\"/, "\002", s)
+  np = split(s, P, "\""); nt = 0
+  for (i = 1; i <= np; i++) {
+    if (i % 2 == 0) { TT[++nt] = "s"; TV[nt] = P[i]; continue }
+    t = P[i]; lit = ""
+    for (j = 1; j <= length(t); j++) {
+      c = substr(t, j, 1)
+      if (index("{}[]:,", c)) { if (lit != "") { TT[++nt] = "v"; TV[nt] = lit; lit = "" } TT[++nt] = c }
+      else if (c != " ") lit = lit c
+    }
+    if (lit != "") { TT[++nt] = "v"; TV[nt] = lit }
+  }
+  TT[nt + 1] = ""
+}
+# a JSON text one level down (R form); 0: not JSON as strictjson reads it
+function tok_body(s,   np, Q, i, j, c, t, lit, x, u, L) {
+  gsub(/\001\001/, "\005", s); gsub(/\001\002/, "\006", s)
+  np = split(s, Q, "\002"); nt = 0
+  if (np % 2 == 0) return 0
+  for (i = 1; i <= np; i++) {
+    t = Q[i]
+    if (i % 2 == 0) {
+      if (t ~ /\\[bfnrt]|\\u00[01]/) return 0          # a raw control character in a string
+      x = t; gsub(/\001([\/bfnrt]|u[0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f])/, "", x)
+      if (index(x, "\001")) return 0
+      if (t ~ /\001u[dD][89a-fA-F]/ && !pairs(t)) return 0
+      TT[++nt] = "s"; TV[nt] = t; continue
+    }
+    lit = ""; L = length(t)
+    for (j = 1; j <= L; j++) {
+      c = substr(t, j, 1)
+      if (index("{}[]:,", c)) { if (lit != "") { if (!lit_ok(lit)) return 0; TT[++nt] = "v"; TV[nt] = lit; lit = "" } TT[++nt] = c }
+      else if (c == " " || (c == "\\" && index("nrt", substr(t, j + 1, 1)) && j++)) {
+        if (lit != "") { if (!lit_ok(lit)) return 0; TT[++nt] = "v"; TV[nt] = lit; lit = "" }
+      }
+      else if (index("-+.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", c)) lit = lit c
+      else return 0
+    }
+    if (lit != "") { if (!lit_ok(lit)) return 0; TT[++nt] = "v"; TV[nt] = lit }
+  }
+  TT[nt + 1] = ""
+  return 1
+}
+function lit_ok(v,   d) {
+  if (v == "true" || v == "false" || v == "null") return 1
+  if (v !~ /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$/) return 0
+  if (v ~ /[.eE]/) { d = v + 0; return d - d == 0 && d < 1.7976931348623157e308 && d > -1.7976931348623157e308 }
+  return length(v) - (v ~ /^-/) <= 1000
+}
+# inner \uD800-\uDBFF escapes each followed by \uDC00-\uDFFF, no low half alone
+function pairs(t,   r, h) {
+  r = t
+  while (match(r, /\001u[dD][89a-fA-F][0-9a-fA-F][0-9a-fA-F]/)) {
+    h = tolower(substr(r, RSTART + 3, 1)); r = substr(r, RSTART + RLENGTH)
+    if (h ~ /[89ab]/) { if (r !~ /^\001u[dD][c-fC-F][0-9a-fA-F][0-9a-fA-F]/) return 0; r = substr(r, 7) }
+    else return 0
+  }
+  return 1
+}
+# parse TT/TV from tp into nodes; 0 when the grammar is broken or nested deeper than 64
+function pv(depth,   id, t, k, c) {
+  if (tp > nt) return 0
+  t = TT[tp++]; id = ++nn
+  if (t == "s" || t == "v") { NT[id] = t; NV[id] = TV[tp - 1]; return id }
+  if (t != "{" && t != "[") return 0
+  if (depth >= 64) return 0
+  NT[id] = (t == "{" ? "o" : "a"); NC[id] = 0
+  if (TT[tp] == (t == "{" ? "}" : "]")) { tp++; return id }
+  while (1) {
+    if (t == "{") { if (TT[tp] != "s" || TT[tp + 1] != ":") return 0; k = TV[tp]; tp += 2 }
+    c = pv(depth + 1); if (!c) return 0
+    NC[id]++; CH[id, NC[id]] = c; if (t == "{") CK[id, NC[id]] = k
+    if (TT[tp] == ",") { tp++; continue }
+    if (TT[tp] == (t == "{" ? "}" : "]")) { tp++; return id }
+    return 0
+  }
+}
+function parse_body(s, base,   r) { nn = base; tp = 1; if (!tok_body(s)) return 0; r = pv(0); return (r && tp == nt + 1) ? r : 0 }
+function child(id, name,   i) { for (i = NC[id]; i >= 1; i--) if (CK[id, i] == name) return CH[id, i]; return 0 }
+# --- the JSON of a body, reduced to BODY_READ (written one level down: quotes as \") -----------------
+function ser(id,   i) {
+  if (NT[id] == "s") { emit("\\\""); wout(NV[id]); emit("\\\""); return }
+  if (NT[id] == "v") { emit(NV[id]); return }
+  emit(NT[id] == "o" ? "{" : "[")
+  for (i = 1; i <= NC[id]; i++) {
+    if (i > 1) emit(",")
+    if (NT[id] == "o") { emit("\\\""); wout(CK[id, i]); emit("\\\":") }
+    ser(CH[id, i])
+  }
+  emit(NT[id] == "o" ? "}" : "]")
+}
+function empty(id) { if (NT[id] == "o") emit("{}"); else if (NT[id] == "a") emit("[]"); else if (NT[id] == "s") emit("\\\"\\\""); else emit(NV[id]) }
+function scalar(id) { return NT[id] == "v" && NV[id] != "null" }
+function keep(id, spec,   i, k, sub1, first, last, n) {
+  if (spec == "T") { ser(id); return }
+  if (spec == "token") { token(id); return }
+  if (spec ~ /^L:/) {
+    if (NT[id] != "a") { empty(id); return }
+    emit("["); n = NC[id]; if (n > 8) n = 8
+    for (i = 1; i <= n; i++) { if (i > 1) emit(","); keep(CH[id, i], substr(spec, 3)) }
+    emit("]"); return
+  }
+  if (NT[id] != "o") { empty(id); return }
+  for (i = 1; i <= NC[id]; i++) last[CK[id, i]] = i
+  emit("{"); first = 1
+  for (i = 1; i <= NC[id]; i++) {
+    k = CK[id, i]; if (last[k] != i || !((spec, k) in SK)) continue
+    if (!first) emit(",")
+    first = 0; emit("\\\""); wout(k); emit("\\\":"); keep(CH[id, i], SK[spec, k])
+  }
+  if (spec in SCAL) for (i = 1; i <= NC[id]; i++) {
+    k = CK[id, i]; if (last[k] != i || (spec, k) in SK || !scalar(CH[id, i])) continue
+    if (!first) emit(",")
+    first = 0; emit("\\\""); wout(k); emit("\\\":"); ser(CH[id, i])
+  }
+  if (spec == "top" && LOST != "") { if (!first) emit(","); emit("\\\"imds_runbook_digest\\\":\\\"" LOST "\\\"") }
+  emit("}")
+}
+# a token: header.claims. with only the claims analysis reads (model/claims.DISPLAY_CLAIMS)
+function token(id,   v, p, n, i, c, x, bits, s, save, root, cl, k, sm, sb, claims) {
+  if (NT[id] != "s" || NV[id] == "") { ser(id); return }
+  v = NV[id]; n = split(v, p, /\./)
+  if (n != 3 || p[2] !~ /^[A-Za-z0-9_-]*$/ || length(p[2]) % 4 == 1) { emit("\\\"unreadable\\\""); return }
+  # base64url -> bytes -> the R form (quote \002, backslash \001, control characters escaped)
+  x = 0; bits = 0; s = ""
+  for (i = 1; i <= length(p[2]); i++) {
+    x = x * 64 + B64[substr(p[2], i, 1)]; bits += 6
+    if (bits >= 8) { bits -= 8; c = int(x / 2 ^ bits); x -= c * 2 ^ bits
+      s = s (c == 34 ? "\002" : c == 92 ? "\001" : c == 10 ? "\\n" : c == 13 ? "\\r" : c == 9 ? "\\t" : c < 32 ? sprintf("\\u%04x", c) : CH[c]) }
+  }
+  save = nn; root = parse_body(s, nn)
+  if (!root || NT[root] != "o") { nn = save; emit("\\\"unreadable\\\""); return }
+  sm = TOSTR; sb = BUF; TOSTR = 1; BUF = "{"; cl = 0
+  for (k = 1; k <= NDISP; k++) {
+    c = child(root, DISP[k]); if (!c) continue
+    if (cl++) emit(",")
+    emit("\\\"" DISP[k] "\\\":"); ser(c)
+  }
+  emit("}"); claims = BUF; TOSTR = sm; BUF = sb; nn = save
+  emit("\\\"eyJ0eXAiOiJKV1QifQ." b64url(unesc(claims)) ".\\\"")
+}
+# text one level down (\" \\ \n \uXXXX) -> byte values in UB[1..nub]
+function unesc(s,   i, c, v, L) {
+  nub = 0; L = length(s)
+  for (i = 1; i <= L; i++) {
+    c = substr(s, i, 1)
+    if (c != "\\") { UB[++nub] = ORD[c]; continue }
+    c = substr(s, ++i, 1)
+    if (c == "u") { v = hex(substr(s, i + 1, 4)); i += 4
+      if (v < 128) UB[++nub] = v
+      else if (v < 2048) { UB[++nub] = 192 + int(v / 64); UB[++nub] = 128 + v % 64 }
+      else { UB[++nub] = 224 + int(v / 4096); UB[++nub] = 128 + int(v / 64) % 64; UB[++nub] = 128 + v % 64 } }
+    else UB[++nub] = (c == "n" ? 10 : c == "r" ? 13 : c == "t" ? 9 : c == "b" ? 8 : c == "f" ? 12 : ORD[c])
+  }
+  return nub
+}
+function hex(h,   i, v) { v = 0; h = tolower(h); for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1; return v }
+function b64url(n,   i, v, o) {
+  o = ""
+  for (i = 1; i + 2 <= n; i += 3) { v = UB[i] * 65536 + UB[i + 1] * 256 + UB[i + 2]
+    o = o substr(A, int(v / 262144) + 1, 1) substr(A, int(v / 4096) % 64 + 1, 1) substr(A, int(v / 64) % 64 + 1, 1) substr(A, v % 64 + 1, 1) }
+  if (n - i + 1 == 1) { v = UB[i] * 65536; o = o substr(A, int(v / 262144) + 1, 1) substr(A, int(v / 4096) % 64 + 1, 1) }
+  if (n - i + 1 == 2) { v = UB[i] * 65536 + UB[i + 1] * 256; o = o substr(A, int(v / 262144) + 1, 1) substr(A, int(v / 4096) % 64 + 1, 1) substr(A, int(v / 64) % 64 + 1, 1) }
+  return o
+}
+# --- texts: sizes and cuts on the escaped form -----------------------------------------------
+# the size of an escaped text in UTF-8 bytes (cp=0) or in characters (cp=1)
+function size(s, cp,   u1, u2, us, u3, e2) {
+  u1 = gsub(/\\u00[0-7][0-9a-fA-F]/, "", s); u2 = gsub(/\\u0[0-7][0-9a-fA-F][0-9a-fA-F]/, "", s)
+  us = gsub(/\\u[dD][89a-fA-F][0-9a-fA-F][0-9a-fA-F]/, "", s); u3 = gsub(/\\u[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]/, "", s)
+  e2 = gsub(/\\./, "", s)
+  return cp ? length(s) + u1 + u2 + us / 2 + u3 + e2 : length(s) + u1 + 2 * u2 + 2 * us + 3 * u3 + e2
+}
+# the longest start of s within `lim` bytes (cp=0) or characters (cp=1), never inside a character
+function head(s, lim, cp,   i, c, v, w, n, L) {
+  n = 0; i = 1; L = length(s)
+  while (i <= L) {
+    c = substr(s, i, 1); w = 1; v = 1
+    if (c == "\\") { w = 2
+      if (substr(s, i + 1, 1) == "u") { w = 6; v = hex(substr(s, i + 2, 4))
+        if (v >= 55296 && v < 56320) { w = 12; v = cp ? 1 : 4 } else v = cp ? 1 : (v < 128 ? 1 : v < 2048 ? 2 : 3) }
+      else v = 1 }
+    if (n + v > lim) break
+    n += v; i += w
+  }
+  return substr(s, 1, i - 1)
+}
+# a body that is not JSON: its start and the texts the checks search for (digest._cut_body)
+function cut_text(s, lim,   low, kept, t, k, c) {
+  if (size(s, 0) <= lim) return s
+  low = tolower(s); kept = ""
+  for (k = 1; k <= 2; k++) { t = TXT[k]; if (index(low, t) && !index(head(low, lim, 0), t)) kept = kept (kept == "" ? "" : " ") t }
+  c = head(s, lim - length(kept) - 1, 0) (kept == "" ? "" : " " kept)
+  CUT = 1
+  if (jparse(c)) c = substr(c, 1, length(c) - length(head_last(c))) "~"
+  return c
+}
+# the last character of an escaped text (as written)
+function head_last(s,   i, c, last) { last = ""; i = 1
+  while (i <= length(s)) { c = substr(s, i, 1); w = (c == "\\" ? (substr(s, i + 1, 1) == "u" ? 6 : 2) : 1)
+    if (w == 6 && hex(substr(s, i + 2, 4)) >= 55296 && hex(substr(s, i + 2, 4)) < 56320) w = 12
+    last = substr(s, i, w); i += w }
+  return last }
+function cut_b64(s, lim,   i, c, x, bits, low, kept, k, t, o, orig) {
+  orig = s; sub(/=+$/, "", s)
+  if (int(length(s) * 3 / 4) <= lim) return orig
+  x = 0; bits = 0; low = ""; o = ""; nub = 0
+  for (i = 1; i <= length(s); i++) {
+    x = x * 64 + B64[substr(s, i, 1)]; bits += 6
+    if (bits >= 8) { bits -= 8; c = int(x / 2 ^ bits); x -= c * 2 ^ bits
+      if (nub < lim) UB[++nub] = c
+      o = o (c >= 65 && c <= 90 ? CH[c + 32] : c >= 32 && c < 127 ? CH[c] : "_")
+      if (length(o) >= 4096) { low = low o; o = "" } }
+  }
+  low = low o; kept = ""
+  for (k = 1; k <= 2; k++) { t = TXT[k]; if (index(low, t) && !index(substr(low, 1, lim), t)) kept = kept (kept == "" ? "" : " ") t }
+  nub = lim - length(kept) - 1
+  if (kept != "") { UB[++nub] = 32; for (k = 1; k <= length(kept); k++) UB[++nub] = ORD[substr(kept, k, 1)] }
+  CUT = 1
+  o = ""; for (k = 1; k <= nub; k++) o = o (UB[k] == 34 ? "\001\002" : UB[k] == 92 ? "\001\001" : UB[k] >= 32 && UB[k] < 127 ? CH[UB[k]] : "\\u00ff")
+  if (jparse(o)) UB[nub] = 126
+  return b64(nub)
+}
+function b64(n,   i, v, o) {
+  o = b64url(n); gsub(/-/, "+", o); gsub(/_/, "/", o)
+  return o substr("==", 1, (3 - n % 3) % 3)
+}
+# --- firewall lines for other destinations (digest._other_destination) ------------------------
+function ip4(a,   p, n, i, v) {
+  n = split(a, p, "."); if (n != 4) return -1
+  v = 0; for (i = 1; i <= 4; i++) { if (p[i] !~ /^[0-9]+$/ || p[i] + 0 > 255) return -1; v = v * 256 + p[i] }
+  return v
+}
+function other(line,   r, m, val, it, n, k, ip, bits, net, a) {
+  if (ADDR < 0) return 0
+  r = line; a = 0
+  while (match(r, /(![ \t]+)?(-d|--destination|--dst|daddr)[ \t]+(![ \t]*)?[^ \t]+/)) {
+    m = substr(r, RSTART, RLENGTH); r = substr(r, RSTART + RLENGTH); a = 1
+    if (m ~ /^!/ || m ~ /(-d|--destination|--dst|daddr)[ \t]+!/) return 0
+    val = m; sub(/^.*(-d|--destination|--dst|daddr)[ \t]+/, "", val); gsub(/^[{]+|[}]+$/, "", val)
+    n = split(val, it, ",")
+    for (k = 1; k <= n; k++) {
+      gsub(/^[ \t]+|[ \t]+$/, "", it[k])
+      if (index(it[k], ":")) continue                # an IPv6 network never holds an IPv4 address
+      bits = 32; ip = it[k]
+      if (index(ip, "/")) { bits = substr(ip, index(ip, "/") + 1); ip = substr(ip, 1, index(ip, "/") - 1)
+        if (bits !~ /^[0-9]+$/ || bits + 0 > 32) return 0 }
+      ip = ip4(ip); if (ip < 0) return 0
+      net = 2 ^ (32 - bits)
+      if (int(ip / net) == int(ADDR / net)) return 0
+    }
+  }
+  return a
+}
+# the endpoint address (digest._address): the firewall lines worth keeping are those that reach it
+function address(p,   e, h) {
+  e = child(p, "endpoint")
+  if (e && NT[e] == "s") { h = NV[e]; sub(/^[A-Za-z]+:\/\//, "", h); sub(/[\/?#].*$/, "", h); sub(/^.*@/, "", h)
+    if (h ~ /^\[/) { sub(/\].*$/, "", h); h = substr(h, 2) } else sub(/:[0-9]*$/, "", h)
+    if (tolower(h) == "localhost") return "127.0.0.1"
+    if (h != "") return h }
+  return NV[child(p, "target")] == "arc" ? "127.0.0.1" : "169.254.169.254"
+}
+function cut_out(s, lim,   L, n, i, o) {
+  if (size(s, 1) <= lim) return s
+  n = split(s, L, /\\n/); o = ""
+  for (i = 1; i <= n; i++) if (!other(L[i])) o = o (o == "" && i == 1 ? "" : "\\n") L[i]
+  if (size(o, 1) <= lim) return o
+  return head(o, lim, 1)
+}
+# --- the bundle -------------------------------------------------------------------------------
+function kv(id, i) { emit("\"" CK[id, i] "\":") }
+function str(s) { emit("\""); wout(s); emit("\"") }
+function raw(id,   i) {
+  if (NT[id] == "s") { str(NV[id]); return }
+  if (NT[id] == "v") { emit(NV[id]); return }
+  emit(NT[id] == "o" ? "{" : "[")
+  for (i = 1; i <= NC[id]; i++) { if (i > 1) emit(","); if (NT[id] == "o") kv(id, i); raw(CH[id, i]) }
+  emit(NT[id] == "o" ? "}" : "]")
+}
+# level 5: strings at most 24 bytes of JSON, free maps and lists 4 items, numbers within 1e12
+function capped(id, free, lim,   i, n, v) {
+  if (NT[id] == "s") { str(cap24(NV[id], lim)); return }
+  if (NT[id] == "v") { v = NV[id]; if (v !~ /^[tfn]/ && (v + 0 > 1e12 || v + 0 < -1e12)) v = (v + 0 > 0 ? "" : "-") "1000000000000"; emit(v); return }
+  if (NT[id] == "a" && lim > 24) { emit("["); n = 0     # a parameter longer than lim: dropped, not cut
+    for (i = 1; i <= NC[id] && n < 4; i++) if (!long(CH[id, i], lim)) { if (n++) emit(","); capped(CH[id, i], 0, lim) }
+    emit("]"); return }
+  n = NC[id]; if ((NT[id] == "a" || free) && n > 4) n = 4
+  emit(NT[id] == "o" ? "{" : "[")
+  for (i = 1; i <= n; i++) { if (i > 1) emit(","); if (NT[id] == "o") { if (free) str(cap24(CK[id, i], 24)); else emit("\"" CK[id, i] "\""); emit(":") }
+    capped(CH[id, i], NT[id] == "o" && CK[id, i] == "users", lim) }
+  emit(NT[id] == "o" ? "}" : "]")
+}
+function long(id, lim,   i) { if (NT[id] == "s") return length(NV[id]) > lim
+  for (i = 1; i <= NC[id]; i++) if (long(CH[id, i], lim)) return 1
+  return 0 }
+function cap24(s, lim,   i, c, w, n, L) { n = 0; i = 1; L = length(s)
+  while (i <= L) { c = substr(s, i, 1); w = 1
+    if (c == "\\") w = (substr(s, i + 1, 1) == "u" ? (hex(substr(s, i + 2, 4)) >= 55296 && hex(substr(s, i + 2, 4)) < 56320 ? 12 : 6) : 2)
+    else if (c == "\001" || c == "\002") w = 1
+    if (n + (c == "\001" || c == "\002" ? 2 : w) > lim) break
+    n += (c == "\001" || c == "\002" ? 2 : w); i += w }
+  return substr(s, 1, i - 1) }
+# a JSON text (a leading BOM dropped, as utf-8-sig decoding does): its root node, or 0
+function jparse(b) { if (substr(b, 1, 6) == "\\ufeff") b = substr(b, 7); return parse_body(b, NB) }
+function http(id,   i, k, c, body, enc, j, n, first, a, st, jb, low) {
+  body = NV[child(id, "body")]; enc = NV[child(id, "body_encoding")]; CUT = 0; LOST = ""; jb = 0
+  st = (level >= 4 ? 64 : level >= 2 ? 128 : 512)
+  if (enc == "base64") body = cut_b64(body, st)
+  else if ((jb = jparse(body))) {
+    # the texts a check searches for in the raw body stay findable (digest._read_fields)
+    low = tolower(body); FOUND[1] = FOUND[2] = 0; TOSTR = 2; keep(jb, "top"); TOSTR = 0
+    for (k = 1; k <= 2; k++) if (index(low, TXT[k]) && !FOUND[k]) LOST = LOST (LOST == "" ? "" : " ") TXT[k]
+  }
+  else body = cut_text(body, st)
+  emit("{")
+  for (i = 1; i <= NC[id]; i++) {
+    k = CK[id, i]; c = CH[id, i]
+    if (i > 1) emit(",")
+    kv(id, i)
+    if (k == "body") { if (jb) { emit("\""); keep(jb, "top"); emit("\"") } else str(body) }
+    else if (k == "body_truncated") emit(CUT ? "true" : NV[c])
+    else if (k == "headers" && level >= 1) {
+      emit("["); first = 1
+      for (j = 1; j <= NC[c]; j++) { a = CH[c, j]; if (NC[a] != 2 || tolower(NV[CH[a, 1]]) !~ /^(content-type|server|www-authenticate|retry-after)$/) continue
+        if (!first) emit(","); first = 0; raw(a) }
+      emit("]")
+    }
+    else if (k == "attempts") {
+      emit("["); n = NC[c]; j = (level >= 4 && n > 4 ? n - 3 : 1); first = 1
+      for (; j <= n; j++) { if (!first) emit(","); first = 0; attempt(CH[c, j]) }
+      emit("]")
+    }
+    else raw(c)
+  }
+  emit("}")
+}
+function attempt(id,   i, k) {
+  emit("{")
+  for (i = 1; i <= NC[id]; i++) {
+    k = CK[id, i]; if (i > 1) emit(","); kv(id, i)
+    if (k == "body_excerpt") emit("\"\"")
+    else if ((k == "headers" || k == "phases") && level >= 1) emit("{}")
+    else raw(CH[id, i])
+  }
+  emit("}")
+}
+function command(id,   i, k, lim) {
+  lim = (level >= 1 ? 512 : 2048); emit("{")
+  for (i = 1; i <= NC[id]; i++) {
+    k = CK[id, i]; if (i > 1) emit(","); kv(id, i)
+    if ((k == "stdout" || k == "stderr") && NT[CH[id, i]] == "s") str(cut_out(NV[CH[id, i]], lim))
+    else raw(CH[id, i])
+  }
+  emit("}")
+}
+function file(id,   i, k) {
+  emit("{")
+  for (i = 1; i <= NC[id]; i++) {
+    k = CK[id, i]; if (i > 1) emit(","); kv(id, i)
+    if (k == "text" && level >= 1 && NT[CH[id, i]] == "s") str(head(NV[CH[id, i]], 256, 1))
+    else raw(CH[id, i])
+  }
+  emit("}")
+}
+function arckey(id,   i, k, c, j) {
+  emit("{")
+  for (i = 1; i <= NC[id]; i++) {
+    k = CK[id, i]; c = CH[id, i]; if (i > 1) emit(","); kv(id, i)
+    if ((k == "realm_verdict" || k == "key_verdict") && NT[c] == "o" && level >= 1) {
+      emit("{"); for (j = 1; j <= NC[c]; j++) { if (j > 1) emit(","); kv(c, j); if (CK[c, j] == "evidence") emit("{}"); else raw(CH[c, j]) } emit("}")
+    }
+    else raw(c)
+  }
+  emit("}")
+}
+function records(kind, id,   i, n, first, r) {
+  emit("["); first = 1
+  n = NC[id]; if (level >= 4 && n > 16) n = 16; if (level >= 5) n = 0
+  if (kind == "commands" && level >= 2) n = 0
+  if (kind == "files" && level >= 3) n = 0
+  for (i = 1; i <= n; i++) {
+    r = CH[id, i]
+    if (kind == "files" && level >= 2 && NV[child(r, "op")] == "read") continue
+    if (!first) emit(","); first = 0
+    if (kind == "http") http(r); else if (kind == "commands") command(r); else if (kind == "files") file(r)
+    else if (kind == "arc_keys") arckey(r); else raw(r)
+  }
+  emit("]")
+}
+BEGIN {
+  for (i = 0; i < 256; i++) { CH[i] = sprintf("%c", i); ORD[CH[i]] = i }
+  A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+  for (i = 0; i < 64; i++) B64[substr(A, i + 1, 1)] = i
+  B64["+"] = 62; B64["/"] = 63
+  SEP[1] = "\001"; SOUT[1] = "\\\\"; SEP[2] = "\002"; SOUT[2] = "\\\""
+  SEP[3] = "\005"; SOUT[3] = "\\\\\\\\"; SEP[4] = "\006"; SOUT[4] = "\\\\\\\""
+  TXT[1] = "unreachable"; TXT[2] = "x-forwarded-for"
+  NDISP = split("aud iss tid oid appid xms_mirid idtyp iat nbf exp", DISP, " ")
+  n = split("vmId name location resourceId azEnvironment osType vmSize sku", f, " ")
+  for (i = 1; i <= n; i++) SK["compute", f[i]] = "T"
+  SCAL["compute"] = 1
+  n = split("apiVersions newest-versions error error_description token_type resource expires_in expires_on client_id object_id msi_res_id mi_res_id", f, " ")
+  for (i = 1; i <= n; i++) SK["top", f[i]] = "T"
+  SK["top", "compute"] = "compute"; SK["top", "network"] = "network"; SK["top", "access_token"] = "token"
+  SK["network", "interface"] = "L:iface"; SK["iface", "ipv4"] = "ipv4"; SK["ipv4", "ipAddress"] = "L:ipaddr"
+  SK["ipaddr", "privateIpAddress"] = "T"
+}
+{ doc = doc $0 }
+END {
+  tok_bundle(doc); doc = ""; nn = 0; tp = 1; root = pv(0); NB = nn
+  if (!root || NT[root] != "o") exit 3
+  ADDR = ip4(address(child(root, "parameters")))
+  emit("{")
+  for (i = 1; i <= NC[root]; i++) {
+    k = CK[root, i]; c = CH[root, i]
+    if (i > 1) emit(",")
+    kv(root, i)
+    if (k ~ /^(commands|files|tcp|http|arc_keys)$/) records(k, c)
+    # the parameters of the run are read back as arguments (a GUID cut short is no GUID): at most
+    # 160 characters a string, 4 items a list, longer items dropped
+    else if (level >= 5) capped(c, k == "environment" || k == "proxy_url_problems", k == "parameters" ? 160 : 24)
+    else raw(c)
+  }
+  emit("}\n")
+}
+'
+B64L='
+BEGIN { A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"; n = 0; line = "" }
+{ for (i = 1; i <= NF; i++) { v = v * 256 + $i; if (++n == 3) { put(v); v = 0; n = 0 } } }
+function put(v) { line = line substr(A, int(v / 262144) + 1, 1) substr(A, int(v / 4096) % 64 + 1, 1) substr(A, int(v / 64) % 64 + 1, 1) substr(A, v % 64 + 1, 1)
+  if (length(line) == 76) { print line; line = "" } }
+END {
+  if (n == 1) { v = v * 65536; line = line substr(A, int(v / 262144) + 1, 1) substr(A, int(v / 4096) % 64 + 1, 1) "==" }
+  if (n == 2) { v = v * 256; line = line substr(A, int(v / 262144) + 1, 1) substr(A, int(v / 4096) % 64 + 1, 1) substr(A, int(v / 64) % 64 + 1, 1) "=" }
+  if (length(line) > 76) { print substr(line, 1, 76); line = substr(line, 77) }
+  if (line != "") print line
+}
+'
+
+# digest_out BUNDLE-FILE: the least reduced level whose text fits (level 5 always does: no records,
+# every string capped), as digest.md says: BEGIN line, base64 of gzip -9 -n, END line with the
+# gzip length, its POSIX cksum and the level.
+digest_out() {
+  for _lv in 0 1 2 3 4 5; do
+    awk -v level="$_lv" "$DG" "$1" > "$T/d.json" || die "--digest: $2 is not a bundle this script wrote"
+    gzip -9 -n -c < "$T/d.json" > "$T/d.gz" || die "--digest: gzip failed"
+    _n=$(wc -c < "$T/d.gz" | tr -d ' '); _c=$(cksum < "$T/d.gz"); _c=${_c%% *}
+    { echo "IMDS-DIGEST 1 BEGIN"; od -An -v -tu1 "$T/d.gz" | awk "$B64L"
+      echo "IMDS-DIGEST 1 END bytes=$_n cksum=$_c level=$_lv"; } > "$T/d.txt"
+    if [ "$(wc -c < "$T/d.txt" | tr -d ' ')" -le 4096 ]; then cat "$T/d.txt"; return 0; fi
+  done
+  die "--digest: even level 5 does not fit in 4096 bytes"
+}
+
 # --- the steps ------------------------------------------------------------------------------------
-TARGET=auto; ENDPOINT=""; RESOURCES=""; IDS=""; TOKENS_DIR=""; TIMEOUT=""
+TARGET=auto; ENDPOINT=""; RESOURCES=""; IDS=""; TOKENS_DIR=""; TIMEOUT=""; DIGEST=0; DIGEST_OF=""
 need() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
 guid_ok() { printf '%s' "$1" | grep -Eqi '^\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$'; }
 while [ $# -gt 0 ]; do
@@ -739,8 +1218,9 @@ while [ $# -gt 0 ]; do
 "; shift ;;
     --tokens-dir) need "$@"; TOKENS_DIR=$2; shift ;;
     --timeout) need "$@"; TIMEOUT=$2; shift ;;
-    --digest) die "--digest: not implemented in this script yet (imds-runbook collect --digest does it where Python is)" ;;
-    -h|--help) sed -n '2,16p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --digest) DIGEST=1 ;;
+    --digest-of) need "$@"; DIGEST_OF=$2; shift ;;
+    -h|--help) sed -n '2,19p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$(printf '%s' "$1" | tr -c '[:print:]' '?' | cut -c1-60)' (see --help)" ;;
   esac
   shift
@@ -748,6 +1228,10 @@ done
 case $TARGET in auto|vm|arc) ;; *) die "--target: must be one of auto, vm, arc" ;; esac
 command -v curl >/dev/null 2>&1 || die "curl is needed and was not found"
 command -v od >/dev/null 2>&1 || die "od is needed and was not found"
+if [ "$DIGEST" = 1 ] || [ -n "$DIGEST_OF" ]; then
+  command -v gzip >/dev/null 2>&1 || die "--digest: gzip is needed and was not found (without it, collect the whole bundle)"
+  command -v cksum >/dev/null 2>&1 || die "--digest: cksum is needed and was not found"
+fi
 
 norm_endpoint() {   # VALUE ARGUMENT -> the normalised base URL, or exit 2
   printf '%s' "$1" | awk -v arg="$2" '{
@@ -793,6 +1277,13 @@ T=$(mktemp -d 2>/dev/null) || die "mktemp -d failed"
 chmod 700 "$T"
 trap 'rm -rf "$T"' EXIT
 trap 'exit 2' HUP INT TERM
+# --digest-of FILE: the digest of a bundle this script wrote before (nothing is sent)
+if [ -n "$DIGEST_OF" ]; then
+  if [ ! -f "$DIGEST_OF" ] || [ ! -r "$DIGEST_OF" ]; then die "--digest-of: cannot read $(printf '%s' "$DIGEST_OF" | tr -c '[:print:]' '?' | cut -c1-80)"; fi
+  [ "$(head -c 31 "$DIGEST_OF")" = '{"kind":"imds-runbook/evidence"' ] || die "--digest-of: not a bundle this script wrote (it starts with {\"kind\":\"imds-runbook/evidence\")"
+  digest_out "$DIGEST_OF" "--digest-of's file"
+  exit 0
+fi
 TIMEOUT_BIN=""; command -v timeout >/dev/null 2>&1 && TIMEOUT_BIN=timeout
 STAT_BIN=""; stat -c %s / >/dev/null 2>&1 && STAT_BIN=stat
 for k in commands files tcp http arc_keys; do : > "$T/r.$k"; done
@@ -1030,4 +1521,4 @@ DURATION=$(ms_since "$STARTED_MS")
   for k in commands files tcp http arc_keys; do printf ',"%s":[' "$k"; cat "$T/r.$k"; printf ']'; done
   printf '}\n'
 } > "$T/bundle.json"
-cat "$T/bundle.json"
+if [ "$DIGEST" = 1 ]; then digest_out "$T/bundle.json" "the bundle"; else cat "$T/bundle.json"; fi

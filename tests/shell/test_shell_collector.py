@@ -22,12 +22,15 @@ curl (its low-speed check) and at the 10 s budget in Python - both are IMDS-HTTP
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import re
 import shutil
 import subprocess
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,7 +41,7 @@ from imds_helpers.analyze import analyze_with_misses
 from imds_helpers.analyze.pipeline import Pipeline, check_options
 from imds_helpers.collect import LiveHost, parameters
 from imds_helpers.emulator import SCENARIOS, Emulator
-from imds_helpers.model import evidence
+from imds_helpers.model import digest, evidence
 from imds_helpers.model.evidence_schema import json_schema
 
 from loopback_server import AcceptLoop, ThreadedAcceptLoop, read_request_head
@@ -394,3 +397,202 @@ def test_real_iptables_faults(verdict, tcp_code):
     assert ("network.firewall", "fail", "IMDS-NET-021") in checks or any(
         c[0] == "network.firewall" and c[2] == "IMDS-NET-021" for c in checks)
     assert checks == _summary(python_bundle)[0]
+
+
+# --- --digest: the bundle reduced until it fits in Run Command's 4,096 bytes ------------------------
+
+DIGEST_END = re.compile(r"^IMDS-DIGEST 1 END bytes=\d+ cksum=\d+ level=(\d)$", re.M)
+
+
+def _digest_of(bundle_bytes: bytes, tmp_path: Path, name: str = "bundle.json") -> str:
+    path = tmp_path / name
+    path.write_bytes(bundle_bytes)
+    done = run_script(("dash",), "--digest-of", str(path), timeout=60)
+    assert done.returncode == 0 and done.stderr == b"", done.stderr[-500:]
+    return done.stdout.decode("ascii")
+
+
+def _check_digest(text: str, canary: str | None = None) -> tuple[dict, int]:
+    """The digest's shape (<= 4,096 ASCII bytes, the level in its END line), no secret; its bundle."""
+    assert len(text.encode("ascii")) <= digest.MAX_DIGEST_BYTES and text.endswith("\n")
+    assert text.startswith(digest.BEGIN + "\n")
+    assert all(len(line) <= digest.LINE_CHARS for line in text.splitlines())
+    level = int(DIGEST_END.search(text).group(1))
+    payload = gzip.decompress(base64.b64decode("".join(text.splitlines()[1:-1])))
+    assert not SIGNED_JWT.search(payload.decode("utf-8")), "a token kept its signature"
+    if canary:
+        assert canary not in payload.decode("utf-8") and canary not in text
+    return digest.decode(text), level
+
+
+@pytest.mark.parametrize("case", MATRIX, ids=[case_id(c) for c in MATRIX])
+def test_shell_digest_analyzes_like_the_shell_bundle(case, matrix_runs, tmp_path):
+    """The digest of every row's shell bundle (the same awk engine --digest runs at the end of a
+    collection) is complete, at level 0 or 1, and analyzes to the same verdict and checks."""
+    run = matrix_runs[case_id(case)]
+    decoded, level = _check_digest(_digest_of(run["stdout"], tmp_path), run["canary"])
+    assert level in (0, 1)
+    shell, _, verdict = _summary(evidence.load(run["stdout"]))
+    digest_checks, misses, digest_verdict = _summary(decoded)
+    assert (digest_checks, misses, digest_verdict) == (shell, [], verdict)
+
+
+@pytest.mark.parametrize("shell_name", list(SHELLS))
+def test_digest_end_to_end_in_every_shell(shell_name):
+    """--digest on a live collection: what the script prints is the digest, nothing else, and it
+    analyzes like the Python collector's bundle of the same scenario."""
+    shell = _shell(shell_name)
+    cases = [c for c in MATRIX if c.scenario in ("vm-healthy", "arc-healthy", "vm-oversized-body") and not c.args]
+
+    def one(case):
+        mode = SCENARIOS[case.scenario].mode
+        with Emulator(mode=mode, scenario=case.scenario) as emu:
+            args = ["--target", mode, "--endpoint", emu.base_url, "--digest"]
+            if mode == "arc":
+                args += ["--tokens-dir", str(emu.key_dir)]
+            return case, _python_bundle(case), run_script(shell, *args), emu.canary
+
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        results = list(pool.map(one, cases))
+    for case, python, done, canary in results:
+        assert done.returncode == 0 and done.stderr == b"", (case.scenario, done.stderr[-500:])
+        decoded, level = _check_digest(done.stdout.decode("ascii"), canary)
+        assert level in (0, 1)
+        checks, misses, _ = _summary(decoded)
+        assert misses == [] and checks == _summary(python)[0], case.scenario
+
+
+def test_digest_without_gzip_is_one_line_and_exit_2(tmp_path):
+    """A host without gzip: --digest says so before anything is sent."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("curl", "od", "awk", "cksum", "sed", "tr", "cut", "mktemp", "rm", "chmod", "cat", "head"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    done = run_script((shutil.which("dash") or "dash",), "--endpoint", "http://127.0.0.1:9", "--digest",
+                      env={"PATH": str(bin_dir), "TMPDIR": str(tmp_path)})
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 2 and done.stdout == b"" and len(lines) == 1, lines
+    assert "--digest: gzip is needed and was not found" in lines[0]
+
+
+class HugeJson(ThreadedAcceptLoop):
+    """Instance metadata answered with about 1 MB of JSON (thousands of keys, nested, non-ASCII,
+    quotes), every answer with 90 long headers (http.client refuses more than 100): the digest still fits, at level 0 or 1 (the
+    JSON is projected to the fields the checks read). Other paths answer {} (1 MB each would
+    only make the run slower: the same code reads every body)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        doc = {"compute": {"vmId": "6d0c9d2b-8c4d-4a43-9e1b-0c3a0a3e2f11", "name": "hostile",
+                           "resourceId": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/hostile",
+                           "vmSize": "Standard_D2s_v3", "osType": "Linux", "location": "westeurope",
+                           "tagsList": [{"name": f"t{i}", "value": "\u00e9\"\\" * 10} for i in range(2000)]}}
+        for i in range(6000):
+            doc[f"key{i}"] = {"a": [i, "caf\u00e9 \"q\" \\ \u2028", True, None, 1.5e3], "b": "x" * 60}
+        self.body = json.dumps(doc, ensure_ascii=False).encode()
+        assert 900_000 < len(self.body) < 1_048_576
+
+    def serve(self, conn) -> None:
+        head = read_request_head(conn)
+        if not head:
+            return
+        body = self.body if b" /metadata/instance?" in head.split(b"\r\n", 1)[0] else b"{}"
+        headers = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 200) for i in range(90))
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + headers +
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+
+
+def test_digest_of_huge_json_answers_fits(tmp_path):
+    server = HugeJson().start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.port}"
+        full = run_script(("dash",), "--target", "vm", "--endpoint", endpoint)
+        opts = check_options(target="vm", endpoint=endpoint)
+        host = LiveHost()
+        pipeline = Pipeline(opts, host)
+        pipeline.run_all()
+        python = evidence.load(evidence.dumps(host.bundle(parameters(opts, pipeline.tokens_dir))))
+    finally:
+        server.close()
+    assert full.returncode == 0 and full.stderr == b"", full.stderr[-500:]
+    decoded, level = _check_digest(_digest_of(full.stdout, tmp_path))
+    assert level in (0, 1)
+    instance = [r for r in decoded["http"] if "/metadata/instance?" in r["request"]["url"]]
+    assert instance and all(r["body_bytes"] == len(server.body) and len(r["body"]) < 1000 for r in instance)
+    assert json.loads(instance[0]["body"])["compute"]["vmSize"] == "Standard_D2s_v3"
+    assert _summary(decoded) == _summary(evidence.load(full.stdout)) == _summary(python)
+
+
+def test_hostile_bundle_digest_always_fits_at_the_last_level(tmp_path):
+    """A bundle as large and incompressible as the collector can write (512 records of each kind,
+    random bodies, headers, command outputs, file texts, environment, long parameters): the
+    last level fits, and the digest still validates and analyzes."""
+    import random
+
+    rng = random.Random(17)
+
+    def noise(n: int) -> str:
+        return "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \"\\\u00e9\n\x01")
+                       for _ in range(n))
+
+    with Emulator(mode="vm", scenario="vm-healthy") as emu:
+        base = json.loads(run_script(("dash",), "--target", "vm", "--endpoint", emu.base_url).stdout)
+    http = base["http"][0]
+    http["headers"] = [[noise(30), noise(200)] for _ in range(10)]
+    http["body"], http["body_bytes"] = noise(4000), 4000
+    http["attempts"] = [dict(http["attempts"][0], body_excerpt=noise(240)) for _ in range(4)]
+    base["http"] = [http] * 512
+    command = dict(base["commands"][0], stdout=noise(20_000), stderr=noise(5_000))
+    base["commands"] = [command] * 32
+    files = dict(op="read", path="/" + noise(100), limit=65536, text=noise(5_000), error=None, kind=None, paths=None)
+    base["files"] = [files] * 64
+    base["environment"] = {f"HTTP_PROXY_{i}": noise(500) for i in range(30)}
+    base["host"]["hostname"] = noise(255)
+    base["parameters"]["resources"] = [f"https://{rng.getrandbits(600):x}.example/" for _ in range(8)] + [
+        f"https://{rng.getrandbits(400):x}.example/" for _ in range(8)]
+    def msi_res_id(name_chars: int) -> str:
+        name = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(name_chars))
+        return (f"/subscriptions/{uuid.UUID(int=rng.getrandbits(128))}/resourceGroups/rg-{name[:8]}/providers/"
+                f"Microsoft.ManagedIdentity/userAssignedIdentities/{name}")
+
+    # too long for the last level (dropped there), then short enough (kept whole: analysis reads them back)
+    base["parameters"]["identities"] = [["msi_res_id", msi_res_id(n)] for n in [100] * 8 + [12] * 8]
+    base["parameters"]["tokens_dir"] = noise(300)
+    data = json.dumps(base, separators=(",", ":")).encode("ascii")
+    evidence.load(data)
+    assert len(data) > 5_000_000
+    started = time.monotonic()
+    decoded, level = _check_digest(_digest_of(data, tmp_path))
+    assert level == digest.LEVELS[-1] and time.monotonic() - started < 30
+    assert all(decoded[kind] == [] for kind in evidence.RECORD_KINDS)
+    _summary(decoded)           # it analyzes (everything "not collected")
+    assert len(decoded["parameters"]["identities"]) == 4 and len(decoded["parameters"]["resources"]) == 4
+
+
+def test_cut_digest_is_named_cut_by_analyze(matrix_runs, tmp_path):
+    """Run Command keeps the last 4,096 bytes: noise before the digest is dropped and it is read
+    whole; output after it pushes its start out, and analyze says cut (exit 2, one line)."""
+    text = _digest_of(matrix_runs["vm-healthy"]["stdout"], tmp_path)
+    whole = ("noise before the digest\n" * 200 + text)[-4096:]
+    cut = (text + "more output after the digest\n" * 40)[-4096:]
+    results = {}
+    for name, content in (("whole", whole), ("cut", cut)):
+        path = tmp_path / f"{name}.txt"
+        path.write_text(content)
+        results[name] = subprocess.run([os.sys.executable, "-m", "imds_helpers", "analyze", str(path)],
+                                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert results["whole"].returncode in (0, 1) and results["whole"].stderr == "", results["whole"].stderr
+    lines = results["cut"].stderr.strip().splitlines()
+    assert results["cut"].returncode == 2 and len(lines) == 1, results["cut"].stderr
+    assert "cut: the first part of the digest is missing" in lines[0]
+
+
+def test_bad_digest_of_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "other.json").write_text('{"kind": "something else"}')
+    for path, says in ((tmp_path / "missing.json", "--digest-of: cannot read"),
+                       (tmp_path / "other.json", "--digest-of: not a bundle this script wrote")):
+        done = run_script(("dash",), "--digest-of", str(path), env={**os.environ, "TMPDIR": str(tmp_path)})
+        lines = done.stderr.decode().splitlines()
+        assert done.returncode == 2 and done.stdout == b"" and len(lines) == 1 and says in lines[0], lines
