@@ -92,12 +92,12 @@ def unwrap(document: Any) -> RunCommandOutput | None:
             if found is not None:
                 return found
     properties = document.get("properties")
-    view = document.get("instanceView")
-    if view is None and isinstance(properties, dict):
-        view = properties.get("instanceView")
-    if isinstance(view, dict) and ("output" in view or "error" in view or "executionState" in view):
-        code = view.get("exitCode")
-        return RunCommandOutput("instance-view", _text(view.get("output")), _text(view.get("error")),
+    instance = document.get("instanceView")
+    if instance is None and isinstance(properties, dict):
+        instance = properties.get("instanceView")
+    if isinstance(instance, dict) and ("output" in instance or "error" in instance or "executionState" in instance):
+        code = instance.get("exitCode")
+        return RunCommandOutput("instance-view", _text(instance.get("output")), _text(instance.get("error")),
                                 code if isinstance(code, int) and not isinstance(code, bool) else None)
     return None
 

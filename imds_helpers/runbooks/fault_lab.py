@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping
 from imds_helpers.emulator.lab_scenarios import IPTABLES_DROP, LAB_CASES, LabCase
 from imds_helpers.model import commands
 from imds_helpers.model.catalog import CATALOG
-from imds_helpers.model.endpoints import ARC_API_VERSION, MANAGEMENT, TOKEN_PATH
+from imds_helpers.model.endpoints import ARC_API_VERSION, MANAGEMENT, TOKEN_API_VERSION, TOKEN_PATH
 from imds_helpers.model.errors import UsageError
 from imds_helpers.model.findings import Report
 from imds_helpers.model.textsafe import terminal_safe
@@ -311,9 +311,9 @@ def _cell(text: str) -> str:
 
 # -- the kernel ----------------------------------------------------------------------------
 def private_network_namespace() -> bool:
-    """True inside tests/isolated.sh, or where this process's network namespace is not init's."""
-    if os.environ.get("IMDS_RUNBOOK_NETNS") == "1":
-        return True
+    """True where this process's network namespace is not init's (tests/isolated.sh makes one).
+    Asked of the kernel, not of an environment variable: a variable could claim a namespace on a
+    real machine, where a rule would touch its own firewall."""
     try:
         return os.readlink("/proc/self/ns/net") != os.readlink("/proc/1/ns/net")
     except OSError:
@@ -465,7 +465,7 @@ class Lab:
 
     def token_request(self) -> tuple[str, dict[str, str]]:
         """The token request's path and parameters for this case's service (for probe/curl)."""
-        version = ARC_API_VERSION if self.target == "arc" else "2018-02-01"
+        version = ARC_API_VERSION if self.target == "arc" else TOKEN_API_VERSION
         return TOKEN_PATH, {"api-version": version, "resource": MANAGEMENT}
 
     def files(self) -> tuple[FileFact, ...]:

@@ -329,6 +329,29 @@ def test_cli_output_of_echo_scenarios_leaks_nothing(reliability_counts):
         assert found == []
 
 
+def _walk_the_lab_and_the_digest(scan: Scan) -> None:
+    """The blind lab's objects for an Arc case (a key file, a token: secrets the lab must not
+    show), its score sheet and table; the digest's rules and a Run Command answer."""
+    from imds_helpers.emulator.lab_scenarios import LAB_CASES
+    from imds_helpers.model import digest, runcommand
+    from imds_helpers.runbooks import fault_lab, lab_view
+
+    case = next(c for c in LAB_CASES if c.scenario == "arc-wrong-secret")
+    start = len(scan.texts)
+    with fault_lab.Lab(case=case, timeout=2.0) as lab:
+        canary = lab._emu.canary
+        scan.walk("lab", (lab.choices, lab.fixes, lab.hint(1), lab.challenge(), lab.files(), lab.token_claims(),
+                          lab_view.case(lab), lab_view.by_hand(lab), lab_view.choices(lab), lab_view.hints(lab, 1)))
+        scan.walk("lab graded", (lab.grade(lab.choices[0].letter), lab.verdict(), lab_view.answer(lab, "A"),
+                                 lab_view.after(lab)))
+    scan.walk("lab sheet", fault_lab.exam(1, 1, "vm", lambda lab: lab.choices[0].letter))
+    scan.walk("lab table", LAB_CASES)
+    assert not [where for where, text in scan.texts[start:] if canary in text]
+    scan.walk("digest", digest.RULES)
+    scan.walk("run command", runcommand.unwrap({"value": [{"code": "ProvisioningState/succeeded", "level": "Info",
+                                                           "message": "Enable succeeded: \n[stdout]\nx\n[stderr]\n"}]}))
+
+
 def test_every_result_dataclass_is_walked_or_exempt(reliability_counts):
     """Run the walks of a VM and an Arc scenario, then compare with every dataclass type."""
     scan = Scan([])
@@ -360,6 +383,7 @@ def test_every_result_dataclass_is_walked_or_exempt(reliability_counts):
         verdict = arc_keyfile.check_realm(challenge.realm, str(emu.key_dir))
         scan.walk("arc", (challenge, verdict, arc_keyfile.read_key(challenge.realm, verdict.lstat)[1]))
         scan.walk("primer", primer.arc_challenge(emu.base_url, str(emu.key_dir)))
+    _walk_the_lab_and_the_digest(scan)
     every = _all_dataclasses()
     missing = sorted(name for name in every if name not in scan.types and name not in EXEMPT
                      and not _is_parser_type(name))
