@@ -303,8 +303,25 @@ def _records(bundle: dict[str, Any], rule: Rule) -> None:
 
 def _whole(bundle: dict[str, Any], rule: Rule) -> None:
     shaped = _shape(bundle, BUNDLE, rule.limit)
+    if rule.limit is not None:
+        # The run's parameters are what analyze() re-validates (a client id cut to 24 bytes is no
+        # GUID): their texts keep up to PARAMETER_CAP characters, lists up to 4 items, and an item
+        # longer than that is left out rather than cut (as imds-collect.sh does).
+        shaped["parameters"] = _parameters(bundle["parameters"], BUNDLE["parameters"])
     bundle.clear()
     bundle.update(shaped)
+
+
+PARAMETER_CAP = 160
+
+
+def _parameters(value: Any, spec: Any) -> Any:
+    if isinstance(spec, list):
+        kept = [item for item in value if len(json.dumps(item, ensure_ascii=False)) <= PARAMETER_CAP + 2]
+        return [_parameters(item, spec[0]) for item in kept[:4]]
+    if isinstance(spec, dict) and isinstance(value, dict):
+        return {k: _parameters(value[k], s) for k, s in spec.items() if k != "|null" and k in value}
+    return _scalar(value, PARAMETER_CAP)
 
 
 def _shape(value: Any, spec: Any, cap: int | None) -> Any:

@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from imds_helpers.analyze import analyze
 from imds_helpers.analyze.metadata import REQUIRED_FIELDS
 from imds_helpers.emulator import Emulator
 from imds_helpers.model import digest, evidence
@@ -64,6 +65,21 @@ def test_hostile_bundle_fits(healthy):
     assert text.rstrip().endswith(f"level={digest.LEVELS[-1]}")
     decoded = digest.decode(text)
     assert all(decoded[name] == [] for name in evidence.RECORD_KINDS)
+
+
+def test_the_last_level_keeps_the_parameters_analyze_needs(healthy):
+    """Level 5 caps every string at 24 bytes, but a client id cut short is no GUID and analyze()
+    would refuse the digest: the run's parameters keep their texts (long list items are left out)."""
+    client_id = "11111111-2222-3333-4444-555555555555"
+    bundle = json.loads(json.dumps(healthy))
+    bundle["parameters"]["identities"] = [["client_id", client_id], ["client_id", "x" * 400]]
+    decoded = digest.reduce(bundle, digest.LEVELS[-1])
+    evidence.check(decoded)
+    assert all(decoded[name] == [] for name in evidence.RECORD_KINDS)
+    assert decoded["parameters"]["identities"] == [["client_id", client_id]]
+    assert decoded["parameters"]["resources"] == healthy["parameters"]["resources"]
+    report = analyze(decoded)
+    assert report.checks
 
 
 def test_rules_are_one_table_of_contiguous_levels():
