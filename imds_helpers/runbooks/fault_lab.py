@@ -311,11 +311,19 @@ def _cell(text: str) -> str:
 
 # -- the kernel ----------------------------------------------------------------------------
 def private_network_namespace() -> bool:
-    """True where this process's network namespace is not init's (tests/isolated.sh makes one).
-    Asked of the kernel, not of an environment variable: a variable could claim a namespace on a
-    real machine, where a rule would touch its own firewall."""
+    """True where this process's network namespace is not init's, or holds nothing but loopback
+    (tests/isolated.sh makes one; a real machine always has an interface). Asked of the kernel,
+    not of an environment variable: a variable could claim a namespace on a real machine, where
+    a rule would touch its own firewall."""
     try:
-        return os.readlink("/proc/self/ns/net") != os.readlink("/proc/1/ns/net")
+        if os.readlink("/proc/self/ns/net") != os.readlink("/proc/1/ns/net"):
+            return True
+    except OSError:
+        pass
+    try:
+        import socket
+
+        return [name for _, name in socket.if_nameindex()] == ["lo"]
     except OSError:
         return False
 
