@@ -44,9 +44,10 @@ def _run(tmp_path, monkeypatch, **parameters):
     return nbformat.read(out, as_version=4)
 
 
-@pytest.mark.parametrize("track, right, hints, with_fix", [("arc", True, 1, True), ("vm", False, 0, False)])
-def test_a_graded_run_says_right_or_wrong(tmp_path, monkeypatch, track, right, hints, with_fix):
-    seed, round_ = 5, 1
+# seed 4's second VM case answers at once (seed 5's is a service that never answers: 16 s of deadlines)
+@pytest.mark.parametrize("track, right, hints, with_fix, seed", [("arc", True, 1, True, 5), ("vm", False, 0, False, 4)])
+def test_a_graded_run_says_right_or_wrong(tmp_path, monkeypatch, track, right, hints, with_fix, seed):
+    round_ = 1
     case = fault_lab.draw(seed, track, None, round_ + 1)[round_]
     given = case.cause.lower() if right else case.distractors[-1]
     fix = ""
