@@ -25,6 +25,7 @@ LC_ALL=C
 LANG=C
 export LC_ALL LANG
 
+CR=$(printf '\r')
 die() { printf 'imds-collect.sh: %s\n' "$1" >&2; exit 2; }
 
 # --- the awk engine: bytes (od -An -v -tu1) -> JSON text ------------------------------------------
@@ -321,7 +322,7 @@ run_cmd() {
     json "$T/out" text 262144
     printf ',"stderr":'
     json "$T/errout" text 262144
-    printf ',"error":%s,"elapsed_ms":%s}' "$_err" "$(fmt_ms "$_el")"
+    printf ',"error":%s,"elapsed_ms":%s.0}' "$_err" "$_el"
   } >> "$REC_OUT"
 }
 
@@ -372,22 +373,29 @@ tcp_probe() {   # HOST PORT TIMEOUT
   _t0=$(now_ms)
   _h=$1; case $_h in *:*) _u="[$_h]" ;; *) _u=$_h ;; esac
   : > "$T/tv"
-  curl -v -s --noproxy '*' --connect-timeout "$3" -m "$(awk -v t="$3" 'BEGIN { print t + 1 }')" \
-    "telnet://$_u:$2" < /dev/null > /dev/null 2> "$T/tv" &
-  _pid=$!
-  _ok=0
-  while :; do
-    if grep -q '^\* Connected to' "$T/tv" 2>/dev/null; then _ok=1; kill "$_pid" 2>/dev/null; wait "$_pid" 2>/dev/null; break; fi
-    kill -0 "$_pid" 2>/dev/null || { wait "$_pid" 2>/dev/null; grep -q '^\* Connected to' "$T/tv" && _ok=1; break; }
-    sleep_s 0.01
-  done
+  case $3 in *[!0-9]*) _m=$(awk -v t="$3" 'BEGIN { print t + 1 }') ;; *) _m=$(( $3 + 1 )) ;; esac
+  # curl's verbose lines are read as they come (no polling): once it says "Connected", it is ended
+  # (nothing was sent); the pid comes first or last, whichever, through the same pipe.
+  { curl -v -s --noproxy '*' --connect-timeout "$3" -m "$_m" "telnet://$_u:$2" < /dev/null 2>&1 > /dev/null &
+    echo "@@PID $!"; wait; } | {
+    _pid=""; _c=""
+    while IFS= read -r _l; do
+      case $_l in
+        '@@PID '*) _pid=${_l#@@PID }; [ -n "$_c" ] && kill "$_pid" 2>/dev/null ;;
+        '* Connected to'*) _c=1; printf '%s\n' "$_l"; [ -n "$_pid" ] && kill "$_pid" 2>/dev/null ;;
+        *) printf '%s\n' "$_l" ;;
+      esac
+    done > "$T/tv"; }
   _el=$(ms_since "$_t0")
+  _ok=0; _a=""
+  while IFS= read -r _l; do case $_l in '* Connected to '*) _ok=1; _a=${_l#*\(}; _a=${_a%%\)*}; break ;; esac; done < "$T/tv"
   TCP_OK=$_ok; TCP_KIND=
   _src=null
   if [ $_ok = 1 ] && command -v ip >/dev/null 2>&1; then
-    _a=$(sed -n 's/^\* Connected to .* (\(.*\)) port .*/\1/p' "$T/tv" | head -n 1)
-    _s=$(ip route get "$_a" 2>/dev/null | sed -n 's/.* src \([^ ]*\).*/\1/p' | head -n 1)
-    [ -n "$_s" ] && _src="\"$_s\""
+    case $_a in *[!0-9A-Fa-f:.]*|'') ;; *)
+      _s=$(ip route get "$_a" 2>/dev/null | sed -n 's/.* src \([^ ]*\).*/\1/p;q')
+      [ -n "$_s" ] && _src="\"$_s\"" ;;
+    esac
   fi
   awk -v ok="$_ok" -v el="$_el" -v host="$1" -v src="$_src" -v port="$2" -v to="$3" '
     function q(s) { gsub(/[\\"]/, "\\\\&", s); gsub(/[\001-\037]/, " ", s); return "\"" s "\"" }
@@ -425,9 +433,9 @@ tcp_probe() {   # HOST PORT TIMEOUT
       }
       printf "],\"elapsed_ms\":%.1f}\n%s\n", el, lastkind
     }' "$T/tv" > "$T/tcp"
-  TCP_KIND=$(sed -n 2p "$T/tcp")
+  { IFS= read -r _l1; IFS= read -r TCP_KIND; } < "$T/tcp"
   rec tcp
-  sed -n 1p "$T/tcp" >> "$REC_OUT"
+  printf '%s\n' "$_l1" >> "$REC_OUT"
 }
 
 # --- HTTP: one attempt with curl, then the retry loop of collect/http.py -------------------------
@@ -446,7 +454,7 @@ http_once() {
   [ "$CT_MS" -lt "$_r" ] && _r=$CT_MS
   ms2s "$_r"; _ct=$M2S
   _st=$(( (RT_MS + 500) / 1000 )); [ "$_st" -lt 1 ] && _st=1
-  rm -f "$T/a.h" "$T/a.b" "$T/a.v"
+  : > "$T/a.h"
   if [ -n "${3:-}" ]; then set -- "$1" "$2" -H "@$3"; else set -- "$1" "$2"; fi
   _u=$1; shift 2
   # stdout (the body) through head: never more than 1 MiB + 1 byte kept; stderr through sed: only
@@ -457,15 +465,15 @@ http_once() {
       -w '%{stderr}@@W %{http_code} %{time_connect} %{time_starttransfer} %{time_total} %{size_header} %{size_download} %{exitcode}\n' \
       "$_u" 2>&1 1>&3 3>&- < /dev/null | sed -n -e '/^\* /p' -e '/^@@W /p' > "$T/a.v"; } 3>&1 | head -c 1048577 > "$T/a.b"
   A_RECV=$(date +%s)
-  [ -f "$T/a.h" ] || : > "$T/a.h"
-  _wl=$(sed -n 's/^@@W //p' "$T/a.v" | tail -n 1)
+  _wl=""
+  while IFS= read -r _l; do case $_l in '@@W '*) _wl=${_l#@@W } ;; esac; done < "$T/a.v"
   [ -n "$_wl" ] || _wl="0 0 0 0 0 0 99"
   read -r _code _tc _tst _tt _sh _sd _rc <<EOW
 $_wl
 EOW
-  _bs=$(wc -c < "$T/a.b" | tr -d ' ')
+  _bs=$(wc -c < "$T/a.b"); _bs=$((_bs))
   _complete=0
-  tr -d '\r' < "$T/a.h" | grep -q '^$' && _complete=1
+  grep -q "^$CR*\$" "$T/a.h" && _complete=1
   A_STATUS=null
   [ "$_complete" = 1 ] && [ "$_code" != 000 ] && [ "$_code" != 0 ] && A_STATUS=$_code
   A_ERROR=null
@@ -543,7 +551,7 @@ request() {
       case $A_ERROR in connection_reset|bad_payload) _retry=1 ;; esac
     fi
     _wait=$_backoff    # ms
-    if [ "$A_ERROR" = null ]; then
+    if [ $_retry = 1 ] && [ "$A_ERROR" = null ]; then
       _ra=$(awk 'BEGIN { IGNORECASE = 1 } { sub(/\r$/, "") } tolower($0) ~ /^retry-after:/ { sub(/^[^:]*:[ \t]*/, ""); v = (v == "" ? $0 : v ", " $0) } /^HTTP\// { v = "" } END { print v }' "$T/a.h")
       if [ -n "$_ra" ]; then _w=$(retry_after "$_ra"); [ -n "$_w" ] && _wait=$_w; fi
     fi
@@ -557,7 +565,7 @@ request() {
   done
   us2ms "$_spent"; _el=$U2M
   H_STATUS=$A_STATUS; H_ERROR=$A_ERROR
-  _bytes=$(wc -c < "$T/a.b" | tr -d ' ')
+  _bytes=$(wc -c < "$T/a.b"); _bytes=$((_bytes))
   _trunc=false; [ "$A_ERROR" = oversized_payload ] && { _trunc=true; _bytes=$((_bytes + 1)); }
   rec http
   {
@@ -1260,11 +1268,11 @@ fi
 if [ -n "$TIMEOUT" ]; then
   awk -v t="$TIMEOUT" 'BEGIN { exit !(t ~ /^[0-9]+(\.[0-9]+)?$/ && t + 0 > 0 && t + 0 <= 3600) }' || die "--timeout: must be a number of seconds > 0 and <= 3600"
   CT=$(awk -v t="$TIMEOUT" 'BEGIN { print (t < 2 ? t + 0 : 2) }'); RT=$(awk -v t="$TIMEOUT" 'BEGIN { print (t < 5 ? t + 0 : 5) }'); TOTAL=$(awk -v t="$TIMEOUT" 'BEGIN { print t + 0 }')
+  CT_MS=$(awk -v t="$CT" 'BEGIN { printf "%d", t * 1000 }'); RT_MS=$(awk -v t="$RT" 'BEGIN { printf "%d", t * 1000 }')
+  TOTAL_MS=$(awk -v t="$TOTAL" 'BEGIN { printf "%d", t * 1000 }')
 else
-  CT=2; RT=5; TOTAL=10
+  CT=2; RT=5; TOTAL=10; CT_MS=2000; RT_MS=5000; TOTAL_MS=10000
 fi
-CT_MS=$(awk -v t="$CT" 'BEGIN { printf "%d", t * 1000 }'); RT_MS=$(awk -v t="$RT" 'BEGIN { printf "%d", t * 1000 }')
-TOTAL_MS=$(awk -v t="$TOTAL" 'BEGIN { printf "%d", t * 1000 }')
 [ -n "$RESOURCES" ] || RESOURCES="https://management.azure.com/
 https://monitor.azure.com/
 "
@@ -1498,10 +1506,10 @@ proxy_problems() {
   done
 }
 
-DURATION=$(ms_since "$STARTED_MS")
+DURATION=$(( $(now_ms) - STARTED_MS ))
 {
   printf '{"kind":"imds-runbook/evidence","schema_version":1,"collector":{"name":"imds-collect.sh","version":"%s"}' "$VERSION"
-  printf ',"started_at":"%s","duration_ms":%s' "$STARTED_AT" "$(fmt_ms "$DURATION")"
+  printf ',"started_at":"%s","duration_ms":%s' "$STARTED_AT" "$DURATION.0"
   printf ',"host":{"hostname":'; jtext "$(uname -n 2>/dev/null | cut -c1-255)"
   printf ',"os":"linux","os_release":'; jtext "$(uname -sr 2>/dev/null | tr ' ' -)"
   printf ',"smbios_uuid":%s,"vmId":%s,"resourceId":%s}' "$SMBIOS" "$VMID" "$RESID"
