@@ -155,7 +155,10 @@ function scrub_fields(   s, l, p, a, e, r, w) {
 function has(word,   s) { s = tolower(classes()); return index(s, word) > 0 }
 function scrub() { scrub_secret(); if (index(classes(), "eyJ")) scrub_jwt(0); if (has("basic")) scrub_auth(0) }
 function redact() { scrub_secret(); if (has("eyj")) scrub_jwt(1); if (has("_token")) scrub_fields(); if (has("basic") || has("bearer")) scrub_auth(1) }
-function emit(t) { if (OUT != "") printf "%s", t > OUT; else printf "%s", t }
+# put: standard output, or (batch) the next chunk of the job'"'"'s output; pout: the pairs (file pf)
+function put(t) { if (BATCH) OC[++NOC] = t; else printf "%s", t }
+function pout(t) { if (BATCH) OC[++NOC] = t; else printf "%s", t > pf }
+function emit(t) { if (OUT != "") pout(t); else put(t) }
 function jstr(limit,   i, o, trunc) {
   trunc = (limit > 0 && m > limit)
   if (trunc) m = limit
@@ -165,16 +168,16 @@ function jstr(limit,   i, o, trunc) {
   emit(o "\"")
 }
 function b64(   i, v, o, n3) {
-  o = ""; printf "\""
+  o = ""; put("\"")
   for (i = 1; i + 2 <= m; i += 3) {
     v = cp[i] * 65536 + cp[i + 1] * 256 + cp[i + 2]
     o = o substr(B, int(v / 262144) + 1, 1) substr(B, int(v / 4096) % 64 + 1, 1) substr(B, int(v / 64) % 64 + 1, 1) substr(B, v % 64 + 1, 1)
-    if (i % 1536 == 1) { printf "%s", o; o = "" }
+    if (i % 1536 == 1) { put(o); o = "" }
   }
   n3 = m - i + 1
   if (n3 == 1) { v = cp[i] * 65536; o = o substr(B, int(v / 262144) + 1, 1) substr(B, int(v / 4096) % 64 + 1, 1) "==" }
   if (n3 == 2) { v = cp[i] * 65536 + cp[i + 1] * 256; o = o substr(B, int(v / 262144) + 1, 1) substr(B, int(v / 4096) % 64 + 1, 1) substr(B, int(v / 64) % 64 + 1, 1) "=" }
-  printf "%s\"", o
+  put(o "\"")
 }
 # headers: lines of the last block of a curl -D dump
 function headers(   i, s, nl, L, start, j, k, name, val, c, lname, seen, order, joined, keyname, no, first, ev) {
@@ -185,7 +188,7 @@ function headers(   i, s, nl, L, start, j, k, name, val, c, lname, seen, order, 
   for (j = 1; j <= nl; j++) {
     if (L[j, "e"] - L[j, "s"] >= 4 && b[L[j, "s"]] == 72 && b[L[j, "s"] + 1] == 84 && b[L[j, "s"] + 2] == 84 && b[L[j, "s"] + 3] == 80 && b[L[j, "s"] + 4] == 47) start = j
   }
-  printf "[" > pf; first = 1; no = 0
+  pout("["); first = 1; no = 0
   for (j = start + 1; start > 0 && j <= nl; j++) {
     e = L[j, "e"]; if (e >= L[j, "s"] && b[e] == 13) e--
     if (e < L[j, "s"]) break
@@ -195,29 +198,29 @@ function headers(   i, s, nl, L, start, j, k, name, val, c, lname, seen, order, 
     latin(L[j, "s"], c - 1); name = ""; for (k = 1; k <= m; k++) name = name (cp[k] < 128 ? CH[cp[k]] : "?")
     for (k = 1; k <= m; k++) nm[k] = cp[k]; nmn = m
     s = c + 1; while (s <= e && (b[s] == 32 || b[s] == 9)) s++
-    if (!first) printf "," > pf
+    if (!first) pout(",")
     first = 0
-    printf "[" > pf; scrub(); OUT = pf; jstr(0); printf "," > pf
+    pout("["); scrub(); OUT = pf; jstr(0); pout(",")
     latin(s, e); vv = ""; for (k = 1; k <= m; k++) vv = vv SUBSEP cp[k]
-    scrub(); jstr(0); printf "]" > pf; OUT = ""
+    scrub(); jstr(0); pout("]"); OUT = ""
     lname = tolower(name)
     if (lname in seen) joined[lname] = joined[lname] SUBSEP 44 SUBSEP 32 vv
     else { seen[lname] = name; joined[lname] = substr(vv, 2); order[++no] = lname; nmsave[lname] = nmn; for (k = 1; k <= nmn; k++) nmcp[lname, k] = nm[k] }
   }
-  printf "]" > pf; close(pf)
-  printf "{"; first = 1
+  pout("]"); if (!BATCH) close(pf)
+  PEND = NOC; put("{"); first = 1
   for (k = 1; k <= no; k++) {
     lname = order[k]
     if (lname !~ /^(server|content-type|content-length|retry-after|www-authenticate|via)$/) continue
-    if (!first) printf ","
+    if (!first) put(",")
     first = 0
     m = nmsave[lname]; for (i = 1; i <= m; i++) cp[i] = nmcp[lname, i]
-    jstr(0); printf ":"
+    jstr(0); put(":")
     m = split(joined[lname], ev, SUBSEP); for (i = 1; i <= m; i++) cp[i] = ev[i] + 0
     if (joined[lname] == "") m = 0
     redact(); scrub(); jstr(0)
   }
-  printf "}"
+  put("}")
 }
 function key(   i, v, lat, nl) {
   if (!decode(1, n, 1)) { print "NOT_UTF8\t" n "\t"; return }
@@ -241,21 +244,66 @@ BEGIN {
   if (secn != "" && mode != "key") while ((getline line < secn) > 0) sec[++sn] = line + 0
   n = 0
 }
-{ for (i = 1; i <= NF; i++) b[++n] = $i + 0 }
-END {
+function dispatch() {
   if (mode == "text") { decode(1, n, 0); scrub(); jstr(limit) }
-  else if (mode == "body") {
-    if (decode(1, n, 1)) { scrub(); jstr(0); print "utf-8" > encf }
-    else { latin(1, n); scrub(); b64(); print "base64" > encf }
+  else if (mode == "body" || mode == "bodyenc") {
+    if (decode(1, n, 1)) { scrub(); jstr(0); enc = "utf-8" }
+    else { latin(1, n); scrub(); b64(); enc = "base64" }
+    if (mode == "body") print enc > encf; else put(",\"body_encoding\":\"" enc "\"")
   }
   else if (mode == "excerpt") { decode(1, (n < 960 ? n : 960), 0); redact(); if (m > 240) m = 240; jstr(0) }
   else if (mode == "headers") headers()
   else if (mode == "key") key()
 }
+# batch: job j (line j of the manifest `man`, "MODE LIMIT"; its size is line j of `sizes`, wc -c)
+# is the next JZ[j] bytes of the od stream; its output is the chunks OC[JS[j]..JE[j]] (headers: the
+# pairs end at JP[j])
+function runjob(j) { mode = JM[j]; limit = JL[j]; JS[j] = NOC + 1; PEND = NOC; dispatch(); JP[j] = PEND; JE[j] = NOC; n = 0; split("", b) }
+function zeros() { while (cur <= NJ && JZ[cur] == 0) runjob(cur++) }
+function chunks(from, to,   i) { for (i = from; i <= to; i++) printf "%s", OC[i] }
+# a skeleton file: its text, each \001ID\001 replaced by job ID'"'"'s output (\001IDp\001: its pairs)
+function skeleton(f,   line, np, P, i, k, nl) {
+  nl = 0
+  while ((getline line < f) > 0) {
+    if (nl++) printf "\n"
+    np = split(line, P, "\001")
+    for (i = 1; i <= np; i++) {
+      if (i % 2) { printf "%s", P[i]; continue }
+      k = P[i] + 0
+      if (P[i] ~ /p$/) chunks(JS[k], JP[k]); else if (index(JM[k], "headers")) chunks(JP[k] + 1, JE[k]); else chunks(JS[k], JE[k])
+    }
+  }
+  close(f)
+}
+BEGIN {
+  if (BATCH) {
+    NJ = 0; while ((getline line < man) > 0) { split(line, w, " "); JM[++NJ] = w[1]; JL[NJ] = w[2] + 0 }
+    k = 0; while (k < NJ && (getline line < sizes) > 0) { split(line, w, " "); JZ[++k] = w[1] + 0 }
+    cur = 1; zeros()
+  }
+}
+BATCH { for (i = 1; i <= NF; i++) { b[++n] = $i + 0; if (n == JZ[cur]) { runjob(cur++); zeros() } } next }
+{ for (i = 1; i <= NF; i++) b[++n] = $i + 0 }
+END {
+  if (!BATCH) { dispatch(); exit }
+  skeleton("head")
+  nk = split(kinds, K, " ")
+  for (k = 1; k <= nk; k++) { printf ",\"%s\":[", K[k]; skeleton("r." K[k]); printf "]" }
+  printf "}\n"
+}
 '
 
 # json FILE MODE [LIMIT] [SECRETS]: the file's bytes as JSON (see J)
 json() { od -An -v -tu1 "$1" | awk -v mode="$2" -v limit="${3:-0}" -v secn="${4:-}" -v pf="$T/pairs" -v encf="$T/enc" "$J"; }
+# jlater FILE MODE [LIMIT]: the placeholder of FILE's bytes as JSON (FILE: a name in $T, no blanks);
+# the bytes stay there, and at the end ONE `od | awk` (J's batch) encodes every field and writes the
+# bundle with the placeholders replaced. A field that must see the Arc secret is encoded at once (json).
+JN=0; JFILES=""; FN=0
+jlater() {
+  JN=$((JN + 1)); JFILES="$JFILES $1"
+  printf '%s %s\n' "$2" "${3:-0}" >> "$T/man"
+  printf '\001%s\001' "$JN"
+}
 # jtext STRING: a JSON string of a short text (an argument, a path, an environment value);
 # printable ASCII without quotes, backslashes or anything scrub would change is written as is.
 jtext() {
@@ -299,16 +347,17 @@ rec() {
 # command_record ARGV... : run with a 2 s timeout and the C locale, record what it printed
 run_cmd() {
   _t0=$(now_ms); _rc=null; _err=null
-  : > "$T/out"; : > "$T/errout"
+  FN=$((FN + 1)); CMD_OUT="$T/o$FN"
+  : > "$CMD_OUT"; : > "$T/e$FN"
   if ! command -v "$1" >/dev/null 2>&1; then
     _err='"not_found"'
   elif [ -n "$TIMEOUT_BIN" ]; then
-    "$TIMEOUT_BIN" -s KILL 2 "$@" > "$T/out" 2> "$T/errout" < /dev/null
+    "$TIMEOUT_BIN" -s KILL 2 "$@" > "$CMD_OUT" 2> "$T/e$FN" < /dev/null
     _rc=$?
     if [ "$_rc" = 137 ] || [ "$_rc" = 124 ]; then _err='"timeout"'; _rc=null
     elif [ "$_rc" = 126 ]; then _err='"permission_denied"'; _rc=null; fi
   else
-    "$@" > "$T/out" 2> "$T/errout" < /dev/null
+    "$@" > "$CMD_OUT" 2> "$T/e$FN" < /dev/null
     _rc=$?
   fi
   _el=$(ms_since "$_t0")
@@ -319,9 +368,9 @@ run_cmd() {
     _first=1
     for _a in "$@"; do [ $_first = 1 ] || printf ','; _first=0; jtext "$_a"; done
     printf '],"timeout_s":2.0,"returncode":%s,"stdout":' "$_rc"
-    json "$T/out" text 262144
+    jlater "o$FN" text 262144
     printf ',"stderr":'
-    json "$T/errout" text 262144
+    jlater "e$FN" text 262144
     printf ',"error":%s,"elapsed_ms":%s.0}' "$_err" "$_el"
   } >> "$REC_OUT"
 }
@@ -333,13 +382,13 @@ read_file() {
   if [ ! -e "$1" ] && [ ! -L "$1" ]; then _err='"missing"'
   elif [ -d "$1" ]; then _err='"os_error: Is a directory"'
   elif [ ! -r "$1" ]; then _err='"permission_denied"'
-  elif ! head -c "$_lim" "$1" > "$T/file" 2>/dev/null; then _err='"permission_denied"'
+  elif FN=$((FN + 1)); RF_FILE="$T/f$FN"; ! head -c "$_lim" "$1" > "$RF_FILE" 2>/dev/null; then _err='"permission_denied"'
   else _txt=x; fi
   rec files
   {
     printf '{"op":"read","path":'; jtext "$1"
     printf ',"limit":%s,"text":' "$2"
-    if [ "$_txt" = x ]; then json "$T/file" text 65536; else printf 'null'; fi
+    if [ "$_txt" = x ]; then jlater "f$FN" text 65536; else printf 'null'; fi
     printf ',"error":%s,"kind":null,"paths":null}' "$_err"
   } >> "$REC_OUT"
   [ "$_txt" = x ]
@@ -435,7 +484,7 @@ tcp_probe() {   # HOST PORT TIMEOUT
     }' "$T/tv" > "$T/tcp"
   { IFS= read -r _l1; IFS= read -r TCP_KIND; } < "$T/tcp"
   rec tcp
-  printf '%s\n' "$_l1" >> "$REC_OUT"
+  printf '%s' "$_l1" >> "$REC_OUT"
 }
 
 # --- HTTP: one attempt with curl, then the retry loop of collect/http.py -------------------------
@@ -447,23 +496,24 @@ is_retry_status() {   # STATUS SET(vm|challenge)
   return 1
 }
 
-# http_once URL REMAINING_S [AUTH]: sets A_STATUS A_ERROR A_ELAPSED A_RECV A_PHASES; files $T/a.h $T/a.b $T/a.v
+# http_once URL REMAINING_S [AUTH]: sets A_STATUS A_ERROR A_ELAPSED A_RECV A_PHASES; files $T/$AH $T/$AB (the answer's header block and body) and $T/a.v
 http_once() {
   _r=$2; [ "$_r" -lt 10 ] && _r=10
   ms2s "$_r"; _mt=$M2S
   [ "$CT_MS" -lt "$_r" ] && _r=$CT_MS
   ms2s "$_r"; _ct=$M2S
   _st=$(( (RT_MS + 500) / 1000 )); [ "$_st" -lt 1 ] && _st=1
-  : > "$T/a.h"
+  FN=$((FN + 1)); AH="h$FN"; AB="b$FN"
+  : > "$T/$AH"
   if [ -n "${3:-}" ]; then set -- "$1" "$2" -H "@$3"; else set -- "$1" "$2"; fi
   _u=$1; shift 2
   # stdout (the body) through head: never more than 1 MiB + 1 byte kept; stderr through sed: only
   # curl's own "* " lines and the -w line (the request headers it shows start with "> ").
   { curl -v -sS --noproxy '*' -g --path-as-is --compressed -A "$UA" -H 'Accept:' -H 'Accept-Encoding: identity' \
       -H 'Metadata: true' "$@" --connect-timeout "$_ct" -m "$_mt" --speed-limit 1 --speed-time "$_st" \
-      -D "$T/a.h" -o - \
+      -D "$T/$AH" -o - \
       -w '%{stderr}@@W %{http_code} %{time_connect} %{time_starttransfer} %{time_total} %{size_header} %{size_download} %{exitcode}\n' \
-      "$_u" 2>&1 1>&3 3>&- < /dev/null | sed -n -e '/^\* /p' -e '/^@@W /p' > "$T/a.v"; } 3>&1 | head -c 1048577 > "$T/a.b"
+      "$_u" 2>&1 1>&3 3>&- < /dev/null | sed -n -e '/^\* /p' -e '/^@@W /p' > "$T/a.v"; } 3>&1 | head -c 1048577 > "$T/$AB"
   A_RECV=$(date +%s)
   _wl=""
   while IFS= read -r _l; do case $_l in '@@W '*) _wl=${_l#@@W } ;; esac; done < "$T/a.v"
@@ -471,9 +521,9 @@ http_once() {
   read -r _code _tc _tst _tt _sh _sd _rc <<EOW
 $_wl
 EOW
-  _bs=$(wc -c < "$T/a.b"); _bs=$((_bs))
+  _bs=$(wc -c < "$T/$AB"); _bs=$((_bs))
   _complete=0
-  grep -q "^$CR*\$" "$T/a.h" && _complete=1
+  grep -q "^$CR*\$" "$T/$AH" && _complete=1
   A_STATUS=null
   [ "$_complete" = 1 ] && [ "$_code" != 000 ] && [ "$_code" != 0 ] && A_STATUS=$_code
   A_ERROR=null
@@ -490,7 +540,7 @@ EOW
     28) if awk -v t="$_tc" 'BEGIN { exit !(t == 0) }'; then A_ERROR=connect_timeout
         # curl's low-speed check counts body bytes only: nothing at all for the read timeout is
         # Python's read_timeout; part of an answer (a header line, some body) is an answer too slow.
-        elif [ ! -s "$T/a.h" ] && [ "${_sd:-0}" = 0 ]; then A_ERROR=read_timeout
+        elif [ ! -s "$T/$AH" ] && [ "${_sd:-0}" = 0 ]; then A_ERROR=read_timeout
         else A_ERROR=deadline_exceeded; fi ;;
     52|55|56|8|1) A_ERROR=connection_reset ;;
     18|61) A_ERROR=bad_payload ;;
@@ -499,7 +549,7 @@ EOW
   esac
   if [ "$_bs" -gt 1048576 ]; then
     A_ERROR=oversized_payload
-    head -c 1048576 "$T/a.b" > "$T/a.b2"; mv "$T/a.b2" "$T/a.b"
+    head -c 1048576 "$T/$AB" > "$T/$AB.x"; AB=$AB.x
   fi
   [ "$A_STATUS" = null ] && [ "$A_ERROR" = null ] && A_ERROR=transport_error
   s2us "$_tt"; A_US=$S2U; us2ms "$S2U"; A_ELAPSED=$U2M
@@ -529,7 +579,7 @@ retry_after() {
 }
 
 # request URL KIND(vm|challenge|once) [AUTH-HEADER-FILE] [SECRETS-FILE]: the request with its
-# retries, recorded; sets H_STATUS H_ERROR and leaves the last answer in $T/a.h, $T/a.b
+# retries, recorded; sets H_STATUS H_ERROR and leaves the last answer in $T/$AH, $T/$AB
 request() {
   _url=$1; _set=$2; _auth=${3:-}; _secn=${4:-}
   _spent=0    # microseconds: the attempts (curl's time_total) and the waits between them
@@ -542,8 +592,9 @@ request() {
     { [ "$_n" -gt 1 ] && printf ','
       printf '{"method":"GET","url":'; jtext "$_url"
       printf ',"status":%s,"error":%s,"elapsed_ms":%s,"headers":' "$A_STATUS" "$(q_or_null "$A_ERROR")" "$A_ELAPSED"
-      json "$T/a.h" headers 0 "$_secn"
-      printf ',"body_excerpt":'; json "$T/a.b" excerpt 0 "$_secn"
+      if [ -n "$_secn" ]; then json "$T/$AH" headers 0 "$_secn"; else jlater "$AH" headers; _hj=$JN; fi
+      printf ',"body_excerpt":'
+      if [ -n "$_secn" ]; then json "$T/$AB" excerpt 0 "$_secn"; else jlater "$AB" excerpt; fi
       printf ',"phases":%s}' "$A_PHASES"; } >> "$T/atts"
     _retry=0
     if [ "$_set" != once ] && [ "$_n" -lt 4 ]; then
@@ -552,7 +603,7 @@ request() {
     fi
     _wait=$_backoff    # ms
     if [ $_retry = 1 ] && [ "$A_ERROR" = null ]; then
-      _ra=$(awk 'BEGIN { IGNORECASE = 1 } { sub(/\r$/, "") } tolower($0) ~ /^retry-after:/ { sub(/^[^:]*:[ \t]*/, ""); v = (v == "" ? $0 : v ", " $0) } /^HTTP\// { v = "" } END { print v }' "$T/a.h")
+      _ra=$(awk 'BEGIN { IGNORECASE = 1 } { sub(/\r$/, "") } tolower($0) ~ /^retry-after:/ { sub(/^[^:]*:[ \t]*/, ""); v = (v == "" ? $0 : v ", " $0) } /^HTTP\// { v = "" } END { print v }' "$T/$AH")
       if [ -n "$_ra" ]; then _w=$(retry_after "$_ra"); [ -n "$_w" ] && _wait=$_w; fi
     fi
     if [ $_retry = 1 ] && [ $(( _wait + 50 )) -lt $(( TOTAL_MS - _spent / 1000 )) ]; then
@@ -565,7 +616,7 @@ request() {
   done
   us2ms "$_spent"; _el=$U2M
   H_STATUS=$A_STATUS; H_ERROR=$A_ERROR
-  _bytes=$(wc -c < "$T/a.b"); _bytes=$((_bytes))
+  _bytes=$(wc -c < "$T/$AB"); _bytes=$((_bytes))
   _trunc=false; [ "$A_ERROR" = oversized_payload ] && { _trunc=true; _bytes=$((_bytes + 1)); }
   rec http
   {
@@ -573,9 +624,14 @@ request() {
     if [ -n "$_auth" ]; then printf ',"headers":[["Authorization","<redacted>"],["Metadata","true"]]'
     else printf ',"headers":[["Metadata","true"]]'; fi
     printf ',"via_proxy":false},"status":%s,"error":%s,"headers":' "$A_STATUS" "$(q_or_null "$A_ERROR")"
-    cat "$T/pairs"
-    printf ',"body":'; json "$T/a.b" body 0 "$_secn"; read -r _enc < "$T/enc"
-    printf ',"body_encoding":"%s","body_bytes":%s,"body_truncated":%s' "$_enc" "$_bytes" "$_trunc"
+    if [ -n "$_secn" ]; then
+      cat "$T/pairs"
+      printf ',"body":'; json "$T/$AB" body 0 "$_secn"; read -r _enc < "$T/enc"
+      printf ',"body_encoding":"%s"' "$_enc"
+    else
+      printf '\001%sp\001,"body":' "$_hj"; jlater "$AB" bodyenc
+    fi
+    printf ',"body_bytes":%s,"body_truncated":%s' "$_bytes" "$_trunc"
     printf ',"elapsed_ms":%s,"received_at":%s,"attempts":[' "$_el" "$A_RECV"
     cat "$T/atts"; printf ']}'
   } >> "$REC_OUT"
@@ -1307,7 +1363,7 @@ SMBIOS=null
 path_kind /sys/firmware; [ "$KIND" = dir ] && path_kind /sys/firmware/efi
 path_kind /opt/azcmagent/bin/himds; HIMDS_INSTALLED=$KIND
 run_cmd systemctl show himdsd --property=LoadState,ActiveState,SubState
-HIMDS_RUNNING=0; grep -q '^ActiveState=active' "$T/out" && HIMDS_RUNNING=1
+HIMDS_RUNNING=0; grep -q '^ActiveState=active' "$CMD_OUT" && HIMDS_RUNNING=1
 path_kind /.dockerenv; path_kind /run/.containerenv
 read_file /proc/1/cgroup 65536; read_file /proc/self/cgroup 65536
 
@@ -1361,12 +1417,12 @@ if [ $LOOPBACK = 0 ]; then
 fi
 tcp_probe "$HOST" "$PORT" "$CT"
 run_cmd iptables-save
-OWNERS=$(sed -n 's/.*--uid-owner \([^ ]*\).*/\1/p' "$T/out")
+OWNERS=$(sed -n 's/.*--uid-owner \([^ ]*\).*/\1/p' "$CMD_OUT")
 if [ "$CMD_ERR" = '"not_found"' ]; then
-  for t in filter nat mangle raw; do run_cmd iptables -t "$t" -S; OWNERS="$OWNERS $(sed -n 's/.*--uid-owner \([^ ]*\).*/\1/p' "$T/out")"; done
+  for t in filter nat mangle raw; do run_cmd iptables -t "$t" -S; OWNERS="$OWNERS $(sed -n 's/.*--uid-owner \([^ ]*\).*/\1/p' "$CMD_OUT")"; done
 fi
 run_cmd nft list ruleset
-OWNERS="$OWNERS $(sed -n 's/.*skuid \([^ ]*\).*/\1/p' "$T/out")"
+OWNERS="$OWNERS $(sed -n 's/.*skuid \([^ ]*\).*/\1/p' "$CMD_OUT")"
 USERS=""
 for o in $(printf '%s' "$OWNERS" | tr ' ' '\n' | tr '-' '\n' | grep -v '^[0-9]*$' | grep -E '^[A-Za-z_][A-Za-z0-9_.-]*$' | sort -u); do
   u=$(id -u "$o" 2>/dev/null) && USERS="$USERS${USERS:+,}\"$o\":$u"
@@ -1378,7 +1434,7 @@ unusable() { case $H_ERROR in read_timeout|connection_reset|deadline_exceeded|ba
 VMID=null; RESID=null
 identity_from() {   # the first 200 instance document names this host (collect/__init__.py _identity)
   if [ "$VMID" != null ] || [ "$H_STATUS" != 200 ] || [ "$H_ERROR" != null ]; then return 0; fi
-  _v=$(json_field vmId "$T/a.b"); _r=$(json_field resourceId "$T/a.b")
+  _v=$(json_field vmId "$T/$AB"); _r=$(json_field resourceId "$T/$AB")
   [ -n "$_v" ] && [ -n "$_r" ] && { VMID=$(jtext "$_v"); RESID=$(jtext "$_r"); }
   return 0
 }
@@ -1386,14 +1442,14 @@ instance() {   # SERVICE
   request "$BASE/metadata/instance?api-version=2019-11-01&format=json" vm
   identity_from
   if [ "$H_STATUS" = 400 ] && [ "$H_ERROR" = null ]; then
-    NEWEST=$(json_list newest-versions "$T/a.b" | head -n 1)
+    NEWEST=$(json_list newest-versions "$T/$AB" | head -n 1)
     [ -n "$NEWEST" ] && { request "$BASE/metadata/instance?api-version=$(urlenc "$NEWEST")&format=json" vm; identity_from; }
   fi
   if [ "$1" = vm ] && [ "$H_ERROR" = null ] && [ "${H_STATUS#2}" != "$H_STATUS" ]; then
     _keep_status=$H_STATUS; _keep_error=$H_ERROR
     request "$BASE/metadata/versions" vm
     if [ "$H_ERROR" = null ] && [ "${H_STATUS#2}" != "$H_STATUS" ]; then
-      NEWEST=$(json_list apiVersions "$T/a.b" | sort | tail -n 1)
+      NEWEST=$(json_list apiVersions "$T/$AB" | sort | tail -n 1)
       [ -n "$NEWEST" ] && request "$BASE/metadata/instance?api-version=$(urlenc "$NEWEST")&format=json" vm
     fi
     H_STATUS=$_keep_status; H_ERROR=$_keep_error
@@ -1415,7 +1471,7 @@ if [ "$TCP_OK" = 1 ] || { [ "$TGT" = arc ] && [ "$TCP_KIND" = connect_refused ];
       if [ -n "$SEL" ]; then URL=$(token_url 2020-06-01 "$R1" "${SEL% *}" "${SEL#* }"); else URL=$(token_url 2020-06-01 "$R1"); fi
       request "$URL" challenge
       if [ "$H_STATUS" = 401 ]; then
-        REALM=$(awk '{ sub(/\r$/, "") } /^HTTP\// { v = ""; n = 0 } tolower($0) ~ /^www-authenticate:/ { sub(/^[^:]*:[ \t]*/, ""); v = (n++ ? v ", " $0 : $0) } END { printf "%s", v }' "$T/a.h" |
+        REALM=$(awk '{ sub(/\r$/, "") } /^HTTP\// { v = ""; n = 0 } tolower($0) ~ /^www-authenticate:/ { sub(/^[^:]*:[ \t]*/, ""); v = (n++ ? v ", " $0 : $0) } END { printf "%s", v }' "$T/$AH" |
           awk '{ s = $0; sub(/^[ \t\r\n]+/, "", s); sub(/[ \t\r\n]+$/, "", s); i = index(s, "="); if (!i) exit
             if (tolower(substr(s, 1, i - 1)) != "basic realm") exit
             r = substr(s, i + 1); if (r == "" || index(r, "=") || r ~ /^["\047]/ || r ~ /["\047]$/ || r ~ /[\001-\037\177]/) exit
@@ -1432,7 +1488,7 @@ if [ "$TCP_OK" = 1 ] || { [ "$TGT" = arc ] && [ "$TCP_KIND" = connect_refused ];
   else
     instance vm
     if ! unusable; then
-      read_file /etc/default/azuremonitoragent 65536 && AMA=$(sed -n 's/^[ \t]*\(export[ \t]\{1,\}\)\{0,1\}MANAGED_IDENTITY=//p' "$T/file" | head -n 1 | tr -d "\"'" ) || AMA=""
+      read_file /etc/default/azuremonitoragent 65536 && AMA=$(sed -n 's/^[ \t]*\(export[ \t]\{1,\}\)\{0,1\}MANAGED_IDENTITY=//p' "$RF_FILE" | head -n 1 | tr -d "\"'" ) || AMA=""
       # shellcheck disable=SC2086  # split on purpose: resources hold no blanks (checked)
       for r in $RESOURCES; do request "$(token_url 2018-02-01 "$r")" vm; done
       printf '%s' "$IDS" > "$T/ids"
@@ -1526,7 +1582,15 @@ DURATION=$(( $(now_ms) - STARTED_MS ))
   printf ',"ama_config_path":"/etc/default/azuremonitoragent","proxy_comparison":false}'
   printf ',"environment":{'; env_record; printf '},"proxy_url_problems":{'; proxy_problems
   printf '},"identity":{"euid":%s,"users":{%s}},"wininet":null' "$(id -u)" "$USERS"
-  for k in commands files tcp http arc_keys; do printf ',"%s":[' "$k"; cat "$T/r.$k"; printf ']'; done
-  printf '}\n'
-} > "$T/bundle.json"
-if [ "$DIGEST" = 1 ]; then digest_out "$T/bundle.json" "the bundle"; else cat "$T/bundle.json"; fi
+} > "$T/head"
+# the records, every field encoded in one pass (see jlater)
+: >> "$T/man"
+assemble() {
+  cd "$T" || exit 2
+  # shellcheck disable=SC2086  # split on purpose: the fields' file names (o3, b7, ...: no blanks)
+  if [ -n "$JFILES" ]; then wc -c $JFILES > sizes || exit 2; else : > sizes; fi
+  # shellcheck disable=SC2086  # the same
+  if [ -n "$JFILES" ]; then od -An -v -tu1 $JFILES; fi |
+    awk -v BATCH=1 -v man=man -v sizes=sizes -v kinds="commands files tcp http arc_keys" -v pf=pairs -v encf=enc "$J"
+}
+if [ "$DIGEST" = 1 ]; then ( assemble ) > "$T/bundle.json"; digest_out "$T/bundle.json" "the bundle"; else ( assemble ); fi
