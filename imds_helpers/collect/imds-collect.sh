@@ -261,7 +261,8 @@ function dispatch() {
 function runjob(j) { mode = JM[j]; limit = JL[j]; JS[j] = NOC + 1; PEND = NOC; dispatch(); JP[j] = PEND; JE[j] = NOC; n = 0; split("", b) }
 function zeros() { while (cur <= NJ && JZ[cur] == 0) runjob(cur++) }
 function chunks(from, to,   i) { for (i = from; i <= to; i++) printf "%s", OC[i] }
-# a skeleton file: its text, each \001ID\001 replaced by job ID'"'"'s output (\001IDp\001: its pairs)
+# a skeleton file: its text, each \001ID\001 replaced by job ID'"'"'s output (\001IDp\001: its pairs,
+# \001@FILE\001: the skeleton FILE)
 function skeleton(f,   line, np, P, i, k, nl) {
   nl = 0
   while ((getline line < f) > 0) {
@@ -269,6 +270,7 @@ function skeleton(f,   line, np, P, i, k, nl) {
     np = split(line, P, "\001")
     for (i = 1; i <= np; i++) {
       if (i % 2) { printf "%s", P[i]; continue }
+      if (P[i] ~ /^@/) { skeleton(substr(P[i], 2)); continue }
       k = P[i] + 0
       if (P[i] ~ /p$/) chunks(JS[k], JP[k]); else if (index(JM[k], "headers")) chunks(JP[k] + 1, JE[k]); else chunks(JS[k], JE[k])
     }
@@ -320,6 +322,15 @@ now_ms() {
     *N*|'') _t=$(date +%s); echo "${_t}000" ;;
     *) echo "${_t%??????}" ;;
   esac
+}
+# up_cs: UP = /proc/uptime in centiseconds (no process; 1: not readable). received_at is the start's
+# date plus the uptime since: whole seconds, as date +%s would give, without a date per answer.
+UP0=""
+up_cs() {
+  [ -n "$UP0" ] || return 1
+  { read -r _up _ < /proc/uptime; } 2>/dev/null || return 1
+  case $_up in *[!0-9.]*|'') return 1 ;; *.??) ;; *) return 1 ;; esac
+  UP=${_up%.*}${_up#*.}; UP=${UP#"${UP%%[!0]*}"}; UP=${UP:-0}
 }
 ms_since() { echo $(( $(now_ms) - $1 )); }
 sleep_s() { sleep "$1" 2>/dev/null || sleep "$(awk -v s="$1" 'BEGIN { print int(s + 0.999) }')"; }
@@ -496,6 +507,15 @@ is_retry_status() {   # STATUS SET(vm|challenge)
   return 1
 }
 
+# http_curl URL [CURL-ARGS]: one GET (http_once's _ct _mt _st, $T/$AH)
+http_curl() {
+  _u=$1; shift
+  curl -v -sS --noproxy '*' -g --path-as-is --compressed -A "$UA" -H 'Accept:' -H 'Accept-Encoding: identity' \
+    -H 'Metadata: true' "$@" --connect-timeout "$_ct" -m "$_mt" --speed-limit 1 --speed-time "$_st" \
+    -D "$T/$AH" -o - \
+    -w '%{stderr}@@W %{http_code} %{time_connect} %{time_starttransfer} %{time_total} %{size_header} %{size_download} %{exitcode}\n' \
+    "$_u" < /dev/null
+}
 # http_once URL REMAINING_S [AUTH]: sets A_STATUS A_ERROR A_ELAPSED A_RECV A_PHASES; files $T/$AH $T/$AB (the answer's header block and body) and $T/a.v
 http_once() {
   _r=$2; [ "$_r" -lt 10 ] && _r=10
@@ -505,16 +525,15 @@ http_once() {
   _st=$(( (RT_MS + 500) / 1000 )); [ "$_st" -lt 1 ] && _st=1
   FN=$((FN + 1)); AH="h$FN"; AB="b$FN"
   : > "$T/$AH"
-  if [ -n "${3:-}" ]; then set -- "$1" "$2" -H "@$3"; else set -- "$1" "$2"; fi
-  _u=$1; shift 2
-  # stdout (the body) through head: never more than 1 MiB + 1 byte kept; stderr through sed: only
-  # curl's own "* " lines and the -w line (the request headers it shows start with "> ").
-  { curl -v -sS --noproxy '*' -g --path-as-is --compressed -A "$UA" -H 'Accept:' -H 'Accept-Encoding: identity' \
-      -H 'Metadata: true' "$@" --connect-timeout "$_ct" -m "$_mt" --speed-limit 1 --speed-time "$_st" \
-      -D "$T/$AH" -o - \
-      -w '%{stderr}@@W %{http_code} %{time_connect} %{time_starttransfer} %{time_total} %{size_header} %{size_download} %{exitcode}\n' \
-      "$_u" 2>&1 1>&3 3>&- < /dev/null | sed -n -e '/^\* /p' -e '/^@@W /p' > "$T/a.v"; } 3>&1 | head -c 1048577 > "$T/$AB"
-  A_RECV=$(date +%s)
+  # stdout (the body) through head: never more than 1 MiB + 1 byte kept. With the Arc secret, stderr
+  # goes through sed: only curl's own "* " lines and the -w line (the request headers it shows, the
+  # secret among them, start with "> "); without it, straight to the file.
+  if [ -n "${3:-}" ]; then
+    { http_curl "$1" -H "@$3" 2>&1 1>&3 3>&- | sed -n -e '/^\* /p' -e '/^@@W /p' > "$T/a.v"; } 3>&1 | head -c 1048577 > "$T/$AB"
+  else
+    http_curl "$1" 2> "$T/a.v" | head -c 1048577 > "$T/$AB"
+  fi
+  if up_cs; then A_RECV=$(( (STARTED_MS + (UP - UP0) * 10) / 1000 )); else A_RECV=$(date +%s); fi
   _wl=""
   while IFS= read -r _l; do case $_l in '@@W '*) _wl=${_l#@@W } ;; esac; done < "$T/a.v"
   [ -n "$_wl" ] || _wl="0 0 0 0 0 0 99"
@@ -523,7 +542,7 @@ $_wl
 EOW
   _bs=$(wc -c < "$T/$AB"); _bs=$((_bs))
   _complete=0
-  grep -q "^$CR*\$" "$T/$AH" && _complete=1
+  if [ "$_rc" = 0 ] || grep -q "^$CR*\$" "$T/$AH"; then _complete=1; fi
   A_STATUS=null
   [ "$_complete" = 1 ] && [ "$_code" != 000 ] && [ "$_code" != 0 ] && A_STATUS=$_code
   A_ERROR=null
@@ -549,8 +568,9 @@ EOW
   esac
   if [ "$_bs" -gt 1048576 ]; then
     A_ERROR=oversized_payload
-    head -c 1048576 "$T/$AB" > "$T/$AB.x"; AB=$AB.x
+    head -c 1048576 "$T/$AB" > "$T/$AB.x"; AB=$AB.x; _bs=1048576
   fi
+  A_BS=$_bs
   [ "$A_STATUS" = null ] && [ "$A_ERROR" = null ] && A_ERROR=transport_error
   s2us "$_tt"; A_US=$S2U; us2ms "$S2U"; A_ELAPSED=$U2M
   if [ "$_complete" = 1 ]; then
@@ -584,7 +604,7 @@ request() {
   _url=$1; _set=$2; _auth=${3:-}; _secn=${4:-}
   _spent=0    # microseconds: the attempts (curl's time_total) and the waits between them
   _n=0; _backoff=500
-  : > "$T/atts"
+  FN=$((FN + 1)); _af="t$FN"; : > "$T/$_af"
   while :; do
     http_once "$_url" "$(( TOTAL_MS - _spent / 1000 ))" "$_auth"
     _spent=$(( _spent + A_US ))
@@ -595,7 +615,7 @@ request() {
       if [ -n "$_secn" ]; then json "$T/$AH" headers 0 "$_secn"; else jlater "$AH" headers; _hj=$JN; fi
       printf ',"body_excerpt":'
       if [ -n "$_secn" ]; then json "$T/$AB" excerpt 0 "$_secn"; else jlater "$AB" excerpt; fi
-      printf ',"phases":%s}' "$A_PHASES"; } >> "$T/atts"
+      printf ',"phases":%s}' "$A_PHASES"; } >> "$T/$_af"
     _retry=0
     if [ "$_set" != once ] && [ "$_n" -lt 4 ]; then
       if [ "$A_ERROR" = null ] && is_retry_status "$A_STATUS" "$_set"; then _retry=1; fi
@@ -616,7 +636,7 @@ request() {
   done
   us2ms "$_spent"; _el=$U2M
   H_STATUS=$A_STATUS; H_ERROR=$A_ERROR
-  _bytes=$(wc -c < "$T/$AB"); _bytes=$((_bytes))
+  _bytes=$A_BS
   _trunc=false; [ "$A_ERROR" = oversized_payload ] && { _trunc=true; _bytes=$((_bytes + 1)); }
   rec http
   {
@@ -633,7 +653,7 @@ request() {
     fi
     printf ',"body_bytes":%s,"body_truncated":%s' "$_bytes" "$_trunc"
     printf ',"elapsed_ms":%s,"received_at":%s,"attempts":[' "$_el" "$A_RECV"
-    cat "$T/atts"; printf ']}'
+    printf '\001@%s\001]}' "$_af"
   } >> "$REC_OUT"
 }
 q_or_null() { if [ "$1" = null ]; then printf null; else printf '"%s"' "$1"; fi; }
@@ -687,6 +707,7 @@ verdict_json() {   # CODE DETAIL OK ELAPSED EVIDENCE-JSON
 # arc_key REALM TOKENS_DIR: judge, then read; sets KEY_OK (1: the header file $T/k/auth is ready)
 arc_key() {
   _realm=$1; _td=$2; KEY_OK=0
+  STAT_BIN=""; stat -c %s / >/dev/null 2>&1 && STAT_BIN=stat
   _t0=$(now_ms)
   _broken=""; _codes=""; _first_detail=""
   brk() { _codes="$_codes $1"; _broken="$_broken$( [ -n "$_broken" ] && printf ', ')$2"; [ -z "$_first_detail" ] && _first_detail=$3; }
@@ -1349,9 +1370,10 @@ if [ -n "$DIGEST_OF" ]; then
   exit 0
 fi
 TIMEOUT_BIN=""; command -v timeout >/dev/null 2>&1 && TIMEOUT_BIN=timeout
-STAT_BIN=""; stat -c %s / >/dev/null 2>&1 && STAT_BIN=stat
+STAT_BIN=""
 for k in commands files tcp http arc_keys; do : > "$T/r.$k"; done
 STARTED_MS=$(now_ms)
+UP0=x; if up_cs; then UP0=$UP; else UP0=""; fi
 STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%S.000+00:00)
 
 # --- step 1: the platform -------------------------------------------------------------------------
@@ -1424,6 +1446,7 @@ fi
 run_cmd nft list ruleset
 OWNERS="$OWNERS $(sed -n 's/.*skuid \([^ ]*\).*/\1/p' "$CMD_OUT")"
 USERS=""
+case $OWNERS in *[A-Za-z_]*) ;; *) OWNERS="" ;; esac   # no name: nothing to look up
 for o in $(printf '%s' "$OWNERS" | tr ' ' '\n' | tr '-' '\n' | grep -v '^[0-9]*$' | grep -E '^[A-Za-z_][A-Za-z0-9_.-]*$' | sort -u); do
   u=$(id -u "$o" 2>/dev/null) && USERS="$USERS${USERS:+,}\"$o\":$u"
 done
@@ -1509,9 +1532,10 @@ if [ "$TCP_OK" = 1 ] || { [ "$TGT" = arc ] && [ "$TCP_KIND" = connect_refused ];
 fi
 
 # --- the bundle -------------------------------------------------------------------------------------
+ENV_NAMES=$(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' | sort -u)
 env_record() {
   _first=1
-  for name in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' | sort -u); do
+  for name in $ENV_NAMES; do
     case $name in
       IDENTITY_HEADER|IDENTITY_SERVER_THUMBPRINT|MSI_SECRET) _show='set' ;;
       IDENTITY_ENDPOINT|IMDS_ENDPOINT|MSI_ENDPOINT|AZUREPS_HOST_ENVIRONMENT|AZURE_POD_IDENTITY_AUTHORITY_HOST|KUBERNETES_SERVICE_HOST|IMDS_RUNBOOK_ENDPOINT|container|REQUEST_METHOD|ProgramFiles|PROGRAMFILES|ProgramData|PROGRAMDATA) _show='url' ;;
@@ -1539,8 +1563,8 @@ env_record() {
 }
 proxy_problems() {
   _first=1
-  for name in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*_[Pp][Rr][Oo][Xx][Yy]\)=.*/\1/p' | sort -u); do
-    case $name in [Nn][Oo]_[Pp][Rr][Oo][Xx][Yy]) continue ;; esac
+  for name in $ENV_NAMES; do
+    case $name in [Nn][Oo]_[Pp][Rr][Oo][Xx][Yy]) continue ;; ?*_[Pp][Rr][Oo][Xx][Yy]) ;; *) continue ;; esac
     eval "_v=\${$name:-}"
     [ -n "$_v" ] || continue
     _p=$(printf '%s' "$_v" | awk 'BEGIN { RS = "\001" } { u = $0; if (index(u, "://") == 0) u = "http://" u
@@ -1566,8 +1590,12 @@ DURATION=$(( $(now_ms) - STARTED_MS ))
 {
   printf '{"kind":"imds-runbook/evidence","schema_version":1,"collector":{"name":"imds-collect.sh","version":"%s"}' "$VERSION"
   printf ',"started_at":"%s","duration_ms":%s' "$STARTED_AT" "$DURATION.0"
-  printf ',"host":{"hostname":'; jtext "$(uname -n 2>/dev/null | cut -c1-255)"
-  printf ',"os":"linux","os_release":'; jtext "$(uname -sr 2>/dev/null | tr ' ' -)"
+  # shellcheck disable=SC2046  # split on purpose: system, host name, release (no blanks in any)
+  set -- $(uname -snr 2>/dev/null)
+  if [ $# = 3 ] && [ ${#2} -le 255 ]; then _hn=$2; _rel="$1-$3"
+  else _hn=$(uname -n 2>/dev/null | cut -c1-255); _rel=$(uname -sr 2>/dev/null | tr ' ' -); fi
+  printf ',"host":{"hostname":'; jtext "$_hn"
+  printf ',"os":"linux","os_release":'; jtext "$_rel"
   printf ',"smbios_uuid":%s,"vmId":%s,"resourceId":%s}' "$SMBIOS" "$VMID" "$RESID"
   printf ',"os_name":"linux","parameters":{"target":"%s","endpoint":' "$TARGET"
   if [ "$PARAM_ENDPOINT" = null ]; then printf null; else jtext "$PARAM_ENDPOINT"; fi
