@@ -355,23 +355,42 @@ rec() {
   eval "N_$1=$((_n + 1))"
 }
 
-# command_record ARGV... : run with a 2 s timeout and the C locale, record what it printed
+# cmd_exec N ARGV...: run with a 2 s timeout and the C locale into $T/oN, $T/eN; "rc elapsed" to $T/pN
+cmd_exec() {
+  _f=$1; shift; _t0=$(now_ms)
+  if [ -n "$TIMEOUT_BIN" ]; then "$TIMEOUT_BIN" -s KILL 2 "$@" > "$T/o$_f" 2> "$T/e$_f" < /dev/null
+  else "$@" > "$T/o$_f" 2> "$T/e$_f" < /dev/null; fi
+  _rc=$?
+  echo "$_rc $(( $(now_ms) - _t0 ))" > "$T/p$_f"
+}
+# prefetch NAME ARGV...: start a command that does not depend on anything else now, in the
+# background (as collect/hostcmd's CommandPrefetch does); `run_cmd --pre NAME ARGV...` records it
+# in its place, so the records keep their order.
+prefetch() {
+  _pn=$1; shift
+  command -v "$1" >/dev/null 2>&1 || return 0
+  FN=$((FN + 1)); : > "$T/p$FN"
+  cmd_exec "$FN" "$@" &
+  eval "PRE_$_pn=\$FN PID_$_pn=\$!"
+}
+# run_cmd [--pre NAME] ARGV... : run (or pick up the prefetched run), record what it printed
 run_cmd() {
-  _t0=$(now_ms); _rc=null; _err=null
-  FN=$((FN + 1)); CMD_OUT="$T/o$FN"
-  : > "$CMD_OUT"; : > "$T/e$FN"
-  if ! command -v "$1" >/dev/null 2>&1; then
-    _err='"not_found"'
-  elif [ -n "$TIMEOUT_BIN" ]; then
-    "$TIMEOUT_BIN" -s KILL 2 "$@" > "$CMD_OUT" 2> "$T/e$FN" < /dev/null
-    _rc=$?
+  _t0=$(now_ms); _rc=null; _err=null; _cf=""
+  if [ "$1" = --pre ]; then eval "_cf=\${PRE_$2:-} _pid=\${PID_$2:-}"; shift 2; fi
+  if [ -n "$_cf" ]; then
+    wait "$_pid"; read -r _rc _el < "$T/p$_cf"
+  elif ! command -v "$1" >/dev/null 2>&1; then
+    FN=$((FN + 1)); _cf=$FN; : > "$T/o$_cf"; : > "$T/e$_cf"
+    _err='"not_found"'; _el=$(ms_since "$_t0")
+  else
+    FN=$((FN + 1)); _cf=$FN
+    cmd_exec "$_cf" "$@"; read -r _rc _el < "$T/p$_cf"
+  fi
+  if [ "$_err" = null ] && [ -n "$TIMEOUT_BIN" ]; then
     if [ "$_rc" = 137 ] || [ "$_rc" = 124 ]; then _err='"timeout"'; _rc=null
     elif [ "$_rc" = 126 ]; then _err='"permission_denied"'; _rc=null; fi
-  else
-    "$@" > "$CMD_OUT" 2> "$T/e$FN" < /dev/null
-    _rc=$?
   fi
-  _el=$(ms_since "$_t0")
+  CMD_OUT="$T/o$_cf"
   CMD_ERR=$_err
   rec commands
   {
@@ -379,9 +398,9 @@ run_cmd() {
     _first=1
     for _a in "$@"; do [ $_first = 1 ] || printf ','; _first=0; jtext "$_a"; done
     printf '],"timeout_s":2.0,"returncode":%s,"stdout":' "$_rc"
-    jlater "o$FN" text 262144
+    jlater "o$_cf" text 262144
     printf ',"stderr":'
-    jlater "e$FN" text 262144
+    jlater "e$_cf" text 262144
     printf ',"error":%s,"elapsed_ms":%s.0}' "$_err" "$_el"
   } >> "$REC_OUT"
 }
@@ -1372,6 +1391,10 @@ fi
 TIMEOUT_BIN=""; command -v timeout >/dev/null 2>&1 && TIMEOUT_BIN=timeout
 STAT_BIN=""
 for k in commands files tcp http arc_keys; do : > "$T/r.$k"; done
+# the host commands that depend on nothing, started now (run_cmd --pre records them in order)
+prefetch systemctl systemctl show himdsd --property=LoadState,ActiveState,SubState
+prefetch iptables iptables-save
+prefetch nft nft list ruleset
 STARTED_MS=$(now_ms)
 UP0=x; if up_cs; then UP0=$UP; else UP0=""; fi
 STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%S.000+00:00)
@@ -1384,7 +1407,7 @@ SMBIOS=null
 [ -n "$SMBIOS" ] || SMBIOS=null
 path_kind /sys/firmware; [ "$KIND" = dir ] && path_kind /sys/firmware/efi
 path_kind /opt/azcmagent/bin/himds; HIMDS_INSTALLED=$KIND
-run_cmd systemctl show himdsd --property=LoadState,ActiveState,SubState
+run_cmd --pre systemctl systemctl show himdsd --property=LoadState,ActiveState,SubState
 HIMDS_RUNNING=0; grep -q '^ActiveState=active' "$CMD_OUT" && HIMDS_RUNNING=1
 path_kind /.dockerenv; path_kind /run/.containerenv
 read_file /proc/1/cgroup 65536; read_file /proc/self/cgroup 65536
@@ -1438,12 +1461,12 @@ if [ $LOOPBACK = 0 ]; then
   done
 fi
 tcp_probe "$HOST" "$PORT" "$CT"
-run_cmd iptables-save
+run_cmd --pre iptables iptables-save
 OWNERS=$(sed -n 's/.*--uid-owner \([^ ]*\).*/\1/p' "$CMD_OUT")
 if [ "$CMD_ERR" = '"not_found"' ]; then
   for t in filter nat mangle raw; do run_cmd iptables -t "$t" -S; OWNERS="$OWNERS $(sed -n 's/.*--uid-owner \([^ ]*\).*/\1/p' "$CMD_OUT")"; done
 fi
-run_cmd nft list ruleset
+run_cmd --pre nft nft list ruleset
 OWNERS="$OWNERS $(sed -n 's/.*skuid \([^ ]*\).*/\1/p' "$CMD_OUT")"
 USERS=""
 case $OWNERS in *[A-Za-z_]*) ;; *) OWNERS="" ;; esac   # no name: nothing to look up
