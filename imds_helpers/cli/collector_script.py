@@ -20,8 +20,15 @@ SCRIPT = "imds-collect.sh"
 
 
 def script_bytes() -> bytes:
-    """The shipped script (package data of imds_helpers.collect)."""
-    return resources.files("imds_helpers.collect").joinpath(SCRIPT).read_bytes()
+    """The shipped script (package data of imds_helpers.collect). The probe (imds-probe.pyz)
+    carries only the Python modules: there it is one line naming where to get it, exit 2."""
+    from imds_helpers.model.errors import UsageError
+
+    try:
+        return resources.files("imds_helpers.collect").joinpath(SCRIPT).read_bytes()
+    except OSError:
+        raise UsageError(f"this copy of imds-runbook does not carry {SCRIPT} (imds-probe.pyz holds only the Python "
+                         "collector): print it with an installed imds-runbook") from None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

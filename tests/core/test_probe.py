@@ -109,6 +109,22 @@ def test_command_outside_the_core_names_what_it_needs(probe, tmp_path):
         r"\(missing: [\w, ]*pandas[\w, ]*\)\n", proc.stderr), proc.stderr
 
 
+def test_collector_script_is_not_in_the_probe_and_says_so(probe):
+    proc = _run(probe, "collector-script")
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "does not carry imds-collect.sh" in proc.stderr
+
+
+def test_probe_digest_is_a_digest(probe, tmp_path):
+    """collect --digest on a bare Python: the marker lines, and analyze reads it."""
+    out = tmp_path / "d.txt"
+    proc = _run(probe, "collect", "--digest", "--timeout", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert text.startswith("IMDS-DIGEST 1 BEGIN\n") and len(text.encode()) <= 4096
+    assert _run(probe, "analyze", str(out)).returncode in (0, 1)
+
+
 def test_make_probe_runs_this_builder():
     recipe = re.search(r"^probe:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
     assert recipe and "tools/build_probe.py dist/imds-probe.pyz" in recipe.group(1)
