@@ -1377,6 +1377,7 @@ printf '%s' "$RESOURCES" | while IFS= read -r _r; do
   case $_r in *[[:space:]]*|*'"'*|*\\*) die "--resource: contains a space, quote or backslash" ;; esac
 done || exit 2
 
+umask 077     # every file made here (the Arc key's header file among them) is 0600, the folder 0700
 T=$(mktemp -d 2>/dev/null) || die "mktemp -d failed"
 chmod 700 "$T"
 trap 'rm -rf "$T"' EXIT

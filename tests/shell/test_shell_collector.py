@@ -263,10 +263,16 @@ def test_arc_secret_never_in_the_process_list_output_or_temp_files(tmp_path):
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(work)})
             samples: list[str] = []
             in_flight = 0
+            modes: dict[str, int] = {}         # what other users could read while it runs: nothing
             while proc.poll() is None:
                 lines = _process_args()
                 samples += lines
                 in_flight += any("curl" in line and "oauth2/token" in line and " -H @" in line for line in lines)
+                for path in work.rglob("*"):
+                    try:
+                        modes[str(path.relative_to(work))] = path.lstat().st_mode & 0o777
+                    except OSError:              # removed between the listing and the stat
+                        pass
                 time.sleep(0.02)
             stdout, stderr = proc.communicate(timeout=30)
         finally:
@@ -278,6 +284,9 @@ def test_arc_secret_never_in_the_process_list_output_or_temp_files(tmp_path):
     checks, misses, _ = _summary(evidence.load(stdout))
     assert ("arc.token", "ok", "IMDS-ARC-000") in checks and misses == []
     assert list(work.iterdir()) == [], "the temporary folder was left behind"
+    folders = {name for name in modes if "/" not in name}
+    assert folders and all(modes[name] == 0o700 for name in folders), modes
+    assert {mode for name, mode in modes.items() if name not in folders} <= {0o600, 0o700}, modes
 
 
 def test_temp_folder_removed_when_interrupted(tmp_path):
