@@ -32,10 +32,8 @@ def script_bytes() -> bytes:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = ("Run it as: sh imds-collect.sh [--target auto|vm|arc] [--endpoint URL] [--resource R] "
-                     "[--client-id ID] [--object-id ID] [--msi-res-id ID] [--tokens-dir D] [--timeout S] [--digest], "
-                     "or sh imds-collect.sh --digest-of BUNDLE; the evidence bundle (or the digest) is written "
-                     "to standard output.")
+    parser.epilog = ("Run it as: sh imds-collect.sh [OPTIONS] (its options: sh imds-collect.sh --help); the evidence "
+                     "bundle, or with --digest the digest, is written to standard output.")
 
 
 def run(args: argparse.Namespace) -> int:

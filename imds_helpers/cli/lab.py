@@ -41,6 +41,8 @@ NOTEBOOKS_DIR = data_dir("notebooks")
 LAB_NOTEBOOK = "04_fault_lab.ipynb"
 PRIMER_NOTEBOOK = "00_imds_primer.ipynb"   # what JupyterLab opens first without a mode
 DEFAULT_SCENARIO = "vm-healthy"
+DEFAULT_PORT = 8888                      # JupyterLab's, on 127.0.0.1
+DEFAULT_DIR = Path("imds-runbook-lab")   # where notebooks are copied to work on
 DEFAULT_EXAM_COUNT = 5
 SHEET_NAME = "score-sheet"       # DIR/score-sheet.json and DIR/score-sheet.md
 NAME = re.compile(r"[\w][\w .-]{0,63}")     # a trainee's name: on the sheet and in its file names
@@ -85,12 +87,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="--exam: the trainee's name, on the sheet and in its file names (score-sheet-NAME.json)")
     parser.add_argument("--scenario", default=None,
                         help=f"without a mode: emulator scenario for the VM runbook (default {DEFAULT_SCENARIO})")
-    parser.add_argument("--port", type=int, default=None, help="JupyterLab port on 127.0.0.1 (default 8888)")
+    parser.add_argument("--port", type=int, default=None, help=f"JupyterLab port on 127.0.0.1 (default {DEFAULT_PORT})")
     parser.add_argument("--dry-run", action="store_true", default=None,
                         help="prepare, print the JupyterLab command, stop")
     parser.add_argument("--dir", type=Path, default=None, metavar="DIR",
                         help="where notebooks are copied to work on: the installed package's runbooks, "
-                             "and --blind's lab notebook (default ./imds-runbook-lab)")
+                             f"and --blind's lab notebook (default ./{DEFAULT_DIR})")
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -161,7 +163,7 @@ def run_runbooks(args: argparse.Namespace) -> int:
     get_scenario(scenario, "vm")
     with Emulator(mode="vm", scenario=scenario) as vm:
         env = {**os.environ, OVERRIDE_ENV: vm.base_url}
-        command = lab_command(args.port or 8888, workspace(args.dir or Path("imds-runbook-lab")), PRIMER_NOTEBOOK)
+        command = lab_command(args.port or DEFAULT_PORT, workspace(args.dir or DEFAULT_DIR), PRIMER_NOTEBOOK)
         sys.stdout.write(
             f"emulated IMDS ({scenario}) at {vm.base_url}; {OVERRIDE_ENV} points the runbooks at it\n"
             "Arc runbook: set emulator_scenario = \"arc-healthy\" (or another arc-* scenario) in its parameters cell\n"
@@ -218,9 +220,9 @@ def run_blind(args: argparse.Namespace) -> int:
     track = args.track or "all"
     fault_lab.draw(seed, track, args.difficulty, count=(args.round or 0) + 1)   # bad choices: one line, now
     parameters = blind_parameters(seed, track, args.difficulty, args.round or 0)
-    folder = args.dir or Path("imds-runbook-lab")
+    folder = args.dir or DEFAULT_DIR
     notebook, written = prepare_blind(folder, parameters)
-    command = lab_command(args.port or 8888, folder, notebook.name)
+    command = lab_command(args.port or DEFAULT_PORT, folder, notebook.name)
     sys.stdout.write(
         f"blind fault lab: seed {seed}, track {track}, difficulty {args.difficulty or 'any'}, round {args.round or 0}\n"
         f"{'wrote' if written else 'reopening your'} {terminal_safe(str(notebook))}\n"
